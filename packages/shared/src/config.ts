@@ -1,0 +1,313 @@
+/**
+ * One declarative table of every option both CLIs accept: its flag, env names, default and help.
+ * Values are merged flags > env > config file > defaults, validated per key, then frozen.
+ * The table is exported so docs and the docker tests read flag and env names from code.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+import { SyncError } from './errors.js';
+import { parseDuration, parseSize } from './units.js';
+
+export type Scope = 'agent' | 'mount';
+
+export interface OptionDef {
+  /** camelCase key, as in the config file. */
+  key: string;
+  /** Commander flag spec, e.g. `--bucket <name>`. */
+  flag: string;
+  env: readonly string[];
+  help: string;
+  scope: readonly Scope[];
+  /** What a valid value looks like, for error messages. */
+  expected: string;
+  kind: 'string' | 'number' | 'boolean' | 'list';
+  parse: (raw: unknown) => unknown;
+  /** Paths in the config file are relative to the file, elsewhere to the working directory. */
+  isPath?: boolean;
+  default?: () => unknown;
+}
+
+function xdgCache(): string {
+  return process.env.XDG_CACHE_HOME || path.join(homedir(), '.cache');
+}
+
+const asString = (raw: unknown): string => {
+  if (typeof raw !== 'string' || raw.trim() === '') throw new Error('empty');
+  return raw.trim();
+};
+const asInt = (min: number, max: number) => (raw: unknown): number => {
+  const n = typeof raw === 'number' ? raw : Number(String(raw).trim());
+  if (!Number.isInteger(n) || n < min || n > max) throw new Error('out of range');
+  return n;
+};
+const asBool = (raw: unknown): boolean => {
+  if (typeof raw === 'boolean') return raw;
+  const s = String(raw).trim().toLowerCase();
+  if (['1', 'true', 'yes', 'on'].includes(s)) return true;
+  if (['0', 'false', 'no', 'off'].includes(s)) return false;
+  throw new Error('not a boolean');
+};
+const asList = (raw: unknown): string[] => {
+  if (Array.isArray(raw)) return z.array(z.string()).parse(raw);
+  // Env form: newline- or comma-separated; flags arrive as arrays already.
+  return String(raw).split(/[\n,]/).map((s) => s.trim()).filter(Boolean);
+};
+const asSize = (raw: unknown): number => parseSize(raw as string | number);
+const asDuration = (raw: unknown): number => parseDuration(raw as string | number);
+
+const BUCKET_RE = /^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+
+export const OPTIONS: readonly OptionDef[] = [
+  {
+    key: 'endpoint', flag: '--endpoint <url>', env: ['S3_ENDPOINT', 'AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL'],
+    help: 'S3 endpoint URL for MinIO, Ceph or other S3-compatible servers (AWS when unset)',
+    scope: ['agent', 'mount'], expected: 'an http(s) URL such as http://127.0.0.1:9000', kind: 'string',
+    parse: (raw) => {
+      const u = new URL(asString(raw));
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('not http(s)');
+      return u.toString().replace(/\/$/, '');
+    },
+  },
+  {
+    key: 'region', flag: '--region <region>', env: ['AWS_REGION', 'AWS_DEFAULT_REGION'],
+    help: 'S3 region', scope: ['agent', 'mount'], expected: 'a region name such as us-east-1', kind: 'string',
+    parse: (raw) => z.string().regex(/^[a-z0-9-]+$/).parse(asString(raw)), default: () => 'us-east-1',
+  },
+  {
+    key: 'bucket', flag: '--bucket <name>', env: ['S3_BUCKET'], help: 'bucket holding the workspaces',
+    scope: ['agent', 'mount'], expected: 'a bucket name: 3-63 lowercase letters, digits, dots or hyphens', kind: 'string',
+    parse: (raw) => z.string().regex(BUCKET_RE).parse(asString(raw)), default: () => 'workspaces',
+  },
+  {
+    key: 'prefix', flag: '--prefix <prefix>', env: ['S3_PREFIX'], help: 'key prefix under which workspaces live',
+    scope: ['agent', 'mount'], expected: 'a key prefix such as team-a/ (no "..", no empty segments)', kind: 'string',
+    parse: (raw) => normalizePrefix(String(raw)), default: () => '',
+  },
+  {
+    key: 'forcePathStyle', flag: '--force-path-style <bool>', env: ['S3_FORCE_PATH_STYLE'],
+    help: 'path-style addressing (default: on when --endpoint is set)', scope: ['agent', 'mount'],
+    expected: 'true or false', kind: 'boolean', parse: asBool,
+  },
+  {
+    key: 'logLevel', flag: '--log-level <level>', env: ['LOG_LEVEL'], help: 'trace, debug, info, warn, error or silent',
+    scope: ['agent', 'mount'], expected: 'one of trace, debug, info, warn, error, silent', kind: 'string',
+    parse: (raw) => z.enum(['trace', 'debug', 'info', 'warn', 'error', 'silent']).parse(asString(raw)),
+    default: () => 'info',
+  },
+  {
+    key: 'healthPort', flag: '--health-port <port>', env: ['HEALTH_PORT'], help: 'serve /healthz and /metrics on this port',
+    scope: ['agent', 'mount'], expected: 'a TCP port 0-65535', kind: 'number', parse: asInt(0, 65535),
+  },
+  {
+    key: 'root', flag: '--root <dir>', env: ['WORKSPACES_DIR'], help: 'directory whose subdirectories are workspaces',
+    scope: ['agent'], expected: 'a directory path', kind: 'string', isPath: true, parse: asString,
+    default: () => './workspaces',
+  },
+  {
+    key: 'stateDir', flag: '--state-dir <dir>', env: ['SYNC_STATE_DIR'], help: 'where the local state index is kept',
+    scope: ['agent'], expected: 'a directory path', kind: 'string', isPath: true, parse: asString,
+    default: () => path.join(xdgCache(), 'workspace-sync', 'state'),
+  },
+  {
+    key: 'concurrency', flag: '--concurrency <n>', env: ['SYNC_CONCURRENCY'], help: 'parallel S3 requests',
+    scope: ['agent'], expected: 'an integer from 1 to 256', kind: 'number', parse: asInt(1, 256), default: () => 16,
+  },
+  {
+    key: 'exclude', flag: '--exclude <pattern>', env: ['SYNC_EXCLUDE'],
+    help: 'extra gitignore-style pattern, highest precedence (repeatable)', scope: ['agent'],
+    expected: 'a list of gitignore patterns', kind: 'list', parse: asList, default: () => [],
+  },
+  {
+    key: 'maxDelete', flag: '--max-delete <n>', env: ['SYNC_MAX_DELETE'],
+    help: 'refuse a push that deletes more objects than this (default: more than half of a workspace)',
+    scope: ['agent'], expected: 'a non-negative integer', kind: 'number', parse: asInt(0, Number.MAX_SAFE_INTEGER),
+  },
+  {
+    key: 'multipartThreshold', flag: '--multipart-threshold <size>', env: ['SYNC_MULTIPART_THRESHOLD'],
+    help: 'files at least this big upload in parts', scope: ['agent'], expected: 'a size of at least 5M, such as 16M',
+    kind: 'string', parse: (raw) => { const n = asSize(raw); if (n < 5 * 1024 ** 2) throw new Error('below 5M'); return n; },
+    default: () => 16 * 1024 ** 2,
+  },
+  {
+    key: 'cacheDir', flag: '--cache-dir <dir>', env: ['CACHE_DIR'], help: 'on-disk content cache',
+    scope: ['mount'], expected: 'a directory path', kind: 'string', isPath: true, parse: asString,
+    default: () => path.join(xdgCache(), 'workspace-sync', 'mount'),
+  },
+  {
+    key: 'cacheMaxSize', flag: '--cache-max-size <size>', env: ['CACHE_MAX_SIZE'], help: 'disk cache budget',
+    scope: ['mount'], expected: 'a size such as 1G', kind: 'string', parse: asSize, default: () => 1024 ** 3,
+  },
+  {
+    key: 'cacheMaxAge', flag: '--cache-max-age <duration>', env: ['CACHE_MAX_AGE'],
+    help: 'evict cached content unused for this long', scope: ['mount'], expected: 'a duration such as 1h',
+    kind: 'string', parse: asDuration, default: () => 3_600_000,
+  },
+  {
+    key: 'memCacheSize', flag: '--mem-cache-size <size>', env: ['MEM_CACHE_SIZE'],
+    help: 'memory cache for small hot files', scope: ['mount'], expected: 'a size such as 64M', kind: 'string',
+    parse: asSize, default: () => 64 * 1024 ** 2,
+  },
+  {
+    key: 'dirCacheTime', flag: '--dir-cache-time <duration>', env: ['DIR_CACHE_TIME'],
+    help: 'how long listings of prefixes without a manifest are trusted', scope: ['mount'],
+    expected: 'a duration such as 5m', kind: 'string', parse: asDuration, default: () => 300_000,
+  },
+  {
+    key: 'pollInterval', flag: '--poll-interval <duration>', env: ['POLL_INTERVAL'],
+    help: 'how often manifests are checked for a new push', scope: ['mount'], expected: 'a duration such as 2s',
+    kind: 'string', parse: asDuration, default: () => 2_000,
+  },
+  {
+    key: 'prefetchConcurrency', flag: '--prefetch-concurrency <n>', env: ['PREFETCH_CONCURRENCY'],
+    help: 'parallel GETs when warming a workspace', scope: ['mount'], expected: 'an integer from 0 to 256',
+    kind: 'number', parse: asInt(0, 256), default: () => 32,
+  },
+  {
+    key: 'allowOther', flag: '--allow-other', env: ['ALLOW_OTHER'], help: 'let other users (and containers) read the mount',
+    scope: ['mount'], expected: 'true or false', kind: 'boolean', parse: asBool, default: () => false,
+  },
+  {
+    key: 'uid', flag: '--uid <uid>', env: ['MOUNT_UID'], help: 'owner shown for every file',
+    scope: ['mount'], expected: 'a numeric user id', kind: 'number', parse: asInt(0, 2 ** 32 - 2),
+  },
+  {
+    key: 'gid', flag: '--gid <gid>', env: ['MOUNT_GID'], help: 'group shown for every file',
+    scope: ['mount'], expected: 'a numeric group id', kind: 'number', parse: asInt(0, 2 ** 32 - 2),
+  },
+];
+
+export const CONFIG_FILE_NAME = 'workspace-sync.config.json';
+export const CONFIG_ENV = 'WORKSPACE_SYNC_CONFIG';
+
+export interface CommonConfig {
+  endpoint: string | undefined;
+  region: string;
+  bucket: string;
+  prefix: string;
+  forcePathStyle: boolean;
+  logLevel: string;
+  healthPort: number | undefined;
+}
+
+export interface AgentConfig extends CommonConfig {
+  root: string;
+  stateDir: string;
+  concurrency: number;
+  exclude: string[];
+  maxDelete: number | undefined;
+  multipartThreshold: number;
+}
+
+export interface MountConfig extends CommonConfig {
+  cacheDir: string;
+  cacheMaxSize: number;
+  cacheMaxAge: number;
+  memCacheSize: number;
+  dirCacheTime: number;
+  pollInterval: number;
+  prefetchConcurrency: number;
+  allowOther: boolean;
+  uid: number | undefined;
+  gid: number | undefined;
+}
+
+export interface ResolveInput {
+  /** Values from the command line, keyed by option key; undefined means not given. */
+  flags?: Record<string, unknown>;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** Explicit config file (from --config); otherwise $WORKSPACE_SYNC_CONFIG or ./workspace-sync.config.json. */
+  configFile?: string;
+}
+
+export function optionsFor(scope: Scope): OptionDef[] {
+  return OPTIONS.filter((o) => o.scope.includes(scope));
+}
+
+export function resolveConfig(scope: 'agent', input?: ResolveInput): Readonly<AgentConfig>;
+export function resolveConfig(scope: 'mount', input?: ResolveInput): Readonly<MountConfig>;
+export function resolveConfig(scope: Scope, input: ResolveInput = {}): Readonly<AgentConfig | MountConfig> {
+  const env = input.env ?? process.env;
+  const cwd = input.cwd ?? process.cwd();
+  const file = loadConfigFile(input.configFile ?? env[CONFIG_ENV], cwd);
+  const out: Record<string, unknown> = {};
+  for (const opt of optionsFor(scope)) {
+    const source = pick(opt, input.flags ?? {}, env, file);
+    if (!source) {
+      out[opt.key] = opt.default?.();
+      if (opt.isPath && typeof out[opt.key] === 'string') out[opt.key] = path.resolve(cwd, out[opt.key] as string);
+      continue;
+    }
+    let value: unknown;
+    try {
+      value = opt.parse(source.raw);
+    } catch (cause) {
+      const shown = typeof source.raw === 'string' ? JSON.stringify(source.raw) : JSON.stringify(source.raw) ?? String(source.raw);
+      throw new SyncError('CONFIG_INVALID', `invalid value ${shown} for ${opt.key} (from ${source.from}): expected ${opt.expected}`, {
+        hint: `fix ${source.from}; run with --help to see every option`,
+        cause,
+      });
+    }
+    if (opt.isPath) value = path.resolve(source.base ?? cwd, value as string);
+    out[opt.key] = value;
+  }
+  if (out.forcePathStyle === undefined) out.forcePathStyle = out.endpoint !== undefined;
+  return Object.freeze(out) as unknown as AgentConfig | MountConfig;
+}
+
+interface Source { raw: unknown; from: string; base?: string }
+
+function pick(opt: OptionDef, flags: Record<string, unknown>, env: NodeJS.ProcessEnv, file: LoadedFile | undefined): Source | undefined {
+  const flagValue = flags[opt.key];
+  if (flagValue !== undefined) return { raw: flagValue, from: `flag ${opt.flag.split(' ')[0]}` };
+  for (const name of opt.env) {
+    const v = env[name];
+    if (v !== undefined && v !== '') return { raw: v, from: `env ${name}` };
+  }
+  if (file && opt.key in file.values) {
+    return { raw: file.values[opt.key], from: `${file.path} (key "${opt.key}")`, base: path.dirname(file.path) };
+  }
+  return undefined;
+}
+
+interface LoadedFile { path: string; values: Record<string, unknown> }
+
+function loadConfigFile(explicit: string | undefined, cwd: string): LoadedFile | undefined {
+  const file = explicit ? path.resolve(cwd, explicit) : path.join(cwd, CONFIG_FILE_NAME);
+  if (!explicit && !existsSync(file)) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (cause) {
+    throw new SyncError('CONFIG_INVALID', `cannot read config file ${file}: ${(cause as Error).message}`, {
+      hint: 'the config file must be a JSON object such as {"bucket": "workspaces"}',
+      cause,
+    });
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new SyncError('CONFIG_INVALID', `config file ${file} is not a JSON object`, {
+      hint: 'the config file must be a JSON object such as {"bucket": "workspaces"}',
+    });
+  }
+  const known = new Set(OPTIONS.map((o) => o.key));
+  for (const key of Object.keys(parsed)) {
+    if (!known.has(key)) {
+      throw new SyncError('CONFIG_INVALID', `unknown key "${key}" in config file ${file}`, {
+        hint: `known keys: ${[...known].join(', ')}`,
+      });
+    }
+  }
+  return { path: file, values: parsed as Record<string, unknown> };
+}
+
+/** `team-a` → `team-a/`; `/x//y/` refused; empty stays empty (bucket root). */
+export function normalizePrefix(raw: string): string {
+  const trimmed = raw.trim().replace(/^\/+/, '');
+  if (trimmed === '') return '';
+  const withSlash = trimmed.endsWith('/') ? trimmed : `${trimmed}/`;
+  const segments = withSlash.slice(0, -1).split('/');
+  if (segments.some((s) => s === '' || s === '.' || s === '..' || s.includes('\0'))) throw new Error('bad segment');
+  return withSlash;
+}

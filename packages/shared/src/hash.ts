@@ -1,0 +1,76 @@
+/**
+ * Reading files so that what is hashed is exactly what is uploaded, and never a torn mix:
+ * the file is stat'ed before and after the read and re-read when it changed in between.
+ */
+import { createHash } from 'node:crypto';
+import { open, type FileHandle } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { SyncError } from './errors.js';
+
+export function sha256Hex(data: Buffer | string): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+export interface StableRead {
+  data: Buffer;
+  sha256: string;
+  stat: Stats;
+}
+
+export interface StableHash {
+  sha256: string;
+  stat: Stats;
+}
+
+const sameVersion = (a: Stats, b: Stats) =>
+  a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.ino === b.ino;
+
+async function withStableFile<T>(file: string, attempts: number, body: (fh: FileHandle, before: Stats) => Promise<T>): Promise<{ value: T; stat: Stats }> {
+  for (let i = 0; i < attempts; i++) {
+    const fh = await open(file, 'r');
+    try {
+      const before = await fh.stat();
+      const value = await body(fh, before);
+      const after = await fh.stat();
+      if (sameVersion(before, after)) return { value, stat: after };
+    } finally {
+      await fh.close();
+    }
+    await new Promise((r) => setTimeout(r, 20 * (i + 1)));
+  }
+  throw new SyncError('FILE_UNSTABLE', `${file} kept changing while it was read (${attempts} attempts)`, {
+    hint: 'it is being written continuously; it will be picked up by the next push once it settles',
+  });
+}
+
+/** Whole file in memory plus its sha256, consistent with one version of the file. */
+export async function readFileStable(file: string, attempts = 5): Promise<StableRead> {
+  const { value, stat } = await withStableFile(file, attempts, async (fh, before) => {
+    const data = Buffer.allocUnsafe(before.size);
+    let off = 0;
+    while (off < data.length) {
+      const { bytesRead } = await fh.read(data, off, data.length - off, off);
+      if (bytesRead === 0) break;
+      off += bytesRead;
+    }
+    return off === data.length ? data : data.subarray(0, off);
+  });
+  return { data: value, sha256: sha256Hex(value), stat };
+}
+
+/** sha256 of a file streamed in chunks (for files too large to hold in memory). */
+export async function hashFileStable(file: string, attempts = 5): Promise<StableHash> {
+  const { value, stat } = await withStableFile(file, attempts, async (fh) => {
+    const h = createHash('sha256');
+    const buf = Buffer.allocUnsafe(1024 * 1024);
+    let pos = 0;
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+      if (bytesRead === 0) break;
+      h.update(buf.subarray(0, bytesRead));
+      pos += bytesRead;
+    }
+    return h.digest('hex');
+  });
+  return { sha256: value, stat };
+}

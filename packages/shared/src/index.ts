@@ -1,0 +1,20 @@
+export { SyncError, ErrorCodes, ExitCodes, exitCodeFor, formatError, isSyncError, redact, type ErrorCode } from './errors.js';
+export { createLogger, type Logger, type LoggerOptions } from './log.js';
+export { parseSize, parseDuration, formatBytes } from './units.js';
+export {
+  OPTIONS, CONFIG_FILE_NAME, CONFIG_ENV, optionsFor, resolveConfig, normalizePrefix,
+  type OptionDef, type Scope, type AgentConfig, type MountConfig, type CommonConfig, type ResolveInput,
+} from './config.js';
+export {
+  createS3Client, createObjectStore, translateS3Error, stripEtag, httpStatus,
+  type ObjectStore, type S3Settings, type GetOptions, type GetResult, type ObjectInfo, type PutOptions, type ListEntry,
+} from './s3.js';
+export {
+  MANIFEST_FORMAT, MANIFEST_VERSION, encodeManifest, decodeManifest, compareUtf8,
+  type Manifest, type ManifestEntry, type FileEntry, type SymlinkEntry,
+} from './manifest.js';
+export {
+  CONTROL_DIR, isSafeRelativePath, isValidWorkspaceName, workspacePrefix, objectKey, manifestKey, workspaceOfManifestKey,
+} from './paths.js';
+export { DEFAULT_EXCLUDES, createFilter, type Filter, type FilterOptions } from './filter.js';
+export { sha256Hex, readFileStable, hashFileStable, type StableRead, type StableHash } from './hash.js';

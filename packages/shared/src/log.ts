@@ -1,0 +1,35 @@
+/**
+ * pino to stderr: JSON when stderr is not a terminal (or LOG_FORMAT=json), readable on a TTY.
+ * Credentials never reach the log: known secret fields are redacted by path.
+ */
+import { pino, type Logger, type LevelWithSilent } from 'pino';
+import pretty from 'pino-pretty';
+
+export type { Logger } from 'pino';
+
+export interface LoggerOptions {
+  level?: string;
+  name?: string;
+  /** Overrides the TTY check: 'json' or 'pretty'. */
+  format?: string | undefined;
+  destination?: NodeJS.WritableStream;
+}
+
+const REDACT_PATHS = [
+  'secretAccessKey', '*.secretAccessKey', 'credentials', '*.credentials', 'accessKeyId', '*.accessKeyId',
+  'headers.authorization', '*.headers.authorization', 'sessionToken', '*.sessionToken',
+];
+
+export function createLogger(opts: LoggerOptions = {}): Logger {
+  const destination = opts.destination ?? process.stderr;
+  const format = opts.format ?? process.env.LOG_FORMAT ?? ((destination as { isTTY?: boolean }).isTTY ? 'pretty' : 'json');
+  const base = {
+    level: (opts.level ?? 'info') as LevelWithSilent,
+    base: opts.name ? { name: opts.name } : null,
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+  };
+  if (format === 'pretty') {
+    return pino(base, pretty({ destination: destination as NodeJS.WritableStream & { fd?: number }, colorize: true, sync: true, ignore: 'pid,hostname,name', translateTime: 'HH:MM:ss.l' }));
+  }
+  return pino(base, destination);
+}

@@ -1,0 +1,96 @@
+/**
+ * The per-workspace manifest: the commit point of a push and the mount's whole view of a workspace.
+ * Stored gzip-compressed JSON at `<prefix>.sync/<workspace>/manifest.json.gz`. The format is documented in
+ * the README; readers treat it as untrusted input and validate every field and path.
+ */
+import { gunzipSync, gzipSync } from 'node:zlib';
+import { z } from 'zod';
+import { SyncError } from './errors.js';
+import { isSafeRelativePath, isValidWorkspaceName } from './paths.js';
+
+export const MANIFEST_FORMAT = 'workspace-sync.manifest';
+export const MANIFEST_VERSION = 1;
+
+const safePath = z.string().refine(isSafeRelativePath, { message: 'unsafe path' });
+const sha256 = z.string().regex(/^[0-9a-f]{64}$/);
+
+const FileEntrySchema = z.object({
+  path: safePath,
+  type: z.literal('file'),
+  size: z.number().int().nonnegative(),
+  mtimeMs: z.number().nonnegative(),
+  /** Permission bits (e.g. 0o755 = 493). */
+  mode: z.number().int().min(0).max(0o7777),
+  sha256,
+  etag: z.string(),
+});
+
+const SymlinkEntrySchema = z.object({
+  path: safePath,
+  type: z.literal('symlink'),
+  target: z.string().min(1).max(4096).refine((t) => !t.includes('\0')),
+  mtimeMs: z.number().nonnegative(),
+  etag: z.string(),
+});
+
+const EntrySchema = z.discriminatedUnion('type', [FileEntrySchema, SymlinkEntrySchema]);
+
+const ManifestSchema = z.object({
+  format: z.literal(MANIFEST_FORMAT),
+  version: z.literal(MANIFEST_VERSION),
+  workspace: z.string().refine(isValidWorkspaceName),
+  generation: z.number().int().nonnegative(),
+  createdAt: z.string(),
+  writer: z.object({ host: z.string(), agent: z.string() }),
+  entries: z.array(EntrySchema),
+});
+
+export type FileEntry = z.infer<typeof FileEntrySchema>;
+export type SymlinkEntry = z.infer<typeof SymlinkEntrySchema>;
+export type ManifestEntry = FileEntry | SymlinkEntry;
+export type Manifest = z.infer<typeof ManifestSchema>;
+
+export function encodeManifest(m: Manifest): Buffer {
+  const sorted = { ...m, entries: [...m.entries].sort((a, b) => compareUtf8(a.path, b.path)) };
+  return gzipSync(Buffer.from(JSON.stringify(sorted)), { level: 6 });
+}
+
+/** Parses and validates a manifest; `where` names it in errors. */
+export function decodeManifest(body: Buffer, where: string): Manifest {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(gunzipSync(body).toString('utf8'));
+  } catch (cause) {
+    throw new SyncError('MANIFEST_INVALID', `manifest ${where} is not gzip-compressed JSON`, {
+      hint: 'it was not written by sync-agent or is damaged; push the workspace again to replace it', cause,
+    });
+  }
+  const version = (raw as { version?: unknown })?.version;
+  if (typeof version === 'number' && version > MANIFEST_VERSION) {
+    throw new SyncError('MANIFEST_TOO_NEW', `manifest ${where} has format version ${version}; this build reads ${MANIFEST_VERSION}`, {
+      hint: 'upgrade workspace-sync on this machine',
+    });
+  }
+  const parsed = ManifestSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw new SyncError('MANIFEST_INVALID', `manifest ${where} is invalid at ${issue.path.join('.') || '(root)'}: ${issue.message}`, {
+      hint: 'push the workspace again to replace it',
+    });
+  }
+  const seen = new Set<string>();
+  for (const e of parsed.data.entries) {
+    if (seen.has(e.path)) {
+      throw new SyncError('MANIFEST_INVALID', `manifest ${where} lists ${JSON.stringify(e.path)} twice`, {
+        hint: 'push the workspace again to replace it',
+      });
+    }
+    seen.add(e.path);
+  }
+  return parsed.data;
+}
+
+/** Byte-wise UTF-8 order: what S3 listings use, so manifests and listings sort alike. */
+export function compareUtf8(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}

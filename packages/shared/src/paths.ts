@@ -1,0 +1,43 @@
+/** Object keys and the path rules both sides enforce on untrusted input. */
+
+/** Top-level control prefix, beside the workspaces; never a workspace (names starting with "." are not). */
+export const CONTROL_DIR = '.sync';
+
+const MAX_SEGMENT_BYTES = 255;
+const MAX_PATH_BYTES = 4096;
+
+/**
+ * A relative path that cannot escape its root: no empty, "." or ".." segments, no NUL,
+ * no leading slash, no over-long names. Used for manifest entries and listed keys alike.
+ */
+export function isSafeRelativePath(p: string): boolean {
+  if (p === '' || p.includes('\0') || p.startsWith('/') || Buffer.byteLength(p) > MAX_PATH_BYTES) return false;
+  for (const seg of p.split('/')) {
+    if (seg === '' || seg === '.' || seg === '..' || Buffer.byteLength(seg) > MAX_SEGMENT_BYTES) return false;
+  }
+  return true;
+}
+
+export function isValidWorkspaceName(name: string): boolean {
+  return isSafeRelativePath(name) && !name.includes('/') && !name.startsWith('.');
+}
+
+export function workspacePrefix(prefix: string, workspace: string): string {
+  return `${prefix}${workspace}/`;
+}
+
+export function objectKey(prefix: string, workspace: string, relPath: string): string {
+  return `${prefix}${workspace}/${relPath}`;
+}
+
+export function manifestKey(prefix: string, workspace: string): string {
+  return `${prefix}${CONTROL_DIR}/${workspace}/manifest.json.gz`;
+}
+
+/** The workspace whose manifest this key is, or undefined. */
+export function workspaceOfManifestKey(prefix: string, key: string): string | undefined {
+  const head = `${prefix}${CONTROL_DIR}/`;
+  if (!key.startsWith(head) || !key.endsWith('/manifest.json.gz')) return undefined;
+  const ws = key.slice(head.length, -'/manifest.json.gz'.length);
+  return isValidWorkspaceName(ws) ? ws : undefined;
+}
