@@ -18,3 +18,7 @@ export {
 } from './paths.js';
 export { DEFAULT_EXCLUDES, createFilter, type Filter, type FilterOptions } from './filter.js';
 export { sha256Hex, readFileStable, hashFileStable, type StableRead, type StableHash } from './hash.js';
+export {
+  startHealthServer, createRegistry, Counter, Gauge, Histogram, Registry,
+  type Health, type HealthStatus, type HealthServer,
+} from './health.js';
