@@ -22,3 +22,4 @@ export {
   startHealthServer, createRegistry, Counter, Gauge, Histogram, Registry,
   type Health, type HealthStatus, type HealthServer,
 } from './health.js';
+export { addConfigOptions, configFlags } from './cli-options.js';

@@ -1,0 +1,155 @@
+/**
+ * `sync-agent`: parses, wires and prints. Results go to stdout (plain or --json), logs to stderr (pino).
+ * Exit codes come from shared exitCodeFor (documented in the README).
+ */
+import { Command, CommanderError } from 'commander';
+import {
+  addConfigOptions, configFlags, createLogger, createObjectStore, exitCodeFor, ExitCodes, formatBytes, formatError,
+  isSyncError, resolveConfig, SyncError, type AgentConfig,
+} from '@workspace-sync/shared';
+import { listFiles } from './files.js';
+import { createProgress } from './progress.js';
+import { pushWorkspace, type PushReport } from './push.js';
+import { AGENT_VERSION } from './version.js';
+import { checkWorkspaceName, listWorkspaces } from './workspaces.js';
+
+/** Errors that concern one workspace: report them and go on with the others. */
+const PER_WORKSPACE = new Set(['WORKSPACE_MISSING', 'WORKSPACE_UNREADABLE', 'WORKSPACE_EMPTY', 'DELETE_LIMIT', 'WORKSPACE_UNKNOWN']);
+
+interface Io {
+  out: (s: string) => void;
+  err: (s: string) => void;
+}
+
+export async function main(argv: string[], io: Io = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) }): Promise<number> {
+  let code: number = ExitCodes.OK;
+  const program = new Command('sync-agent')
+    .description('Mirror developer workspaces into S3, filtered like git, as content-hashed deltas.')
+    .version(AGENT_VERSION)
+    .exitOverride()
+    .configureOutput({ writeOut: io.out, writeErr: io.err })
+    .showHelpAfterError();
+
+  addConfigOptions(
+    program.command('push')
+      .argument('[workspace...]', 'workspaces to push (default: every directory under --root)')
+      .description('push workspaces once: upload changes, publish the manifest, then delete removed files')
+      .option('--dry-run', 'print the plan (uploads, copies, deletes, bytes) and change nothing')
+      .option('--json', 'print a JSON summary on stdout')
+      .option('--force', 'allow deletes beyond the safety limit')
+      .option('--create-bucket', 'create the bucket if it does not exist'),
+    'agent',
+  ).action(async (names: string[], _opts, cmd: Command) => {
+    code = await runPush(cmd, names, io);
+  });
+
+  addConfigOptions(
+    program.command('files')
+      .argument('[workspace-or-dir]', 'a workspace name under --root, or a directory (default: every workspace)')
+      .description('print the paths that would be synced, one per line, sorted')
+      .option('-0, --null', 'separate paths with NUL instead of newline'),
+    'agent',
+  ).action(async (target: string | undefined, _opts, cmd: Command) => {
+    const config = loadConfig(cmd);
+    const { paths, skipped } = await listFiles(config, target);
+    const sep = cmd.opts().null ? '\0' : '\n';
+    io.out(paths.map((p) => p + sep).join(''));
+    for (const s of skipped) io.err(`skipped ${s.path}: ${s.reason}\n`);
+    code = skipped.length ? ExitCodes.PARTIAL : ExitCodes.OK;
+  });
+
+  try {
+    await program.parseAsync(argv);
+    return code;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? ExitCodes.OK : ExitCodes.USAGE;
+    io.err(`${formatError(err)}\n`);
+    return exitCodeFor(err);
+  }
+}
+
+function loadConfig(cmd: Command): AgentConfig {
+  const { flags, configFile } = configFlags(cmd, 'agent');
+  return resolveConfig('agent', { flags, configFile });
+}
+
+function storeFor(config: AgentConfig) {
+  return createObjectStore({
+    endpoint: config.endpoint, region: config.region, bucket: config.bucket, forcePathStyle: config.forcePathStyle,
+    maxSockets: config.concurrency * 2,
+  });
+}
+
+async function runPush(cmd: Command, names: string[], io: Io): Promise<number> {
+  const opts = cmd.opts<{ dryRun?: boolean; json?: boolean; force?: boolean; createBucket?: boolean }>();
+  const config = loadConfig(cmd);
+  const log = createLogger({ level: config.logLevel, name: 'sync-agent' });
+  const store = storeFor(config);
+  if (opts.createBucket && !opts.dryRun) await store.createBucket();
+  for (const n of names) checkWorkspaceName(n, config.root);
+  const workspaces = names.length ? names : await listWorkspaces(config.root);
+  if (workspaces.length === 0) log.warn({ root: config.root }, 'no workspaces found under the root');
+
+  const progress = createProgress(!opts.json && !!process.stderr.isTTY && !opts.dryRun);
+  const reports: PushReport[] = [];
+  const failures: Array<{ workspace: string; error: SyncError }> = [];
+  let worst: number = ExitCodes.OK;
+  for (const workspace of workspaces) {
+    try {
+      const report = await pushWorkspace({
+        config, store, log, workspace, dryRun: opts.dryRun, force: opts.force,
+        onPlan: (p) => progress.start(workspace, p.uploads.length + p.copies.length, p.uploadBytes),
+        onBytes: (n) => progress.bytes(n),
+        onFile: () => progress.file(),
+      });
+      progress.stop();
+      reports.push(report);
+      for (const s of report.skipped) log.warn({ workspace, path: s.path }, `skipped: ${s.reason}`);
+      if (report.skipped.length) worst = Math.max(worst, ExitCodes.PARTIAL);
+      if (!opts.json) io.out(opts.dryRun ? formatPlan(report) : `${formatSummary(report)}\n`);
+    } catch (err) {
+      progress.stop();
+      if (!isSyncError(err) || !PER_WORKSPACE.has(err.code)) throw err;
+      failures.push({ workspace, error: err });
+      worst = Math.max(worst, exitCodeFor(err));
+      io.err(`${formatError(err)}\n`);
+    }
+  }
+  if (opts.json) {
+    io.out(`${JSON.stringify({
+      ok: failures.length === 0 && worst === ExitCodes.OK,
+      workspaces: reports.map((r) => ({ ...r, skipped: r.skipped.length, skippedPaths: r.skipped })),
+      errors: failures.map((f) => ({ workspace: f.workspace, code: f.error.code, message: f.error.message, hint: f.error.hint })),
+      totals: totals(reports),
+    }, null, 2)}\n`);
+  }
+  return worst;
+}
+
+function totals(reports: PushReport[]) {
+  const t = { uploaded: 0, copied: 0, deleted: 0, unchanged: 0, skipped: 0, bytes: 0, seconds: 0 };
+  for (const r of reports) {
+    t.uploaded += r.uploaded; t.copied += r.copied; t.deleted += r.deleted; t.unchanged += r.unchanged;
+    t.skipped += r.skipped.length; t.bytes += r.bytes; t.seconds += r.seconds;
+  }
+  return t;
+}
+
+export function formatSummary(r: PushReport): string {
+  const parts = [`${r.uploaded} uploaded`, `${r.copied} copied`, `${r.deleted} deleted`, `${r.unchanged} unchanged`];
+  if (r.skipped.length) parts.push(`${r.skipped.length} skipped`);
+  const manifest = r.manifestWritten ? `manifest #${r.generation}` : 'no changes';
+  return `${r.workspace}: ${parts.join(', ')} (${formatBytes(r.bytes)}, ${manifest}) in ${r.seconds.toFixed(2)} s`;
+}
+
+function formatPlan(r: PushReport): string {
+  const p = r.plan!;
+  const lines = [
+    ...p.uploads.map((u) => `upload  ${r.workspace}/${u}`),
+    ...p.copies.map((c) => `copy    ${r.workspace}/${c.from} -> ${r.workspace}/${c.to}`),
+    ...p.deletes.map((d) => `delete  ${r.workspace}/${d}`),
+    `${r.workspace}: would upload ${p.uploads.length} (${formatBytes(p.uploadBytes)}), copy ${p.copies.length}, delete ${p.deletes.length}, keep ${r.unchanged} (dry run)`,
+  ];
+  return `${lines.join('\n')}\n`;
+}
+

@@ -1,0 +1,107 @@
+/**
+ * Walks one workspace and returns what would be synced, without reading file contents.
+ * Never descends into excluded directories, never follows symlinks, and reports (rather than fails on)
+ * entries it cannot sync: unreadable directories, special files, symlinks pointing outside.
+ */
+import { lstat, readdir, readlink } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import path from 'node:path';
+import type { Filter } from '@workspace-sync/shared';
+import { isSafeRelativePath } from '@workspace-sync/shared';
+
+export interface LocalFile {
+  type: 'file';
+  path: string;
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+  ino: number;
+  /** Permission bits only. */
+  mode: number;
+}
+
+export interface LocalSymlink {
+  type: 'symlink';
+  path: string;
+  target: string;
+  mtimeMs: number;
+}
+
+export type LocalEntry = LocalFile | LocalSymlink;
+
+export interface Skipped {
+  path: string;
+  reason: string;
+}
+
+export interface ScanResult {
+  entries: Map<string, LocalEntry>;
+  skipped: Skipped[];
+}
+
+export function fileFromStats(rel: string, st: Stats): LocalFile {
+  return { type: 'file', path: rel, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, mode: st.mode & 0o7777 };
+}
+
+/**
+ * Symlink target as stored: relative, and inside the workspace; undefined when it points outside.
+ * Absolute targets inside the workspace are rewritten relative so they still resolve under a mount.
+ */
+export function normalizeLinkTarget(wsDir: string, rel: string, target: string): string | undefined {
+  const linkDir = path.dirname(path.join(wsDir, rel));
+  const resolved = path.resolve(linkDir, target);
+  const inside = path.relative(wsDir, resolved);
+  if (inside.startsWith('..') || path.isAbsolute(inside)) return undefined;
+  return path.isAbsolute(target) ? path.relative(linkDir, resolved) || '.' : target;
+}
+
+/** Classifies one lstat'ed path; used by both the full scan and the watcher. */
+export async function entryFor(wsDir: string, rel: string, st: Stats): Promise<LocalEntry | Skipped> {
+  if (st.isFile()) return fileFromStats(rel, st);
+  if (st.isSymbolicLink()) {
+    const raw = await readlink(path.join(wsDir, rel));
+    const target = normalizeLinkTarget(wsDir, rel, raw);
+    if (target === undefined) return { path: rel, reason: `symlink points outside the workspace (${raw})` };
+    return { type: 'symlink', path: rel, target, mtimeMs: st.mtimeMs };
+  }
+  return { path: rel, reason: 'not a regular file, directory or symlink' };
+}
+
+export async function scanWorkspace(wsDir: string, filter: Filter): Promise<ScanResult> {
+  const entries = new Map<string, LocalEntry>();
+  const skipped: Skipped[] = [];
+
+  const walk = async (relDir: string): Promise<void> => {
+    let names;
+    try {
+      names = await readdir(relDir ? path.join(wsDir, relDir) : wsDir, { withFileTypes: true });
+    } catch (err) {
+      if (relDir === '') throw err;
+      skipped.push({ path: `${relDir}/`, reason: `cannot read directory (${(err as NodeJS.ErrnoException).code})` });
+      return;
+    }
+    const subdirs: string[] = [];
+    await Promise.all(names.map(async (d) => {
+      const rel = relDir ? `${relDir}/${d.name}` : d.name;
+      if (!isSafeRelativePath(rel)) {
+        skipped.push({ path: rel, reason: 'name cannot be stored as an object key' });
+        return;
+      }
+      const isDir = d.isDirectory();
+      if (filter.excludes(rel, isDir)) return;
+      if (isDir) { subdirs.push(rel); return; }
+      try {
+        const e = await entryFor(wsDir, rel, await lstat(path.join(wsDir, rel)));
+        if ('reason' in e) skipped.push(e);
+        else entries.set(rel, e);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== 'ENOENT') skipped.push({ path: rel, reason: `cannot stat (${code})` });
+      }
+    }));
+    for (const sub of subdirs) await walk(sub);
+  };
+
+  await walk('');
+  return { entries, skipped };
+}

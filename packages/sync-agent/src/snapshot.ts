@@ -1,0 +1,60 @@
+/**
+ * Turns a scan into hashed entries, hashing only files whose stat changed since the state index
+ * recorded them (and racily-clean ones).
+ */
+import path from 'node:path';
+import PQueue from 'p-queue';
+import { hashFileStable, isSyncError, readFileStable, sha256Hex } from '@workspace-sync/shared';
+import type { HashedEntry } from './planner.js';
+import type { LocalEntry, Skipped } from './scan.js';
+import { cachedHash, type HashRecord } from './state.js';
+
+const IN_MEMORY_HASH_LIMIT = 8 * 1024 * 1024;
+
+export interface Snapshot {
+  entries: Map<string, HashedEntry>;
+  /** Hash records for every file in the snapshot, to save in the state index. */
+  records: Record<string, HashRecord>;
+  skipped: Skipped[];
+  hashed: number;
+}
+
+export async function hashSnapshot(
+  wsDir: string,
+  local: ReadonlyMap<string, LocalEntry>,
+  previous: Record<string, HashRecord> | undefined,
+  concurrency = 8,
+): Promise<Snapshot> {
+  const out: Snapshot = { entries: new Map(), records: {}, skipped: [], hashed: 0 };
+  const queue = new PQueue({ concurrency });
+  const now = () => Date.now();
+  for (const e of local.values()) {
+    if (e.type === 'symlink') {
+      out.entries.set(e.path, { ...e, sha256: sha256Hex(e.target) });
+      continue;
+    }
+    const cached = cachedHash(previous?.[e.path], e);
+    if (cached) {
+      out.entries.set(e.path, { type: 'file', path: e.path, size: e.size, mtimeMs: e.mtimeMs, mode: e.mode, sha256: cached });
+      out.records[e.path] = previous![e.path]!;
+      continue;
+    }
+    queue.add(async () => {
+      const abs = path.join(wsDir, e.path);
+      try {
+        const { sha256, stat } = e.size < IN_MEMORY_HASH_LIMIT ? await readFileStable(abs) : await hashFileStable(abs);
+        out.hashed++;
+        out.entries.set(e.path, { type: 'file', path: e.path, size: stat.size, mtimeMs: stat.mtimeMs, mode: stat.mode & 0o7777, sha256 });
+        out.records[e.path] = { size: stat.size, mtimeMs: stat.mtimeMs, ctimeMs: stat.ctimeMs, ino: stat.ino, sha256, hashedAtMs: now() };
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') return; // deleted since the scan: simply not part of this snapshot
+        if (isSyncError(err, 'FILE_UNSTABLE')) { out.skipped.push({ path: e.path, reason: err.message }); return; }
+        if (code) { out.skipped.push({ path: e.path, reason: `cannot read (${code})` }); return; }
+        throw err;
+      }
+    });
+  }
+  await queue.onIdle();
+  return out;
+}
