@@ -1,0 +1,15 @@
+import { startRgw } from '@workspace-sync/testkit';
+import { createObjectStore } from '@workspace-sync/shared';
+const t0 = performance.now(); const lap = (m) => console.log(m, Math.round(performance.now() - t0), 'ms');
+const a = await startRgw(); lap('startRgw a');
+Object.assign(process.env, { AWS_ACCESS_KEY_ID: a.env.AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: a.env.AWS_SECRET_ACCESS_KEY });
+const sa = createObjectStore({ endpoint: a.endpoint, region: 'us-east-1', bucket: a.bucket, forcePathStyle: true });
+await sa.put('k', Buffer.from('v')); lap('put a');
+const b = await startRgw(); lap('startRgw b');
+const sb = createObjectStore({ endpoint: b.endpoint, region: 'us-east-1', bucket: b.bucket, forcePathStyle: true });
+await sb.put('x', Buffer.from('y')); lap('put b');
+await sa.head('x'); lap('head a');
+await b.stop(); lap('stop b');
+await sa.head('k'); lap('head a after stop b');
+await b.stop(); lap('stop b again');
+await a.stop(); lap('stop a');

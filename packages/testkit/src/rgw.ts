@@ -1,0 +1,148 @@
+/**
+ * Ceph RGW as a test's S3 server: the real-server tier. The cluster (mon, OSD, main gateway) is
+ * started once per run by `scripts/rgw.sh start`; each startRgw() gets a gateway of its own on a free
+ * port and a fresh bucket. Test files share the data, but one file's outage test (stop/start of its
+ * gateway) cannot take down the server another file is using at the same time.
+ */
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { createObjectStore } from '@workspace-sync/shared';
+import type { EmbeddedS3 } from './spawn.js';
+
+const SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'scripts', 'rgw.sh');
+const DEFAULT_DIR = '/tmp/wsync-rgw';
+const execFileAsync = promisify(execFile);
+
+export interface RgwOptions {
+  /** The cluster's directory as given to scripts/rgw.sh (default: RGW_DIR, else /tmp/wsync-rgw). */
+  dir?: string;
+  /** Port of this test's gateway (default: a free one). */
+  port?: number;
+  /** Default: a fresh `t-<random>` bucket, so test files sharing the cluster never see each other's objects. */
+  bucket?: string;
+  /** Create the bucket on start (default true). */
+  createBucket?: boolean;
+}
+
+let gatewaySeq = 0;
+
+export async function startRgw(opts: RgwOptions = {}): Promise<EmbeddedS3> {
+  const dir = opts.dir ?? process.env.RGW_DIR ?? DEFAULT_DIR;
+  const cluster = readClusterEnv(dir);
+  const bucket = opts.bucket ?? `t-${randomBytes(6).toString('hex')}`;
+  const name = `t${process.pid}x${++gatewaySeq}`;
+  const port = opts.port ?? await freePort();
+  const endpoint = `http://127.0.0.1:${port}`;
+  const env = { ...cluster, S3_ENDPOINT: endpoint, S3_BUCKET: bucket };
+  let pid: number | undefined;
+  // Never outlive the test process, even when it dies without cleaning up.
+  const reap = () => { if (pid !== undefined) kill(pid); };
+
+  const launch = async () => {
+    await rgwSh(['start-rgw', dir, name, String(port)]);
+    pid = Number(readFileSync(path.join(dir, 'run', `rgw.${name}.pid`), 'utf8'));
+    process.once('exit', reap);
+  };
+
+  await launch();
+  if (opts.createBucket !== false) await createBucketAs(env, bucket);
+  const api: EmbeddedS3 = {
+    endpoint,
+    port,
+    dir,
+    bucket,
+    env,
+    get running() { return pid !== undefined && isAlive(pid); },
+    async stop() {
+      if (pid === undefined) return;
+      await rgwSh(['stop-rgw', dir, name]);
+      process.removeListener('exit', reap);
+      pid = undefined;
+    },
+    async start() {
+      if (api.running) return;
+      await launch();
+    },
+  };
+  return api;
+}
+
+/** DIR/env, written by `scripts/rgw.sh start` once the cluster serves S3. */
+function readClusterEnv(dir: string): Record<string, string> {
+  let text: string;
+  try {
+    text = readFileSync(path.join(dir, 'env'), 'utf8');
+  } catch {
+    throw new Error(`no Ceph RGW cluster in ${dir} (no ${path.join(dir, 'env')}): start one with scripts/rgw.sh start ${dir}`);
+  }
+  const env: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq > 0) env[line.slice(0, eq)] = line.slice(eq + 1);
+  }
+  return env;
+}
+
+async function rgwSh(args: string[]): Promise<void> {
+  try {
+    await execFileAsync(SCRIPT, args, { timeout: 120_000 });
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    throw new Error(`scripts/rgw.sh ${args.join(' ')} failed: ${e.stderr?.trim() || e.message}`);
+  }
+}
+
+/**
+ * S3Settings carries no credentials (the SDK reads them from the environment) and this process's
+ * environment may hold another server's, so lend it the cluster's for this one call; the SDK
+ * resolves credentials once per client, on its first request.
+ */
+async function createBucketAs(env: Record<string, string>, bucket: string): Promise<void> {
+  const names = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN'] as const;
+  const saved = names.map((n) => process.env[n]);
+  process.env.AWS_ACCESS_KEY_ID = env.AWS_ACCESS_KEY_ID;
+  process.env.AWS_SECRET_ACCESS_KEY = env.AWS_SECRET_ACCESS_KEY;
+  delete process.env.AWS_SESSION_TOKEN;
+  try {
+    await createObjectStore({ endpoint: env.S3_ENDPOINT, region: env.AWS_REGION ?? 'us-east-1', bucket, forcePathStyle: true })
+      .createBucket();
+  } finally {
+    names.forEach((n, i) => {
+      if (saved[i] === undefined) delete process.env[n];
+      else process.env[n] = saved[i];
+    });
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function kill(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // Already gone.
+  }
+}
