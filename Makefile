@@ -1,0 +1,22 @@
+# Everything a user or CI runs goes through here; each target installs what it needs first.
+.PHONY: setup build demo test test-rgw bench clean
+
+setup:
+	@scripts/bootstrap.sh
+
+build: setup
+
+demo: setup
+	@node scripts/demo.mjs
+
+test: setup
+	@scripts/test.sh
+
+test-rgw: setup
+	@scripts/test.sh --rgw
+
+bench: setup
+	@scripts/bench.sh
+
+clean:
+	rm -rf .tmp packages/*/dist packages/*/tsconfig.tsbuildinfo

@@ -1,0 +1,86 @@
+#!/usr/bin/env node
+// `make demo`: copies examples/workspaces next to some typical clutter (node_modules, .git, build
+// output, logs, secrets), starts the embedded S3 server on loopback, pushes every workspace, pushes
+// again (a no-op), then prints what landed in the bucket and what was left out.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { cpSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createObjectStore } from '@workspace-sync/shared';
+import { startEmbeddedS3 } from '@workspace-sync/testkit';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const work = path.join(repo, '.tmp/demo');
+const root = path.join(work, 'workspaces');
+const agent = path.join(repo, 'packages/sync-agent/bin/sync-agent.js');
+
+rmSync(work, { recursive: true, force: true });
+cpSync(path.join(repo, 'examples/workspaces'), root, { recursive: true, verbatimSymlinks: true });
+const clutter = {
+  'www/node_modules/react/package.json': '{"name":"react"}',
+  'www/node_modules/react/index.js': 'module.exports = {};',
+  'www/node_modules/.bin/react-scripts': '#!/bin/sh',
+  'www/dist/index.html': '<h1>built</h1>',
+  'www/npm-debug.log': 'npm ERR! something',
+  'www/.env': 'API_KEY=do-not-ship-me',
+  'www/.env.local': 'API_KEY=also-secret',
+  'www/.cache/babel.json': '{}',
+  'api/node_modules/express/index.js': 'module.exports = () => {};',
+  'api/coverage/lcov.info': 'TN:',
+  'api/server.log': 'listening on 4000',
+  'api/dev.sqlite': 'SQLite format 3',
+  'api/.env': 'DATABASE_URL=postgres://secret',
+  'api/__pycache__/helper.cpython-311.pyc': 'pyc',
+  'api/.DS_Store': 'mac',
+};
+for (const [rel, body] of Object.entries(clutter)) {
+  mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });
+  writeFileSync(path.join(root, rel), body);
+}
+for (const ws of ['www', 'api']) execFileSync('git', ['init', '-q', path.join(root, ws)]);
+
+const s3 = await startEmbeddedS3({ dir: path.join(work, 's3') });
+Object.assign(process.env, s3.env);
+const env = { ...process.env, WORKSPACES_DIR: root, SYNC_STATE_DIR: path.join(work, 'state'), LOG_LEVEL: 'warn' };
+const run = (title, args) => {
+  console.log(`\n$ sync-agent ${args.join(' ')}    # ${title}`);
+  const r = spawnSync(process.execPath, [agent, ...args], { env, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
+  process.stdout.write(r.stdout);
+  return r;
+};
+
+try {
+  console.log(`embedded S3 server: ${s3.endpoint} (bucket "${s3.bucket}")`);
+  console.log(`workspaces: ${root}`);
+  const first = run('first push: everything is new', ['push']);
+  if (first.status !== 0 && first.status !== 1) process.exit(first.status ?? 1);
+  run('again: nothing changed, so nothing is sent', ['push']);
+
+  const store = createObjectStore({ endpoint: s3.endpoint, region: 'us-east-1', bucket: s3.bucket, forcePathStyle: true });
+  const keys = [];
+  for await (const item of store.list('')) if ('key' in item) keys.push(item.key);
+  console.log(`\nIn the bucket (s3://${s3.bucket}/), ${keys.length} objects:`);
+  for (const k of keys) console.log(`  ${k}`);
+
+  const synced = new Set(keys);
+  const leftOut = [];
+  const walk = (rel) => {
+    for (const d of readdirSync(path.join(root, rel), { withFileTypes: true })) {
+      const p = rel ? `${rel}/${d.name}` : d.name;
+      if (d.isDirectory()) walk(p);
+      else if (!synced.has(p)) leftOut.push(p);
+    }
+  };
+  walk('');
+  const groups = new Map();
+  for (const p of leftOut) {
+    const m = /^([^/]+\/(?:node_modules|\.git|dist|build|coverage|__pycache__|\.cache)\/)/.exec(p);
+    const g = m ? m[1] : p;
+    groups.set(g, (groups.get(g) ?? 0) + 1);
+  }
+  console.log(`\nLeft out locally (${leftOut.length} files):`);
+  for (const [g, count] of [...groups].sort()) console.log(`  ${g}${g.endsWith('/') ? ` (${count} file${count === 1 ? '' : 's'})` : ''}`);
+  console.log('\nTry: sync-agent files www   |   sync-agent push --dry-run   (with the env above; see README)');
+} finally {
+  await s3.stop();
+}
