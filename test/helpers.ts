@@ -59,9 +59,10 @@ export function setup(s3: EmbeddedS3, name: string) {
 }
 
 export function storeFor(s3: EmbeddedS3, endpoint = s3.endpoint): ObjectStore {
-  process.env.AWS_ACCESS_KEY_ID = s3.env.AWS_ACCESS_KEY_ID;
-  process.env.AWS_SECRET_ACCESS_KEY = s3.env.AWS_SECRET_ACCESS_KEY;
-  return createObjectStore({ endpoint, region: 'us-east-1', bucket: s3.bucket, forcePathStyle: true });
+  return createObjectStore({
+    endpoint, region: 'us-east-1', bucket: s3.bucket, forcePathStyle: true,
+    credentials: { accessKeyId: s3.env.AWS_ACCESS_KEY_ID!, secretAccessKey: s3.env.AWS_SECRET_ACCESS_KEY! },
+  });
 }
 
 export async function listKeys(store: ObjectStore, prefix = ''): Promise<string[]> {

@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex, type ObjectStore } from '@workspace-sync/shared';
-import { startEmbeddedS3, startCountingProxy, type EmbeddedS3, type CountingProxy } from '@workspace-sync/testkit';
+import { startTestS3, startCountingProxy, type EmbeddedS3, type CountingProxy } from '@workspace-sync/testkit';
 import { listKeys, parseJson, readManifest, readObject, runCli, setup, storeFor, SYNC_AGENT, writeTree } from '../helpers.js';
 
 let s3: EmbeddedS3;
@@ -12,7 +12,7 @@ let proxy: CountingProxy;
 let n = 0;
 
 beforeAll(async () => {
-  s3 = await startEmbeddedS3();
+  s3 = await startTestS3();
   store = storeFor(s3);
   proxy = await startCountingProxy(s3.endpoint);
 });

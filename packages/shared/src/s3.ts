@@ -26,6 +26,8 @@ export interface S3Settings {
   /** Per-request time limit in ms (a stalled server must not hang the caller). */
   requestTimeoutMs?: number;
   maxAttempts?: number;
+  /** Explicit credentials (tools and tests); the CLIs leave this unset and use the standard AWS chain. */
+  credentials?: { accessKeyId: string; secretAccessKey: string };
 }
 
 export interface GetOptions {
@@ -98,6 +100,7 @@ export function createS3Client(settings: S3Settings): S3Client {
     }),
   };
   if (settings.endpoint) config.endpoint = settings.endpoint;
+  if (settings.credentials) config.credentials = settings.credentials;
   return new S3Client(config);
 }
 

@@ -2,10 +2,10 @@
 import { startRgw } from './rgw.js';
 import { startEmbeddedS3, type EmbeddedS3, type StartOptions } from './spawn.js';
 
-export function startTestS3(opts: StartOptions = {}): Promise<EmbeddedS3> {
+export async function startTestS3(opts: StartOptions = {}): Promise<EmbeddedS3> {
   const backend = process.env.S3_BACKEND ?? 's3rver';
   if (backend === 's3rver') return startEmbeddedS3(opts);
-  // opts.dir is where s3rver keeps its files; an RGW cluster's directory is the test run's, not a test's.
+  // opts.dir is where s3rver keeps its files; an RGW cluster's directory belongs to the test run, not to a test.
   if (backend === 'rgw') return startRgw({ port: opts.port, bucket: opts.bucket, createBucket: opts.createBucket });
   throw new Error(`S3_BACKEND must be s3rver or rgw, not "${backend}"`);
 }

@@ -40,12 +40,14 @@ export async function startRgw(opts: RgwOptions = {}): Promise<EmbeddedS3> {
   const endpoint = `http://127.0.0.1:${port}`;
   const env = { ...cluster, S3_ENDPOINT: endpoint, S3_BUCKET: bucket };
   let pid: number | undefined;
-  // Never outlive the test process, even when it dies without cleaning up.
-  const reap = () => { if (pid !== undefined) kill(pid); };
+  // Never outlive the test process, even when it dies without cleaning up. SIGTERM, not SIGKILL: a
+  // gateway that exits gracefully takes its watch with it (see scripts/rgw.sh stop-rgw).
+  const reap = () => { if (pid !== undefined) terminate(pid); };
 
   const launch = async () => {
     await rgwSh(['start-rgw', dir, name, String(port)]);
     pid = Number(readFileSync(path.join(dir, 'run', `rgw.${name}.pid`), 'utf8'));
+    process.removeListener('exit', reap);
     process.once('exit', reap);
   };
 
@@ -97,26 +99,11 @@ async function rgwSh(args: string[]): Promise<void> {
   }
 }
 
-/**
- * S3Settings carries no credentials (the SDK reads them from the environment) and this process's
- * environment may hold another server's, so lend it the cluster's for this one call; the SDK
- * resolves credentials once per client, on its first request.
- */
 async function createBucketAs(env: Record<string, string>, bucket: string): Promise<void> {
-  const names = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN'] as const;
-  const saved = names.map((n) => process.env[n]);
-  process.env.AWS_ACCESS_KEY_ID = env.AWS_ACCESS_KEY_ID;
-  process.env.AWS_SECRET_ACCESS_KEY = env.AWS_SECRET_ACCESS_KEY;
-  delete process.env.AWS_SESSION_TOKEN;
-  try {
-    await createObjectStore({ endpoint: env.S3_ENDPOINT, region: env.AWS_REGION ?? 'us-east-1', bucket, forcePathStyle: true })
-      .createBucket();
-  } finally {
-    names.forEach((n, i) => {
-      if (saved[i] === undefined) delete process.env[n];
-      else process.env[n] = saved[i];
-    });
-  }
+  await createObjectStore({
+    endpoint: env.S3_ENDPOINT, region: env.AWS_REGION ?? 'us-east-1', bucket, forcePathStyle: true,
+    credentials: { accessKeyId: env.AWS_ACCESS_KEY_ID!, secretAccessKey: env.AWS_SECRET_ACCESS_KEY! },
+  }).createBucket();
 }
 
 function freePort(): Promise<number> {
@@ -139,9 +126,9 @@ function isAlive(pid: number): boolean {
   }
 }
 
-function kill(pid: number): void {
+function terminate(pid: number): void {
   try {
-    process.kill(pid, 'SIGKILL');
+    process.kill(pid, 'SIGTERM');
   } catch {
     // Already gone.
   }

@@ -2,12 +2,26 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createObjectStore, type ObjectStore, type S3Settings } from '@workspace-sync/shared';
+import { startTestS3 } from '../src/backend.js';
 import { startRgw } from '../src/rgw.js';
 import type { EmbeddedS3 } from '../src/spawn.js';
 
 describe('startRgw without a cluster', () => {
   it('says how to start one', async () => {
     await expect(startRgw({ dir: '/nonexistent/wsync-rgw' })).rejects.toThrow(/scripts\/rgw\.sh start \/nonexistent\/wsync-rgw/);
+  });
+});
+
+describe('startTestS3', () => {
+  it('rejects an unknown S3_BACKEND instead of silently using s3rver', async () => {
+    const saved = process.env.S3_BACKEND;
+    process.env.S3_BACKEND = 'RGW';
+    try {
+      await expect(startTestS3()).rejects.toThrow('S3_BACKEND must be s3rver or rgw, not "RGW"');
+    } finally {
+      if (saved === undefined) delete process.env.S3_BACKEND;
+      else process.env.S3_BACKEND = saved;
+    }
   });
 });
 
@@ -141,6 +155,17 @@ describe.skipIf(process.env.S3_BACKEND !== 'rgw')('Ceph RGW through ObjectStore'
     expect(s3.running).toBe(true);
     const got = await once.get('outage/kept.txt');
     expect(got.notModified ? undefined : got.body.toString()).toBe('kept');
+  });
+
+  it('is what startTestS3 returns under S3_BACKEND=rgw', async () => {
+    const viaSelector = await startTestS3({ dir: '/not/used/by/rgw' });
+    try {
+      expect(viaSelector.bucket).toMatch(/^t-[0-9a-f]{12}$/);
+      expect(viaSelector.env.AWS_ACCESS_KEY_ID).toBe(s3.env.AWS_ACCESS_KEY_ID);
+      await createObjectStore({ ...settings(), endpoint: viaSelector.endpoint, bucket: viaSelector.bucket }).headBucket();
+    } finally {
+      await viaSelector.stop();
+    }
   });
 
   it('gives each caller its own gateway and bucket: one outage leaves the other serving', async () => {

@@ -1,0 +1,169 @@
+import { createRequire } from 'node:module';
+import { existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import {
+  REPO, copyArgs, envNames, execForm, instructions, keyValues, loadDockerfile, read, shellVariables, stage,
+} from './helpers.js';
+
+const df = loadDockerfile();
+const rootPkg = JSON.parse(read(path.join(REPO, 'package.json'))) as { packageManager: string };
+const workspacePackages = readdirSync(path.join(REPO, 'packages')).filter((d) => existsSync(path.join(REPO, 'packages', d, 'package.json')));
+const pkgJson = (dir: string) =>
+  JSON.parse(read(path.join(REPO, 'packages', dir, 'package.json'))) as {
+    name: string; version: string; bin: Record<string, string>; files: string[];
+  };
+
+// .dockerignore semantics exactly as Docker applies them (the shared package's filter uses the same library).
+const dockerignore = createRequire(path.join(REPO, 'packages/shared/package.json'))('@balena/dockerignore') as () => {
+  add(patterns: string[]): { ignores(p: string): boolean };
+};
+const ignoredByDocker = dockerignore().add(read(path.join(REPO, '.dockerignore')).split('\n'));
+
+/** The images the compose file and the Kubernetes manifests run, by Dockerfile target. */
+const CLI_IMAGES = [
+  { target: 'sync-agent', dir: 'sync-agent', scope: 'agent' },
+  { target: 'fuse-mount', dir: 'fuse-mount', scope: 'mount' },
+] as const;
+
+describe('docker/Dockerfile', () => {
+  it('has a build stage and one stage per image, all on node:20-bookworm-slim', () => {
+    expect(df.stages.map((s) => s.name)).toEqual(['build', 'sync-agent', 'fuse-mount', 'monitor']);
+    expect(df.globalArgs.NODE_IMAGE).toBe('node:20-bookworm-slim');
+    for (const s of df.stages) expect(s.image).toBe('${NODE_IMAGE}');
+  });
+
+  it('copies only files that exist and that .dockerignore lets into the build context', () => {
+    let checked = 0;
+    for (const s of df.stages) {
+      for (const i of [...instructions(s, 'COPY'), ...instructions(s, 'ADD')]) {
+        if (i.flags.from) continue;
+        for (const src of copyArgs(i).sources) {
+          expect(existsSync(path.join(REPO, src)), `${s.name}: COPY ${src}`).toBe(true);
+          expect(ignoredByDocker.ignores(src.replace(/\/$/, '')), `${src} is excluded by .dockerignore`).toBe(false);
+          checked++;
+        }
+      }
+    }
+    expect(checked).toBeGreaterThan(8);
+  });
+
+  it('keeps dependencies, build output, git data and local secrets out of the build context', () => {
+    for (const p of ['node_modules/x', 'packages/shared/node_modules/x', 'packages/shared/dist/index.js',
+      'packages/shared/tsconfig.tsbuildinfo', '.git/config', 'docker/.env', 'docker/mnt/demo', 'docker/workspaces/demo/server.js']) {
+      expect(ignoredByDocker.ignores(p), p).toBe(true);
+    }
+    for (const p of ['packages/shared/src/index.ts', 'packages/sync-agent/bin/sync-agent.js', 'pnpm-lock.yaml']) {
+      expect(ignoredByDocker.ignores(p), p).toBe(false);
+    }
+  });
+
+  describe('build stage', () => {
+    const build = stage(df, 'build');
+    const runs = instructions(build, 'RUN').map((i) => i.text);
+
+    it('installs the pnpm version pinned in package.json', () => {
+      const arg = instructions(build, 'ARG').find((i) => i.text.startsWith('PNPM_VERSION='))!;
+      expect(`pnpm@${arg.text.split('=')[1]}`).toBe(rootPkg.packageManager);
+      expect(runs[0]).toContain('npm install -g pnpm@${PNPM_VERSION}');
+    });
+
+    it('copies every workspace manifest before a frozen-lockfile install', () => {
+      const copied = instructions(build, 'COPY').flatMap((i) => copyArgs(i).sources);
+      for (const dir of workspacePackages) expect(copied, dir).toContain(`packages/${dir}/package.json`);
+      for (const f of ['package.json', 'pnpm-lock.yaml', 'pnpm-workspace.yaml', '.npmrc', 'tsconfig.base.json']) expect(copied).toContain(f);
+      const installAt = build.instructions.findIndex((i) => i.text === 'pnpm install --frozen-lockfile');
+      const sourcesAt = build.instructions.findIndex((i) => i.keyword === 'COPY' && i.text === 'packages/ packages/');
+      expect(installAt).toBeGreaterThan(0);
+      expect(sourcesAt).toBeGreaterThan(installAt);
+    });
+
+    it('compiles and deploys each CLI with production dependencies only, where its image copies from', () => {
+      const last = runs.at(-1)!;
+      expect(last).toContain('pnpm exec tsc -b packages/sync-agent packages/fuse-mount');
+      for (const { target, dir } of CLI_IMAGES) {
+        expect(last).toContain(`pnpm --filter ${pkgJson(dir).name} --prod deploy --legacy /out/${dir}`);
+        const from = instructions(stage(df, target), 'COPY').find((i) => i.flags.from === 'build')!;
+        expect(copyArgs(from)).toEqual({ sources: [`/out/${dir}`], dest: '/app' });
+      }
+    });
+  });
+
+  for (const { target, dir, scope } of CLI_IMAGES) {
+    describe(`${target} image`, () => {
+      const s = stage(df, target);
+      const pkg = pkgJson(dir);
+      const env = keyValues(instructions(s, 'ENV'));
+
+      it('starts the package bin that the deploy tree contains', () => {
+        const bin = pkg.bin[target]!;
+        expect(existsSync(path.join(REPO, 'packages', dir, bin))).toBe(true);
+        expect(pkg.files).toEqual(expect.arrayContaining(['dist', 'bin']));
+        const appBin = `/app/${path.posix.normalize(bin)}`;
+        const entry = execForm(instructions(s, 'ENTRYPOINT')[0]!);
+        if (target === 'sync-agent') {
+          expect(entry).toEqual(['node', appBin]);
+          expect(execForm(instructions(s, 'CMD')[0]!)).toEqual(['watch']);
+        } else {
+          const script = read(path.join(REPO, 'docker/fuse-mount/entrypoint.sh'));
+          expect(entry).toEqual(['/usr/local/bin/fuse-mount-entrypoint']);
+          expect(script).toContain(`exec node ${appBin} "$@"`);
+          expect(execForm(instructions(s, 'CMD')[0]!)).toEqual(['/mnt/workspaces']);
+        }
+        expect(instructions(s, 'RUN').some((i) => i.text.includes(`ln -s ${appBin} /usr/local/bin/${target}`))).toBe(true);
+      });
+
+      it('sets only environment variables of its CLI', () => {
+        const allowed = envNames(scope);
+        for (const key of Object.keys(env)) expect(key === 'NODE_ENV' || allowed.has(key), key).toBe(true);
+        expect(env.NODE_ENV).toBe('production');
+      });
+
+      it('checks health on /healthz at HEALTH_PORT with node, and exposes that port', () => {
+        const hc = instructions(s, 'HEALTHCHECK')[0]!;
+        expect(execForm(hc)).toEqual(['node', '/app/healthcheck.mjs']);
+        const copy = instructions(s, 'COPY').map(copyArgs).find((c) => c.dest === '/app/healthcheck.mjs');
+        expect(copy?.sources).toEqual(['docker/healthcheck.mjs']);
+        expect(instructions(s, 'EXPOSE')[0]!.text).toBe(env.HEALTH_PORT);
+      });
+
+      it('carries OCI labels with the package version', () => {
+        const labels = keyValues(instructions(s, 'LABEL'));
+        expect(labels['org.opencontainers.image.title']).toBe(target);
+        expect(labels['org.opencontainers.image.description']).toBeTruthy();
+        expect(labels['org.opencontainers.image.version']).toBe('${VERSION}');
+        expect(instructions(s, 'ARG').map((i) => i.text)).toContain(`VERSION=${pkg.version}`);
+      });
+    });
+  }
+
+  it('runs sync-agent as the unprivileged node user, owning its state directory', () => {
+    const s = stage(df, 'sync-agent');
+    expect(instructions(s, 'USER').map((i) => i.text)).toEqual(['node']);
+    const env = keyValues(instructions(s, 'ENV'));
+    expect(instructions(s, 'RUN')[0]!.text).toContain('chown -R node:node /var/lib/workspace-sync');
+    expect(env.SYNC_STATE_DIR!.startsWith('/var/lib/workspace-sync/')).toBe(true);
+  });
+
+  it('gives fuse-mount libfuse2 and fusermount, and keeps it root (mounting needs SYS_ADMIN)', () => {
+    const s = stage(df, 'fuse-mount');
+    expect(instructions(s, 'RUN')[0]!.text).toMatch(/apt-get install -y --no-install-recommends fuse libfuse2 && rm -rf \/var\/lib\/apt\/lists\/\*/);
+    expect(instructions(s, 'USER')).toEqual([]);
+    expect(instructions(s, 'STOPSIGNAL')[0]!.text).toBe('SIGTERM');
+    const entry = instructions(s, 'COPY').find((i) => i.text.startsWith('docker/fuse-mount/entrypoint.sh'))!;
+    expect(entry.flags.chmod).toBe('0755');
+  });
+
+  it('builds the monitor example from run-workspace.sh, as a non-root user with a scratch directory', () => {
+    const s = stage(df, 'monitor');
+    const copy = instructions(s, 'COPY')[0]!;
+    expect(copyArgs(copy)).toEqual({ sources: ['docker/monitor/run-workspace.sh'], dest: '/usr/local/bin/run-workspace' });
+    expect(copy.flags.chmod).toBe('0755');
+    expect(execForm(instructions(s, 'ENTRYPOINT')[0]!)).toEqual(['run-workspace']);
+    expect(instructions(s, 'USER').map((i) => i.text)).toEqual(['node']);
+    const env = keyValues(instructions(s, 'ENV'));
+    const scriptVars = shellVariables(read(path.join(REPO, 'docker/monitor/run-workspace.sh')));
+    for (const key of Object.keys(env)) expect(scriptVars.has(key), key).toBe(true);
+    expect(instructions(s, 'RUN')[0]!.text).toContain(`chown node:node ${env.SCRATCH_DIR}`);
+  });
+});
