@@ -14,7 +14,8 @@ function rng(seed) {
  */
 export function buildWorkspace(dir, { sources = 5000, nodeModules = 20000, bigMiB = 0, seed = 42 } = {}) {
   const rand = rng(seed);
-  const marker = path.join(dir, '.bench-fixture.json');
+  // The marker sits beside the workspace so it is never part of what is synced or mounted.
+  const marker = `${dir}.bench-fixture.json`;
   const spec = JSON.stringify({ sources, nodeModules, bigMiB, seed });
   if (existsSync(marker)) return JSON.parse(spec);
   const write = (rel, size) => {
@@ -43,7 +44,7 @@ export function buildWorkspace(dir, { sources = 5000, nodeModules = 20000, bigMi
 }
 
 /** rclone filter flags equivalent to the default excludes (rclone does not read .gitignore). */
-export const RCLONE_EXCLUDES = ['node_modules/**', '.git/**', '*.log', '.env*', 'dist/**', 'build/**', '__pycache__/**', 'vendor/**', '*.pyc', '.DS_Store', 'Thumbs.db', '.bench-fixture.json']
+export const RCLONE_EXCLUDES = ['node_modules/**', '.git/**', '*.log', '.env*', 'dist/**', 'build/**', '__pycache__/**', 'vendor/**', '*.pyc', '.DS_Store', 'Thumbs.db']
   .flatMap((p) => ['--exclude', p]);
 
 export function median(xs) {
