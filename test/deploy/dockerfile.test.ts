@@ -7,7 +7,9 @@ import {
 } from './helpers.js';
 
 const df = loadDockerfile();
-const rootPkg = JSON.parse(read(path.join(REPO, 'package.json'))) as { packageManager: string };
+const rootPkg = JSON.parse(read(path.join(REPO, 'package.json'))) as {
+  packageManager: string; pnpm?: { patchedDependencies?: Record<string, string> };
+};
 const workspacePackages = readdirSync(path.join(REPO, 'packages')).filter((d) => existsSync(path.join(REPO, 'packages', d, 'package.json')));
 const pkgJson = (dir: string) =>
   JSON.parse(read(path.join(REPO, 'packages', dir, 'package.json'))) as {
@@ -27,10 +29,10 @@ const CLI_IMAGES = [
 ] as const;
 
 describe('docker/Dockerfile', () => {
-  it('has a build stage and one stage per image, all on node:20-bookworm-slim', () => {
-    expect(df.stages.map((s) => s.name)).toEqual(['build', 'sync-agent', 'fuse-mount', 'monitor']);
+  it('has a build stage, a deploy stage per CLI and one stage per image, on node:20-bookworm-slim', () => {
+    expect(df.stages.map((s) => s.name)).toEqual(['build', 'deploy-sync-agent', 'deploy-fuse-mount', 'sync-agent', 'fuse-mount', 'monitor']);
     expect(df.globalArgs.NODE_IMAGE).toBe('node:20-bookworm-slim');
-    for (const s of df.stages) expect(s.image).toBe('${NODE_IMAGE}');
+    for (const s of df.stages) expect(s.image).toBe(s.name!.startsWith('deploy-') ? 'build' : '${NODE_IMAGE}');
   });
 
   it('copies only files that exist and that .dockerignore lets into the build context', () => {
@@ -72,18 +74,30 @@ describe('docker/Dockerfile', () => {
       const copied = instructions(build, 'COPY').flatMap((i) => copyArgs(i).sources);
       for (const dir of workspacePackages) expect(copied, dir).toContain(`packages/${dir}/package.json`);
       for (const f of ['package.json', 'pnpm-lock.yaml', 'pnpm-workspace.yaml', '.npmrc', 'tsconfig.base.json']) expect(copied).toContain(f);
-      const installAt = build.instructions.findIndex((i) => i.text === 'pnpm install --frozen-lockfile');
+      const installAt = build.instructions.findIndex((i) => i.text.startsWith('pnpm install --frozen-lockfile'));
       const sourcesAt = build.instructions.findIndex((i) => i.keyword === 'COPY' && i.text === 'packages/ packages/');
       expect(installAt).toBeGreaterThan(0);
       expect(sourcesAt).toBeGreaterThan(installAt);
+      // The install applies pnpm's patches, so they must be in the image by then.
+      const beforeInstall = build.instructions.slice(0, installAt).filter((i) => i.keyword === 'COPY').flatMap((i) => copyArgs(i).sources);
+      for (const patch of Object.values(rootPkg.pnpm?.patchedDependencies ?? {})) {
+        expect(beforeInstall.some((src) => patch === src || patch.startsWith(src.endsWith('/') ? src : `${src}/`)), patch).toBe(true);
+      }
     });
 
-    it('compiles and deploys each CLI with production dependencies only, where its image copies from', () => {
-      const last = runs.at(-1)!;
-      expect(last).toContain('pnpm exec tsc -b packages/sync-agent packages/fuse-mount');
+    it('installs without install scripts and compiles both CLIs', () => {
+      expect(runs).toContain('pnpm install --frozen-lockfile --ignore-scripts');
+      expect(runs.at(-1)).toBe('pnpm exec tsc -b packages/sync-agent packages/fuse-mount');
+    });
+
+    it('deploys each CLI with production dependencies only, where its image copies from', () => {
       for (const { target, dir } of CLI_IMAGES) {
-        expect(last).toContain(`pnpm --filter ${pkgJson(dir).name} --prod deploy --legacy /out/${dir}`);
-        const from = instructions(stage(df, target), 'COPY').find((i) => i.flags.from === 'build')!;
+        const deploy = instructions(stage(df, `deploy-${dir}`), 'RUN').map((i) => i.text);
+        // Only fuse-mount needs an install script (fuse-native's); the agent's tree skips them.
+        const scripts = target === 'fuse-mount' ? '' : ' --ignore-scripts';
+        expect(deploy).toEqual([`pnpm --filter ${pkgJson(dir).name} --prod deploy --legacy${scripts} /out/${dir}`]);
+        const from = instructions(stage(df, target), 'COPY').find((i) => i.flags.from)!;
+        expect(from.flags.from).toBe(`deploy-${dir}`);
         expect(copyArgs(from)).toEqual({ sources: [`/out/${dir}`], dest: '/app' });
       }
     });

@@ -100,6 +100,21 @@ describe('docker/README.md', () => {
     }
   });
 
+  it('quotes the port, cache sizes, host paths and replicas of the Kubernetes manifests', () => {
+    const find = (kind: string, name: string) => workloads(allK8s).find((w) => w.kind === kind && w.metadata.name === name)!;
+    const sidecar = find('Deployment', 'workspace-app').spec.template.spec;
+    const mount = sidecar.initContainers!.find((c) => c.name === 'fuse-mount')!;
+    const env = Object.fromEntries(mount.env!.map((e) => [e.name, e.value]));
+    const cacheVolume = sidecar.volumes!.find((v) => v.name === mount.volumeMounts!.find((m) => m.mountPath === env.CACHE_DIR)!.name)!;
+    expect(readme).toContain(`named \`metrics\` (${env.HEALTH_PORT}, from`);
+    expect(readme).toContain(`(\`CACHE_MAX_SIZE=${env.CACHE_MAX_SIZE}\`) lives in an emptyDir limited to ${cacheVolume.emptyDir!.sizeLimit}`);
+    const ds = find('DaemonSet', 'workspace-sync-mount').spec.template.spec;
+    const prose = readme.replace(/\s+/g, ' ');
+    for (const v of ds.volumes!) expect(prose, v.name).toContain(`host path \`${v.hostPath!.path}\``);
+    const replicas = (find('Deployment', 'workspace-consumer').spec as { replicas?: number }).replicas;
+    expect(readme).toContain(`Deployment \`workspace-consumer\` (${replicas} pods`);
+  });
+
   it('names only Kubernetes objects that exist', () => {
     const named = [...readme.matchAll(/\b(Deployment|DaemonSet|ConfigMap|Secret|Service) `([\w-]+)`/g)];
     expect(named.length).toBeGreaterThan(5);

@@ -1,0 +1,82 @@
+#!/bin/sh
+# The container flow of the example monitor: copy one workspace out of the read-only workspaces
+# mount into a scratch directory, check that the sync filter kept dependencies, git data and
+# secrets out of it, install dependencies in the copy (they never reach the mount or the bucket),
+# then run the app from the copy.
+#
+# Usage: run-workspace.sh WORKSPACE [COMMAND [ARG...]]
+#   COMMAND runs in the copy (e.g. `npm start`); without it the script stops after the install.
+# Environment:
+#   SOURCE_DIR    the read-only workspaces root (default /workspaces)
+#   SCRATCH_DIR   the copy is made at SCRATCH_DIR/WORKSPACE, replacing an older one (default: a new temp dir)
+#   WAIT_SECONDS  how long to wait for WORKSPACE to appear under SOURCE_DIR (default 120)
+#   NPM_INSTALL   1: run `npm install` when the copy has a package.json; 0: skip it (default 1)
+# Exit status: 0 done (or COMMAND's own status), 2 bad usage, 3 the workspace did not appear,
+#   4 the copy holds node_modules, .git or .env.
+set -eu
+
+say() { echo "run-workspace: $*"; }
+die() { status=$1; shift; echo "run-workspace: $*" >&2; exit "$status"; }
+
+[ "$#" -ge 1 ] || die 2 "usage: run-workspace.sh WORKSPACE [COMMAND [ARG...]]"
+workspace=$1
+shift
+case $workspace in
+  '' | .* | */*) die 2 "invalid workspace name '$workspace': a directory name under the workspaces root" ;;
+esac
+
+source_dir=${SOURCE_DIR:-/workspaces}
+wait_seconds=${WAIT_SECONDS:-120}
+npm_install=${NPM_INSTALL:-1}
+case $wait_seconds in
+  '' | *[!0-9]*) die 2 "WAIT_SECONDS must be a whole number of seconds, not '$wait_seconds'" ;;
+esac
+case $npm_install in
+  0 | 1) ;;
+  *) die 2 "NPM_INSTALL must be 0 or 1, not '$npm_install'" ;;
+esac
+
+# The mount shows a workspace only once its first push is published, so its appearance means a
+# complete snapshot.
+src=$source_dir/$workspace
+waited=0
+while [ ! -d "$src" ]; do
+  if [ "$waited" -ge "$wait_seconds" ]; then
+    die 3 "workspace '$workspace' did not appear under $source_dir within ${wait_seconds}s: is the sync agent pushing it and the mount up?"
+  fi
+  if [ "$waited" -eq 0 ]; then say "waiting for $src"; fi
+  sleep 1
+  waited=$((waited + 1))
+done
+
+if [ -n "${SCRATCH_DIR:-}" ]; then
+  mkdir -p -- "$SCRATCH_DIR"
+  dest=$SCRATCH_DIR/$workspace
+  rm -rf -- "$dest"
+else
+  dest=$(mktemp -d)/$workspace
+fi
+mkdir -- "$dest"
+cp -R -- "$src/." "$dest/"
+# The copy is the app's own working tree: writable whatever modes the read-only mount reports.
+chmod -R u+w -- "$dest"
+say "copied $(find "$dest" -type f | wc -l | tr -d ' ') files from $src to $dest"
+
+found=$(find "$dest" \( -name node_modules -o -name .git -o -name .env \) -prune -print)
+if [ -n "$found" ]; then
+  die 4 "the synced workspace must not contain node_modules, .git or .env, but the copy has:
+$found"
+fi
+say "no node_modules, .git or .env in the synced copy"
+
+if [ "$npm_install" = 1 ] && [ -f "$dest/package.json" ]; then
+  say "npm install in $dest"
+  (cd "$dest" && npm install --no-audit --no-fund)
+fi
+
+if [ "$#" -gt 0 ]; then
+  say "running $* in $dest"
+  cd "$dest"
+  exec "$@"
+fi
+say "ready in $dest"
