@@ -225,7 +225,7 @@ describe.skipIf(!cliBuilt)('the built CLIs accept what docker-compose.yml gives 
     const agent = svc('sync-agent');
     expect(cliHelp('sync-agent')).toMatch(new RegExp(`^  ${agent.command![0]} \\[options\\]`, 'm'));
     const watchHelp = cliHelp('sync-agent', agent.command![0]!);
-    const readme = read(path.join(DOCKER, 'README.md'));
+    const readme = read(path.join(REPO, 'README.md'));
     for (const f of [...flagsIn(agent.command!), ...[...readme.matchAll(/"watch", "(--[a-z-]+)"/g)].map((m) => m[1]!)]) {
       expect(watchHelp, f).toContain(`  ${f} `);
     }
