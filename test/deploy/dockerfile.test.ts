@@ -1,7 +1,7 @@
-import { createRequire } from 'node:module';
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { dockerignoreMatcher } from '@workspace-sync/shared';
 import {
   REPO, copyArgs, envNames, execForm, instructions, keyValues, loadDockerfile, read, shellVariables, stage,
 } from './helpers.js';
@@ -16,11 +16,8 @@ const pkgJson = (dir: string) =>
     name: string; version: string; bin: Record<string, string>; files: string[];
   };
 
-// .dockerignore semantics exactly as Docker applies them (the shared package's filter uses the same library).
-const dockerignore = createRequire(path.join(REPO, 'packages/shared/package.json'))('@balena/dockerignore') as () => {
-  add(patterns: string[]): { ignores(p: string): boolean };
-};
-const ignoredByDocker = dockerignore().add(read(path.join(REPO, '.dockerignore')).split('\n'));
+// .dockerignore semantics exactly as Docker applies them (the same matcher the sync filter uses).
+const ignoredByDocker = dockerignoreMatcher(read(path.join(REPO, '.dockerignore')));
 
 /** The images the compose file and the Kubernetes manifests run, by Dockerfile target. */
 const CLI_IMAGES = [
@@ -42,7 +39,7 @@ describe('docker/Dockerfile', () => {
         if (i.flags.from) continue;
         for (const src of copyArgs(i).sources) {
           expect(existsSync(path.join(REPO, src)), `${s.name}: COPY ${src}`).toBe(true);
-          expect(ignoredByDocker.ignores(src.replace(/\/$/, '')), `${src} is excluded by .dockerignore`).toBe(false);
+          expect(ignoredByDocker(src.replace(/\/$/, '')), `${src} is excluded by .dockerignore`).toBe(false);
           checked++;
         }
       }
@@ -53,10 +50,10 @@ describe('docker/Dockerfile', () => {
   it('keeps dependencies, build output, git data and local secrets out of the build context', () => {
     for (const p of ['node_modules/x', 'packages/shared/node_modules/x', 'packages/shared/dist/index.js',
       'packages/shared/tsconfig.tsbuildinfo', '.git/config', 'docker/.env', 'docker/mnt/demo', 'docker/workspaces/demo/server.js']) {
-      expect(ignoredByDocker.ignores(p), p).toBe(true);
+      expect(ignoredByDocker(p), p).toBe(true);
     }
     for (const p of ['packages/shared/src/index.ts', 'packages/sync-agent/bin/sync-agent.js', 'pnpm-lock.yaml']) {
-      expect(ignoredByDocker.ignores(p), p).toBe(false);
+      expect(ignoredByDocker(p), p).toBe(false);
     }
   });
 

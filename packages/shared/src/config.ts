@@ -38,7 +38,8 @@ const asString = (raw: unknown): string => {
   return raw.trim();
 };
 const asInt = (min: number, max: number) => (raw: unknown): number => {
-  const n = typeof raw === 'number' ? raw : Number(String(raw).trim());
+  // Number('') is 0: a blank value must not pass for port 0.
+  const n = typeof raw === 'number' ? raw : String(raw).trim() === '' ? NaN : Number(String(raw).trim());
   if (!Number.isInteger(n) || n < min || n > max) throw new Error('out of range');
   return n;
 };

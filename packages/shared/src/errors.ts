@@ -102,8 +102,8 @@ export function formatError(err: unknown): string {
 }
 
 const SECRET_PATTERNS: Array<[RegExp, string]> = [
-  [/(aws_secret_access_key|secretAccessKey|secret_key)(["'=:\s]+)[^\s"',}]+/gi, '$1$2[redacted]'],
-  [/(X-Amz-Signature=|Signature=|Credential=)[^&\s"]+/g, '$1[redacted]'],
+  [/(aws_secret_access_key|secretAccessKey|secret_key|aws_session_token|sessionToken)(["'=:\s]+)[^\s"',}]+/gi, '$1$2[redacted]'],
+  [/(X-Amz-Signature=|Signature=|Credential=|X-Amz-Security-Token=)[^&\s"]+/g, '$1[redacted]'],
   [/(\/\/[^/:@\s]+:)[^@/\s]+@/g, '$1[redacted]@'],
 ];
 

@@ -23,3 +23,4 @@ export {
   type Health, type HealthStatus, type HealthServer,
 } from './health.js';
 export { addConfigOptions, configFlags } from './cli-options.js';
+export { dockerignoreMatcher } from './dockerignore.js';

@@ -14,28 +14,33 @@ const DURATION_UNITS: Record<string, number> = {
 
 /** Bytes from `123`, `64K`, `1G`, `1.5GiB`. Binary multiples: storage users think in those. */
 export function parseSize(input: string | number): number {
-  if (typeof input === 'number') return checkNonNegative(input, input);
+  if (typeof input === 'number') return checkNonNegative(Math.round(input), input);
   const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(input);
   const mult = m ? SIZE_UNITS[m[2]!.toLowerCase()] : undefined;
   if (!m || mult === undefined) throw new RangeError(`"${input}" is not a size (examples: 1048576, 512M, 1G)`);
-  return Math.round(Number(m[1]) * mult);
+  return checkNonNegative(Math.round(Number(m[1]) * mult), input);
 }
 
-/** Milliseconds from `250ms`, `2s`, `5m`, `1h`, `1h30m`; a bare number means seconds. */
+/** Milliseconds from `250ms`, `2s`, `5m`, `1h`, `1h30m`; a bare number (alone) means seconds. */
 export function parseDuration(input: string | number): number {
-  if (typeof input === 'number') return checkNonNegative(input * 1000, input);
+  if (typeof input === 'number') return checkNonNegative(Math.round(input * 1000), input);
   const text = input.trim();
   const re = /(\d+(?:\.\d+)?)(ms|s|m|h|d|)/gy;
   let total = 0;
   let consumed = 0;
-  for (let m = re.exec(text); m && m[0] !== ''; m = re.exec(text)) {
+  let parts = 0;
+  let unitless = false;
+  for (let m = re.exec(text); m; m = re.exec(text)) {
     total += Number(m[1]) * DURATION_UNITS[m[2]!]!;
     consumed = re.lastIndex;
+    parts++;
+    unitless ||= m[2] === '';
   }
-  if (text === '' || consumed !== text.length) {
+  // `1h30` is refused (as Go and rclone do) rather than read as 1h and 30 seconds.
+  if (text === '' || consumed !== text.length || (unitless && parts > 1)) {
     throw new RangeError(`"${input}" is not a duration (examples: 500ms, 2s, 5m, 1h)`);
   }
-  return Math.round(total);
+  return checkNonNegative(Math.round(total), input);
 }
 
 export function formatBytes(n: number): string {

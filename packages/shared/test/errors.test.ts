@@ -1,0 +1,100 @@
+import { describe, expect, it } from 'vitest';
+import { type ErrorCode, ErrorCodes, ExitCodes, SyncError, exitCodeFor, formatError, isSyncError, redact } from '../src/errors.js';
+
+describe('exitCodeFor', () => {
+  const expected: Record<ErrorCode, number> = {
+    CONFIG_INVALID: ExitCodes.USAGE,
+    USAGE: ExitCodes.USAGE,
+    WORKSPACE_UNKNOWN: ExitCodes.USAGE,
+    ENDPOINT_UNREACHABLE: ExitCodes.REMOTE,
+    BAD_CREDENTIALS: ExitCodes.REMOTE,
+    ACCESS_DENIED: ExitCodes.REMOTE,
+    BUCKET_NOT_FOUND: ExitCodes.REMOTE,
+    OBJECT_NOT_FOUND: ExitCodes.REMOTE,
+    PRECONDITION_FAILED: ExitCodes.REMOTE,
+    S3_ERROR: ExitCodes.REMOTE,
+    MANIFEST_INVALID: ExitCodes.REMOTE,
+    MANIFEST_TOO_NEW: ExitCodes.REMOTE,
+    MOUNT_FAILED: ExitCodes.REMOTE,
+    WORKSPACE_MISSING: ExitCodes.REFUSED,
+    WORKSPACE_UNREADABLE: ExitCodes.REFUSED,
+    WORKSPACE_EMPTY: ExitCodes.REFUSED,
+    DELETE_LIMIT: ExitCodes.REFUSED,
+    FILE_UNSTABLE: ExitCodes.PARTIAL,
+    PARTIAL: ExitCodes.PARTIAL,
+    INTERRUPTED: ExitCodes.INTERRUPTED,
+  };
+
+  it('maps every code (and the table covers every code)', () => {
+    expect(Object.keys(expected).sort()).toEqual(Object.keys(ErrorCodes).sort());
+    for (const [code, exit] of Object.entries(expected)) {
+      expect(exitCodeFor(new SyncError(code as ErrorCode, 'x')), code).toBe(exit);
+    }
+  });
+
+  it('treats anything but a SyncError as an internal error', () => {
+    expect(exitCodeFor(new Error('bug'))).toBe(ExitCodes.INTERNAL);
+    expect(exitCodeFor('string')).toBe(70);
+    expect(exitCodeFor(undefined)).toBe(70);
+  });
+});
+
+describe('SyncError', () => {
+  it('carries code, hint and cause', () => {
+    const cause = new Error('low level');
+    const e = new SyncError('S3_ERROR', 'put failed on a/b', { hint: 'retry', cause });
+    expect(e).toBeInstanceOf(Error);
+    expect(e.name).toBe('SyncError');
+    expect(e.code).toBe('S3_ERROR');
+    expect(e.hint).toBe('retry');
+    expect(e.cause).toBe(cause);
+    expect(isSyncError(e)).toBe(true);
+    expect(isSyncError(e, 'S3_ERROR')).toBe(true);
+    expect(isSyncError(e, 'USAGE')).toBe(false);
+    expect(isSyncError(new Error('x'))).toBe(false);
+  });
+
+  it('redacts its message and hint', () => {
+    const e = new SyncError('S3_ERROR', 'GET http://k:hunter2@h/x failed', { hint: 'check secretAccessKey=hunter2' });
+    expect(e.message).not.toContain('hunter2');
+    expect(e.hint).not.toContain('hunter2');
+  });
+});
+
+describe('formatError', () => {
+  it('prints message and hint for a SyncError', () => {
+    expect(formatError(new SyncError('USAGE', 'no workspace given', { hint: 'pass one' }))).toBe('error: no workspace given\n  hint: pass one');
+    expect(formatError(new SyncError('USAGE', 'no workspace given'))).toBe('error: no workspace given');
+  });
+
+  it('prints a bug as an internal error, redacted', () => {
+    const out = formatError(new Error('boom aws_secret_access_key=hunter2'));
+    expect(out).toMatch(/^internal error: Error: boom/);
+    expect(out).toContain('this is a bug');
+    expect(out).not.toContain('hunter2');
+    expect(formatError('plain')).toContain('plain');
+  });
+});
+
+describe('redact', () => {
+  it.each([
+    ['env style', 'AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI/K7MDENG'],
+    ['config style', 'aws_secret_access_key = wJalrXUtnFEMI/K7MDENG'],
+    ['JSON', '{"secretAccessKey":"wJalrXUtnFEMI/K7MDENG","region":"x"}'],
+    ['object dump', "{ secretAccessKey: 'wJalrXUtnFEMI/K7MDENG' }"],
+    ['session token', 'aws_session_token=wJalrXUtnFEMI/K7MDENG'],
+    ['presigned URL', 'https://h/b/k?X-Amz-Credential=wJalrXUtnFEMI%2F20240101&X-Amz-Signature=wJalrXUtnFEMI/K7MDENG'],
+    ['presigned session token', 'https://h/b/k?X-Amz-Security-Token=wJalrXUtnFEMI/K7MDENG&x=1'],
+    ['authorization header', 'Authorization: AWS4-HMAC-SHA256 Credential=wJalrXUtnFEMI/K7MDENG, Signature=wJalrXUtnFEMI/K7MDENG'],
+    ['URL credentials', 'http://user:wJalrXUtnFEMIK7MDENG@minio:9000/'],
+  ])('removes the secret from %s', (_, text) => {
+    const out = redact(text);
+    expect(out).not.toContain('wJalrXUtnFEMI');
+    expect(out).toContain('[redacted]');
+  });
+
+  it('leaves ordinary text alone', () => {
+    const text = 'upload of src/index.ts to s3://bucket/ws/src/index.ts failed: SlowDown (503)';
+    expect(redact(text)).toBe(text);
+  });
+});

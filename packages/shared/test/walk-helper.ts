@@ -1,0 +1,55 @@
+/**
+ * Test helpers for the filter: build a tree on disk and list what a walker keeps, the way
+ * sync-agent walks (lstat-based, never descends into an excluded directory, files and symlinks
+ * are entries, directories are not listed).
+ */
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Filter } from '../src/filter.js';
+
+/** Sorted workspace-relative paths of the entries the filter keeps. */
+export function walkIncluded(wsDir: string, filter: Filter): string[] {
+  const out: string[] = [];
+  const visit = (rel: string): void => {
+    const abs = rel === '' ? wsDir : path.join(wsDir, rel);
+    for (const name of readdirSync(abs)) {
+      const r = rel === '' ? name : `${rel}/${name}`;
+      if (lstatSync(path.join(abs, name)).isDirectory()) {
+        if (!filter.excludes(r, true)) visit(r);
+      } else if (!filter.excludes(r, false)) {
+        out.push(r);
+      }
+    }
+  };
+  visit('');
+  return out.sort();
+}
+
+/**
+ * A tree as a map of paths (relative to the directory it is written in) to contents:
+ * a string is a file, `{ link }` a symlink, `null` an empty directory.
+ */
+export type TreeSpec = Record<string, string | { link: string } | null>;
+
+export function writeTree(dir: string, spec: TreeSpec): void {
+  for (const [rel, content] of Object.entries(spec)) {
+    const abs = path.join(dir, rel);
+    if (content === null) {
+      mkdirSync(abs, { recursive: true });
+      continue;
+    }
+    mkdirSync(path.dirname(abs), { recursive: true });
+    if (typeof content === 'string') writeFileSync(abs, content);
+    else symlinkSync(content.link, abs);
+  }
+}
+
+// Thousands of tiny files: tmpfs is ~25x faster to populate than this machine's disk.
+const SCRATCH = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
+
+/** A fresh temp dir and its removal. */
+export function tempDir(label: string): { dir: string; remove: () => void } {
+  const dir = mkdtempSync(path.join(SCRATCH, `ws-filter-${label}-`));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
