@@ -18,7 +18,8 @@ const FileEntrySchema = z.object({
   path: safePath,
   type: z.literal('file'),
   size: z.number().int().nonnegative(),
-  mtimeMs: z.number().nonnegative(),
+  // Any finite time: files dated before 1970 exist (extracted archives, some toolchains).
+  mtimeMs: z.number().finite(),
   /** Permission bits (e.g. 0o755 = 493). */
   mode: z.number().int().min(0).max(0o7777),
   sha256,
@@ -29,7 +30,7 @@ const SymlinkEntrySchema = z.object({
   path: safePath,
   type: z.literal('symlink'),
   target: z.string().min(1).max(4096).refine((t) => !t.includes('\0')),
-  mtimeMs: z.number().nonnegative(),
+  mtimeMs: z.number().finite(),
   etag: z.string(),
 });
 
@@ -65,8 +66,8 @@ export function decodeManifest(body: Buffer, where: string): Manifest {
       hint: 'it was not written by sync-agent or is damaged; push the workspace again to replace it', cause,
     });
   }
-  const version = (raw as { version?: unknown })?.version;
-  if (typeof version === 'number' && version > MANIFEST_VERSION) {
+  const { version, format } = (raw ?? {}) as { version?: unknown; format?: unknown };
+  if (format === MANIFEST_FORMAT && typeof version === 'number' && version > MANIFEST_VERSION) {
     throw new SyncError('MANIFEST_TOO_NEW', `manifest ${where} has format version ${version}; this build reads ${MANIFEST_VERSION}`, {
       hint: 'upgrade workspace-sync on this machine',
     });
@@ -86,6 +87,16 @@ export function decodeManifest(body: Buffer, where: string): Manifest {
       });
     }
     seen.add(e.path);
+  }
+  // A path cannot be both a file and a directory: no ancestor of an entry may itself be an entry.
+  for (const e of parsed.data.entries) {
+    for (let i = e.path.indexOf('/'); i !== -1; i = e.path.indexOf('/', i + 1)) {
+      if (seen.has(e.path.slice(0, i))) {
+        throw new SyncError('MANIFEST_INVALID', `manifest ${where} lists ${JSON.stringify(e.path.slice(0, i))} both as a file and as a directory`, {
+          hint: 'push the workspace again to replace it',
+        });
+      }
+    }
   }
   return parsed.data;
 }

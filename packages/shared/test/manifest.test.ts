@@ -106,3 +106,25 @@ describe('manifest', () => {
     expect(decodeError(raw({ ...manifest(), version: 0 })).code).toBe('MANIFEST_INVALID');
   });
 });
+
+describe('manifest edge cases', () => {
+  const base = {
+    format: 'workspace-sync.manifest', version: 1, workspace: 'w', generation: 1, createdAt: 'now',
+    writer: { host: 'h', agent: 'a' },
+  };
+  const file = (path: string, mtimeMs = 1) => ({ path, type: 'file', size: 1, mtimeMs, mode: 0o644, sha256: 'a'.repeat(64), etag: 'e' });
+  const gz = (o: unknown) => gzipSync(Buffer.from(JSON.stringify(o)));
+
+  it('accepts files dated before 1970', () => {
+    expect(decodeManifest(gz({ ...base, entries: [file('old.txt', -86_400_000)] }), 'm').entries[0]!.mtimeMs).toBe(-86_400_000);
+  });
+
+  it('refuses a path that is both a file and a directory', () => {
+    expect(() => decodeManifest(gz({ ...base, entries: [file('a'), file('a/b')] }), 'm')).toThrow(/both as a file and as a directory/);
+  });
+
+  it('says "too new" only for manifests of this format', () => {
+    expect(() => decodeManifest(gz({ ...base, version: 2, entries: [] }), 'm')).toThrow(expect.objectContaining({ code: 'MANIFEST_TOO_NEW' }));
+    expect(() => decodeManifest(gz({ ...base, format: 'other', version: 2, entries: [] }), 'm')).toThrow(expect.objectContaining({ code: 'MANIFEST_INVALID' }));
+  });
+});
