@@ -4,9 +4,18 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import { createRequire } from 'node:module';
+import type * as PromClient from 'prom-client';
+import type { Registry as RegistryType } from 'prom-client';
 
-export { Counter, Gauge, Histogram, Registry } from 'prom-client';
+// prom-client is CommonJS: require() loads it faster than the ESM loader.
+const promClient = createRequire(import.meta.url)('prom-client') as typeof PromClient;
+const { collectDefaultMetrics } = promClient;
+export const { Counter, Gauge, Histogram, Registry } = promClient;
+export type Registry = RegistryType;
+export type Counter<T extends string = string> = PromClient.Counter<T>;
+export type Gauge<T extends string = string> = PromClient.Gauge<T>;
+export type Histogram<T extends string = string> = PromClient.Histogram<T>;
 
 export type HealthStatus = 'ok' | 'degraded' | 'down';
 
@@ -22,7 +31,7 @@ export interface HealthServer {
 }
 
 export function createRegistry(prefix: string): Registry {
-  const registry = new Registry();
+  const registry = new promClient.Registry();
   collectDefaultMetrics({ register: registry, prefix });
   return registry;
 }

@@ -2,10 +2,15 @@
  * pino to stderr: JSON when stderr is not a terminal (or LOG_FORMAT=json), readable on a TTY.
  * Credentials never reach the log: known secret fields are redacted by path.
  */
-import { pino, type Logger, type LevelWithSilent } from 'pino';
 import { createRequire } from 'node:module';
+import type { Logger, LevelWithSilent } from 'pino';
+import type * as Pino from 'pino';
 
 export type { Logger } from 'pino';
+
+// CommonJS packages load faster through require() than through the ESM loader.
+const requireCjs = createRequire(import.meta.url);
+const { pino } = requireCjs('pino') as typeof Pino;
 
 export interface LoggerOptions {
   level?: string;
@@ -30,7 +35,7 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   };
   if (format === 'pretty') {
     // Only terminals need the pretty printer; loading it costs start-up time otherwise.
-    const pretty = createRequire(import.meta.url)('pino-pretty') as typeof import('pino-pretty');
+    const pretty = requireCjs('pino-pretty') as typeof import('pino-pretty');
     return pino(base, pretty({ destination: destination as NodeJS.WritableStream & { fd?: number }, colorize: true, sync: true, ignore: 'pid,hostname,name', translateTime: 'HH:MM:ss.l' }));
   }
   return pino(base, destination);

@@ -9,12 +9,20 @@
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { Readable } from 'node:stream';
-import {
-  CopyObjectCommand, CreateBucketCommand, DeleteObjectsCommand, GetObjectCommand, HeadBucketCommand,
-  HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, type S3ClientConfig,
-} from '@aws-sdk/client-s3';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { createRequire } from 'node:module';
+import type * as ClientS3 from '@aws-sdk/client-s3';
+import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
+import type * as HttpHandler from '@smithy/node-http-handler';
 import { SyncError } from './errors.js';
+
+// The SDK ships CommonJS: require() skips the ESM loader's export scan of its large entry files,
+// which is most of a CLI's start-up time.
+const requireCjs = createRequire(import.meta.url);
+const {
+  CopyObjectCommand, CreateBucketCommand, DeleteObjectsCommand, GetObjectCommand, HeadBucketCommand,
+  HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client: S3ClientCtor,
+} = requireCjs('@aws-sdk/client-s3') as typeof ClientS3;
+const { NodeHttpHandler } = requireCjs('@smithy/node-http-handler') as typeof HttpHandler;
 
 export interface S3Settings {
   endpoint: string | undefined;
@@ -101,7 +109,7 @@ export function createS3Client(settings: S3Settings): S3Client {
   };
   if (settings.endpoint) config.endpoint = settings.endpoint;
   if (settings.credentials) config.credentials = settings.credentials;
-  return new S3Client(config);
+  return new S3ClientCtor(config);
 }
 
 export function createObjectStore(settings: S3Settings, client: S3Client = createS3Client(settings)): ObjectStore {
@@ -163,7 +171,7 @@ export function createObjectStore(settings: S3Settings, client: S3Client = creat
     async upload(key, body, opts) {
       try {
         // Loaded on first use: most pushes never need multipart, and CLI start-up time matters.
-        const { Upload } = await import('@aws-sdk/lib-storage');
+        const { Upload } = requireCjs('@aws-sdk/lib-storage') as typeof import('@aws-sdk/lib-storage');
         const up = new Upload({
           client, queueSize: opts.queueSize ?? 4, partSize: opts.partSize, leavePartsOnError: false,
           params: { Bucket, Key: key, Body: body, ContentType: opts.contentType, Metadata: opts.metadata },
