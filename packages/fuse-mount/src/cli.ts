@@ -1,0 +1,73 @@
+/**
+ * `fuse-mount MOUNTPOINT [options]`: mounts the bucket read-only and stays in the foreground.
+ * stdout carries exactly one line, `ready <mountpoint>`, once the mount answers (scripts wait for
+ * it); logs go to stderr. SIGINT/SIGTERM unmount and exit 0; a second signal forces the exit.
+ */
+import { Command, CommanderError } from 'commander';
+import {
+  ExitCodes, addConfigOptions, configFlags, createLogger, exitCodeFor, formatError, resolveConfig, type Logger,
+} from '@workspace-sync/shared';
+import { startMount, type RunningMount } from './daemon.js';
+import { unmountNow } from './mount.js';
+
+export async function main(argv: string[]): Promise<number> {
+  const program = new Command('fuse-mount')
+    .description('Mount a workspace-sync bucket read-only over FUSE, in the foreground.\n'
+      + 'Prints "ready <mountpoint>" on stdout once the mount answers; SIGINT/SIGTERM unmount it.')
+    .argument('<mountpoint>', 'an empty directory to mount on')
+    .exitOverride()
+    .showHelpAfterError('(run fuse-mount --help to see every option)');
+  addConfigOptions(program, 'mount');
+  try {
+    program.parse(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? ExitCodes.OK : ExitCodes.USAGE;
+    throw err;
+  }
+
+  let running: RunningMount | undefined;
+  let logger: Logger | undefined;
+  let signalled: NodeJS.Signals | undefined;
+  let wake: (() => void) | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (signalled) {
+      logger?.warn({ signal }, 'second signal: leaving without a clean shutdown');
+      if (running) unmountNow(running.mountpoint);
+      process.exit(ExitCodes.INTERRUPTED);
+    }
+    signalled = signal;
+    wake?.();
+  };
+  const onCrash = (err: unknown) => {
+    process.stderr.write(`${formatError(err)}\n`);
+    // Never leave a dead mount behind ("transport endpoint is not connected").
+    if (running) unmountNow(running.mountpoint);
+    process.exit(ExitCodes.INTERNAL);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('uncaughtException', onCrash);
+  process.on('unhandledRejection', onCrash);
+  try {
+    const { flags, configFile } = configFlags(program, 'mount');
+    const config = resolveConfig('mount', { flags, configFile });
+    logger = createLogger({ level: config.logLevel, name: 'fuse-mount' });
+    running = await startMount(config, program.args[0]!, logger);
+    if (!signalled) {
+      process.stdout.write(`ready ${running.mountpoint}\n`);
+      await new Promise<void>((resolve) => { wake = resolve; });
+    }
+    logger.info({ signal: signalled, mountpoint: running.mountpoint }, 'unmounting');
+    await running.stop();
+    logger.info('unmounted');
+    return ExitCodes.OK;
+  } catch (err) {
+    process.stderr.write(`${formatError(err)}\n`);
+    return exitCodeFor(err);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    process.off('uncaughtException', onCrash);
+    process.off('unhandledRejection', onCrash);
+  }
+}

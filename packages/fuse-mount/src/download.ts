@@ -1,0 +1,36 @@
+/**
+ * One GET pinned to a version, and checked: shared by the fetcher (main thread) and the prefetch
+ * worker. If-Match is sent, and since some servers ignore it, the answer's ETag and size (and the
+ * manifest's sha256, for whole objects) are verified too. Any difference is PRECONDITION_FAILED:
+ * the object changed underneath the manifest, and the caller re-resolves instead of mixing versions.
+ */
+import { sha256Hex, stripEtag, SyncError, type ObjectStore } from '@workspace-sync/shared';
+
+export interface PinnedObject {
+  key: string;
+  etag: string;
+  size: number;
+  sha256: string | undefined;
+}
+
+/** Chunk `index` of the object (the whole object when it fits in one chunk). */
+export async function downloadPinned(store: ObjectStore, obj: PinnedObject, index: number, chunkSize: number): Promise<Buffer> {
+  const whole = obj.size <= chunkSize;
+  const start = index * chunkSize;
+  const length = Math.min(chunkSize, obj.size - start);
+  const res = await store.get(obj.key, { ifMatch: obj.etag, range: whole ? undefined : { start, end: start + length - 1 } });
+  if (res.notModified) throw new Error(`GET s3://${store.bucket}/${obj.key} answered 304 without If-None-Match`);
+  const etag = stripEtag(res.etag);
+  if (etag !== obj.etag || res.size !== obj.size || res.body.length !== length) {
+    throw changedUnderneath(store.bucket, obj, `ETag ${etag}, ${res.size} bytes`);
+  }
+  if (whole && obj.sha256 && sha256Hex(res.body) !== obj.sha256) throw changedUnderneath(store.bucket, obj, 'content with another sha256');
+  return res.body;
+}
+
+function changedUnderneath(bucket: string, obj: PinnedObject, got: string): SyncError {
+  return new SyncError('PRECONDITION_FAILED',
+    `s3://${bucket}/${obj.key} changed underneath: the manifest names ETag ${obj.etag} (${obj.size} bytes), S3 has ${got}`, {
+      hint: 'a push is probably in progress; the mount re-reads the manifest',
+    });
+}

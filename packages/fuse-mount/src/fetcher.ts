@@ -1,0 +1,207 @@
+/**
+ * Content for reads, always pinned to the ETag the manifest names (see download.ts).
+ *
+ * Objects up to `chunkSize` are fetched whole; larger ones by ranges of `chunkSize`, so the first
+ * byte never waits for the whole file, and a sequential reader gets the next chunks ahead.
+ * `warm` hands a workspace's small files to the prefetch worker (prefetcher.ts), which downloads
+ * them with --prefetch-concurrency off the main event loop.
+ *
+ * Concurrency rules: on this thread, at most one download per blob (single-flight on the blob
+ * name); readers needing a blob being downloaded join that download. Demand reads never wait for
+ * the prefetch worker: a blob it has not finished is fetched here (the worker skips blobs that
+ * reached the cache meanwhile), so a reader is never queued behind thousands of prefetches.
+ */
+import { isSyncError, SyncError, type Logger, type ObjectStore, type S3Settings } from '@workspace-sync/shared';
+import { blobName, type ContentCache } from './content-cache.js';
+import { downloadPinned } from './download.js';
+import type { MountMetrics } from './metrics.js';
+import { Prefetcher, type FromWorker, type PrefetchTask } from './prefetcher.js';
+import type { RemoteStatus } from './remote-status.js';
+import type { FileNode } from './tree.js';
+
+export const DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
+const DEFAULT_READ_AHEAD_CHUNKS = 4;
+/** Files up to this size are prefetched when their workspace is first used. */
+const PREFETCH_MAX_FILE = 1024 * 1024;
+
+export interface PrefetchOptions {
+  /** How the worker reaches S3 (it builds its own client). */
+  settings: S3Settings;
+  /** Parallel prefetch GETs. */
+  concurrency: number;
+  /** Bytes one warm-up may request, so prefetching never flushes the whole cache. */
+  budget: number;
+}
+
+export interface FetcherOptions {
+  store: ObjectStore;
+  cache: ContentCache;
+  status: RemoteStatus;
+  logger: Logger;
+  metrics?: MountMetrics | undefined;
+  chunkSize?: number;
+  readAheadChunks?: number;
+  /** Absent (or concurrency 0): no prefetching. */
+  prefetch?: PrefetchOptions | undefined;
+}
+
+export class Fetcher {
+  readonly chunkSize: number;
+  private readonly inflight = new Map<string, Promise<Buffer>>();
+  private readonly readAheadChunks: number;
+  private readonly prefetcher: Prefetcher | undefined;
+  /** Blobs handed to the worker and not answered yet. */
+  private readonly prefetching = new Set<string>();
+  private warnedOutage = false;
+
+  constructor(private readonly opts: FetcherOptions) {
+    this.chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
+    this.readAheadChunks = opts.readAheadChunks ?? DEFAULT_READ_AHEAD_CHUNKS;
+    const pf = opts.prefetch;
+    if (pf && pf.concurrency > 0) {
+      this.prefetcher = new Prefetcher({
+        settings: pf.settings, cacheRoot: opts.cache.root, concurrency: pf.concurrency, chunkSize: this.chunkSize,
+        onMessage: (msg) => this.onPrefetched(msg),
+        onCrash: (err) => {
+          this.prefetching.clear();
+          opts.logger.error({ err }, 'prefetch worker crashed; prefetching restarts with the next workspace used');
+        },
+      });
+    }
+  }
+
+  chunkCount(node: FileNode): number {
+    return Math.ceil(node.size / this.chunkSize);
+  }
+
+  /** Copies up to `length` bytes at `offset` of the file into `target`; returns the count (0 at EOF). */
+  async readInto(node: FileNode, target: Buffer, offset: number, length: number): Promise<number> {
+    const end = Math.min(node.size, offset + length);
+    let pos = offset;
+    while (pos < end) {
+      const index = Math.floor(pos / this.chunkSize);
+      const chunkLength = this.chunkLength(node, index);
+      const inChunk = pos - index * this.chunkSize;
+      const want = Math.min(end - pos, chunkLength - inChunk);
+      const name = this.blobName(node, index);
+      let n = await this.opts.cache.readInto(name, chunkLength, target, pos - offset, inChunk, want);
+      if (n === undefined) {
+        const data = await this.fetchChunk(node, index, 'demand');
+        n = data.copy(target, pos - offset, inChunk, inChunk + want);
+      }
+      if (n === 0) break;
+      pos += n;
+    }
+    return pos - offset;
+  }
+
+  /** Starts downloading the chunks after `index` that are neither cached nor on their way. */
+  readAhead(node: FileNode, index: number): void {
+    const last = Math.min(this.chunkCount(node) - 1, index + this.readAheadChunks);
+    for (let i = index + 1; i <= last; i++) {
+      const name = this.blobName(node, i);
+      if (this.inflight.has(name) || this.opts.cache.has(name)) continue;
+      this.fetchChunk(node, i, 'readahead').catch((err: unknown) => {
+        this.opts.logger.debug({ key: node.key, chunk: i, err: (err as Error).message }, 'read-ahead failed');
+      });
+    }
+  }
+
+  /**
+   * Hands the small files among `nodes` that are not cached yet to the prefetch worker, in the
+   * given order. Returns how many, or -1 when refused because S3 is down.
+   */
+  warm(nodes: Iterable<FileNode>): number {
+    if (!this.prefetcher) return 0;
+    if (this.opts.status.down) return -1;
+    let budget = this.opts.prefetch!.budget;
+    const tasks: PrefetchTask[] = [];
+    for (const node of nodes) {
+      if (node.size === 0 || node.size > PREFETCH_MAX_FILE || node.size > this.chunkSize) continue;
+      if (budget < node.size) break;
+      const name = this.blobName(node, 0);
+      if (this.prefetching.has(name) || this.inflight.has(name) || this.opts.cache.has(name)) continue;
+      budget -= node.size;
+      this.prefetching.add(name);
+      tasks.push({ name, key: node.key, etag: node.etag, size: node.size, sha256: node.sha256 });
+    }
+    this.prefetcher.send(tasks);
+    return tasks.length;
+  }
+
+  /** Resolves when the prefetch worker has answered everything asked of it. */
+  async idle(): Promise<void> {
+    await this.prefetcher?.idle();
+  }
+
+  async stop(): Promise<void> {
+    this.prefetching.clear();
+    await this.prefetcher?.stop();
+  }
+
+  private onPrefetched(msg: FromWorker): void {
+    const { cache, status, metrics, logger } = this.opts;
+    if (msg.type === 'cleared') {
+      for (const name of msg.names) this.prefetching.delete(name);
+      return;
+    }
+    this.prefetching.delete(msg.name);
+    if (msg.type === 'done') {
+      cache.adopt(msg.name, msg.size);
+      if (msg.downloaded) {
+        status.ok();
+        this.warnedOutage = false;
+        metrics?.prefetched.inc();
+        metrics?.s3Gets.inc({ kind: 'prefetch' });
+        metrics?.s3GetBytes.inc(msg.size);
+      }
+      return;
+    }
+    metrics?.errors.inc({ op: 'prefetch' });
+    if (msg.code === 'ENDPOINT_UNREACHABLE' || msg.code === 'S3_ERROR') {
+      status.failed(new SyncError(msg.code === 'S3_ERROR' ? 'S3_ERROR' : 'ENDPOINT_UNREACHABLE', msg.message));
+      if (!this.warnedOutage) logger.warn({ err: msg.message }, 'prefetch stopped: S3 does not answer');
+      this.warnedOutage = true;
+      return;
+    }
+    logger.debug({ blob: msg.name, code: msg.code, err: msg.message }, 'prefetch failed');
+  }
+
+  private chunkLength(node: FileNode, index: number): number {
+    return Math.min(this.chunkSize, node.size - index * this.chunkSize);
+  }
+
+  private blobName(node: FileNode, index: number): string {
+    return blobName(this.opts.store.bucket, node.key, node.etag, index);
+  }
+
+  private fetchChunk(node: FileNode, index: number, why: 'demand' | 'readahead'): Promise<Buffer> {
+    const name = this.blobName(node, index);
+    const running = this.inflight.get(name);
+    if (running) return running;
+    const p = this.download(node, index, why).then((data) => {
+      void this.opts.cache.put(name, data);
+      return data;
+    }).finally(() => this.inflight.delete(name));
+    this.inflight.set(name, p);
+    return p;
+  }
+
+  private async download(node: FileNode, index: number, why: string): Promise<Buffer> {
+    const { store, status, metrics } = this.opts;
+    status.gate(`s3://${store.bucket}/${node.key}`);
+    let body: Buffer;
+    try {
+      body = await downloadPinned(store, node, index, this.chunkSize);
+      status.ok();
+    } catch (err) {
+      if (isSyncError(err, 'PRECONDITION_FAILED')) status.ok();
+      else status.failed(err);
+      metrics?.errors.inc({ op: 'get' });
+      throw err;
+    }
+    metrics?.s3Gets.inc({ kind: why });
+    metrics?.s3GetBytes.inc(body.length);
+    return body;
+  }
+}

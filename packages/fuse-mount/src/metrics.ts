@@ -1,0 +1,34 @@
+/** The mount's Prometheus metrics, registered on the registry the health server exposes. */
+import { Counter, Gauge, type Registry } from '@workspace-sync/shared';
+
+export interface MountMetrics {
+  cacheHits: Counter<'tier'>;
+  cacheMisses: Counter;
+  cacheBytes: Gauge;
+  cacheEntries: Gauge;
+  cacheEvictions: Counter;
+  s3Gets: Counter<'kind'>;
+  s3GetBytes: Counter;
+  manifestRefreshes: Counter<'result'>;
+  prefetched: Counter;
+  errors: Counter<'op'>;
+}
+
+export function createMetrics(registry: Registry): MountMetrics {
+  const registers = [registry];
+  return {
+    cacheHits: new Counter({ name: 'fuse_mount_cache_hits_total', help: 'reads served from a cache', labelNames: ['tier'], registers }),
+    cacheMisses: new Counter({ name: 'fuse_mount_cache_misses_total', help: 'reads that needed a GET', registers }),
+    cacheBytes: new Gauge({ name: 'fuse_mount_cache_bytes', help: 'bytes in the disk cache', registers }),
+    cacheEntries: new Gauge({ name: 'fuse_mount_cache_entries', help: 'blobs in the disk cache', registers }),
+    cacheEvictions: new Counter({ name: 'fuse_mount_cache_evictions_total', help: 'blobs removed for size or age', registers }),
+    s3Gets: new Counter({ name: 'fuse_mount_s3_gets_total', help: 'GET requests by kind', labelNames: ['kind'], registers }),
+    s3GetBytes: new Counter({ name: 'fuse_mount_s3_get_bytes_total', help: 'content bytes downloaded', registers }),
+    manifestRefreshes: new Counter({
+      name: 'fuse_mount_manifest_refreshes_total', help: 'manifest checks by result (changed, unchanged, invalid, error)',
+      labelNames: ['result'], registers,
+    }),
+    prefetched: new Counter({ name: 'fuse_mount_prefetched_total', help: 'objects fetched ahead of a read', registers }),
+    errors: new Counter({ name: 'fuse_mount_errors_total', help: 'failed operations by kind', labelNames: ['op'], registers }),
+  };
+}

@@ -1,0 +1,286 @@
+/**
+ * The mount's metadata: one immutable snapshot per workspace, built from its manifest (or, for a
+ * prefix without one, from a listing), and the registry of workspaces under the mount root.
+ *
+ * Concurrency rules: a snapshot is built on the side (yielding to the event loop now and then,
+ * so FUSE calls keep being answered) and never mutated once built. `Tree.install` replaces a
+ * workspace's snapshot with one assignment, so every FUSE call sees either the whole
+ * old push or the whole new one; a reader holding a snapshot (or a node) keeps a consistent view.
+ *
+ * Stability: a path keeps its inode number for as long as it exists in consecutive snapshots,
+ * sizes and mtimes come from the source, so tools that key on (ino, size, mtime) do not re-read
+ * everything after a refresh.
+ */
+import { isSafeRelativePath, isValidWorkspaceName, stripEtag, type ListEntry, type Manifest } from '@workspace-sync/shared';
+
+export interface FileNode {
+  kind: 'file';
+  ino: number;
+  size: number;
+  /** What the mount reports; equals srcMtimeMs unless nudged (see `carryMtime`). */
+  mtimeMs: number;
+  srcMtimeMs: number;
+  /** Permission bits only (no setuid/setgid/sticky). */
+  perm: number;
+  /** Object key in the bucket and the ETag every read is pinned to. */
+  key: string;
+  etag: string;
+  /** From the manifest; lets small downloads be verified end to end. */
+  sha256: string | undefined;
+}
+
+export interface SymlinkNode {
+  kind: 'symlink';
+  ino: number;
+  mtimeMs: number;
+  srcMtimeMs: number;
+  target: string;
+}
+
+export interface DirNode {
+  kind: 'dir';
+  ino: number;
+  mtimeMs: number;
+  /** Entry names, sorted. */
+  names: string[];
+  subdirs: number;
+}
+
+export type Node = FileNode | SymlinkNode | DirNode;
+
+export interface Snapshot {
+  workspace: string;
+  source: 'manifest' | 'listing';
+  /** Manifest ETag, or '' for a listing. */
+  version: string;
+  /** When it was built (ms since epoch); listings are trusted for --dir-cache-time from here. */
+  builtAt: number;
+  /** Relative path → node; '' is the workspace directory itself. */
+  nodes: ReadonlyMap<string, Node>;
+  files: number;
+  bytes: number;
+}
+
+export type Warn = (message: string, detail: Record<string, unknown>) => void;
+
+/** Hands out inode numbers; 1 is the mount root. */
+export class InodeAllocator {
+  private next = 2;
+  allocate(): number {
+    const ino = this.next;
+    // st_ino travels as 32 bits through fuse-native; wrap rather than overflow (0 and 1 are taken).
+    this.next = this.next >= 0xffff_fffe ? 2 : this.next + 1;
+    return ino;
+  }
+}
+
+type Item =
+  | { rel: string; kind: 'file'; size: number; mtimeMs: number; perm: number; key: string; etag: string; sha256: string | undefined }
+  | { rel: string; kind: 'symlink'; target: string; mtimeMs: number }
+  | { rel: string; kind: 'dir'; mtimeMs: number };
+
+export interface BuildContext {
+  /** Inode of the workspace directory (kept by the registry across snapshots). */
+  rootIno: number;
+  previous: Snapshot | undefined;
+  inodes: InodeAllocator;
+  warn: Warn;
+}
+
+export function snapshotFromManifest(manifest: Manifest, manifestEtag: string, prefix: string, ctx: BuildContext, now = Date.now()): Promise<Snapshot> {
+  const ws = manifest.workspace;
+  const items: Item[] = manifest.entries.map((e) => e.type === 'file'
+    ? {
+      rel: e.path, kind: 'file', size: e.size, mtimeMs: e.mtimeMs, perm: e.mode & 0o777,
+      key: `${prefix}${ws}/${e.path}`, etag: stripEtag(e.etag), sha256: e.sha256,
+    }
+    : { rel: e.path, kind: 'symlink', target: e.target, mtimeMs: e.mtimeMs });
+  const createdAt = Date.parse(manifest.createdAt);
+  return buildSnapshot(ws, 'manifest', manifestEtag, items, Number.isFinite(createdAt) ? createdAt : 0, ctx, now);
+}
+
+/**
+ * A prefix filled by another tool: every key under `<prefix><ws>/` is a file (a key ending in "/"
+ * is a directory marker). Keys that are not safe relative paths are skipped with a warning.
+ */
+export function snapshotFromListing(workspace: string, entries: readonly ListEntry[], prefix: string, ctx: BuildContext, now = Date.now()): Promise<Snapshot> {
+  const head = `${prefix}${workspace}/`;
+  const items: Item[] = [];
+  for (const o of entries) {
+    if (!o.key.startsWith(head) || o.key === head) continue;
+    const isMarker = o.key.endsWith('/');
+    const rel = o.key.slice(head.length, isMarker ? -1 : undefined);
+    if (!isSafeRelativePath(rel)) {
+      ctx.warn('skipping a key that is not a safe path', { key: o.key });
+      continue;
+    }
+    const mtimeMs = o.lastModified?.getTime() ?? 0;
+    items.push(isMarker
+      ? { rel, kind: 'dir', mtimeMs }
+      : { rel, kind: 'file', size: o.size, mtimeMs, perm: 0o644, key: o.key, etag: stripEtag(o.etag), sha256: undefined });
+  }
+  return buildSnapshot(workspace, 'listing', '', items, 0, ctx, now);
+}
+
+/** Entries processed between yields to the event loop, which must keep answering FUSE calls. */
+const YIELD_EVERY = 4096;
+
+async function buildSnapshot(workspace: string, source: Snapshot['source'], version: string, items: Item[], emptyMtime: number, ctx: BuildContext, now: number): Promise<Snapshot> {
+  const prev = ctx.previous?.nodes;
+  const nodes = new Map<string, Node>();
+  const dirs = new Map<string, { names: string[]; subdirs: number; mtimeMs: number; explicit: boolean }>();
+  dirs.set('', { names: [], subdirs: 0, mtimeMs: emptyMtime, explicit: true });
+  const inoFor = (rel: string, kind: Node['kind']): number => {
+    const old = prev?.get(rel);
+    return old && old.kind === kind ? old.ino : ctx.inodes.allocate();
+  };
+  /** Creates the parents of `rel`; false when one of them is already a file or symlink. */
+  const ensureParents = (rel: string): boolean => {
+    const segs = rel.split('/');
+    let dir = '';
+    for (let i = 0; i < segs.length - 1; i++) {
+      const child = dir === '' ? segs[i]! : `${dir}/${segs[i]}`;
+      if (nodes.has(child)) return false;
+      if (!dirs.has(child)) {
+        dirs.set(child, { names: [], subdirs: 0, mtimeMs: 0, explicit: false });
+        const parent = dirs.get(dir)!;
+        parent.names.push(segs[i]!);
+        parent.subdirs++;
+      }
+      dir = child;
+    }
+    return true;
+  };
+  let files = 0;
+  let bytes = 0;
+  let done = 0;
+  for (const item of items) {
+    if (++done % YIELD_EVERY === 0) await new Promise((r) => setImmediate(r));
+    const conflict = nodes.has(item.rel) || (dirs.has(item.rel) && (item.kind !== 'dir' || dirs.get(item.rel)!.explicit));
+    if (conflict || !ensureParents(item.rel)) {
+      ctx.warn('skipping an entry that collides with another path', { workspace, path: item.rel });
+      continue;
+    }
+    const slash = item.rel.lastIndexOf('/');
+    const parentRel = slash < 0 ? '' : item.rel.slice(0, slash);
+    const name = item.rel.slice(slash + 1);
+    if (item.kind === 'dir') {
+      const existing = dirs.get(item.rel);
+      if (existing) {
+        existing.explicit = true;
+        existing.mtimeMs = Math.max(existing.mtimeMs, item.mtimeMs);
+      } else {
+        dirs.set(item.rel, { names: [], subdirs: 0, mtimeMs: item.mtimeMs, explicit: true });
+        dirs.get(parentRel)!.names.push(name);
+        dirs.get(parentRel)!.subdirs++;
+      }
+      continue;
+    }
+    dirs.get(parentRel)!.names.push(name);
+    const old = prev?.get(item.rel);
+    if (item.kind === 'file') {
+      files++;
+      bytes += item.size;
+      nodes.set(item.rel, {
+        kind: 'file', ino: inoFor(item.rel, 'file'), size: item.size,
+        mtimeMs: carryMtime(old, item.size, item.mtimeMs, item.etag), srcMtimeMs: item.mtimeMs,
+        perm: item.perm, key: item.key, etag: item.etag, sha256: item.sha256,
+      });
+    } else {
+      nodes.set(item.rel, {
+        kind: 'symlink', ino: inoFor(item.rel, 'symlink'), mtimeMs: item.mtimeMs, srcMtimeMs: item.mtimeMs, target: item.target,
+      });
+    }
+    // A directory's mtime is the newest thing under it: it moves when its content does.
+    for (let p = parentRel; ; p = p.slice(0, Math.max(0, p.lastIndexOf('/')))) {
+      const d = dirs.get(p)!;
+      if (d.mtimeMs < item.mtimeMs) d.mtimeMs = item.mtimeMs;
+      if (p === '') break;
+    }
+  }
+  for (const [rel, d] of dirs) {
+    if (++done % YIELD_EVERY === 0) await new Promise((r) => setImmediate(r));
+    d.names.sort();
+    nodes.set(rel, {
+      kind: 'dir', ino: rel === '' ? ctx.rootIno : inoFor(rel, 'dir'), mtimeMs: d.mtimeMs, names: d.names, subdirs: d.subdirs,
+    });
+  }
+  return { workspace, source, version, builtAt: now, nodes, files, bytes };
+}
+
+/**
+ * The kernel keeps a file's cached pages while its size and mtime are unchanged (auto_cache).
+ * When the content changed but both stayed the same, report the mtime 1 ms later so the stale
+ * pages are dropped; while the content stays the same, keep whatever was reported before.
+ */
+function carryMtime(old: Node | undefined, size: number, srcMtimeMs: number, etag: string): number {
+  if (!old || old.kind !== 'file' || old.size !== size || old.srcMtimeMs !== srcMtimeMs) return srcMtimeMs;
+  return old.etag === etag ? old.mtimeMs : old.mtimeMs + 1;
+}
+
+export interface WorkspaceState {
+  readonly name: string;
+  readonly ino: number;
+  /** A manifest was seen under `.sync/` at the last discovery. */
+  hasManifest: boolean;
+  /** ETag of the manifest the snapshot came from (for conditional GETs). */
+  manifestEtag: string | undefined;
+  snapshot: Snapshot | undefined;
+  /** A file in it was opened: its small files were handed to the prefetcher, and new pushes are warmed too. */
+  touched: boolean;
+}
+
+export type InstallListener = (state: WorkspaceState, previous: Snapshot | undefined, next: Snapshot) => void;
+
+/** The mount root: workspace name → its state. Names are validated before they get here. */
+export class Tree {
+  readonly inodes = new InodeAllocator();
+  private readonly workspaces = new Map<string, WorkspaceState>();
+  private sortedNames: string[] = [];
+  private readonly listeners: InstallListener[] = [];
+
+  names(): readonly string[] {
+    return this.sortedNames;
+  }
+
+  get(name: string): WorkspaceState | undefined {
+    return this.workspaces.get(name);
+  }
+
+  all(): IterableIterator<WorkspaceState> {
+    return this.workspaces.values();
+  }
+
+  /**
+   * Makes the set of workspaces exactly `present` (name → has a manifest). New names get a fresh
+   * inode, names that vanished are dropped, the rest keep their state.
+   */
+  reconcile(present: ReadonlyMap<string, boolean>): void {
+    for (const name of [...this.workspaces.keys()]) if (!present.has(name)) this.workspaces.delete(name);
+    for (const [name, hasManifest] of present) {
+      if (!isValidWorkspaceName(name)) throw new Error(`invalid workspace name reached the tree: ${JSON.stringify(name)}`);
+      const state = this.workspaces.get(name);
+      if (state) state.hasManifest = hasManifest;
+      else this.workspaces.set(name, { name, ino: this.inodes.allocate(), hasManifest, manifestEtag: undefined, snapshot: undefined, touched: false });
+    }
+    this.sortedNames = [...this.workspaces.keys()].sort();
+  }
+
+  /** The atomic switch: one assignment replaces the whole view of a workspace. */
+  install(name: string, snapshot: Snapshot, manifestEtag: string | undefined): void {
+    const state = this.workspaces.get(name);
+    if (!state) return;
+    const previous = state.snapshot;
+    state.snapshot = snapshot;
+    state.manifestEtag = manifestEtag;
+    for (const fn of this.listeners) fn(state, previous, snapshot);
+  }
+
+  onInstall(fn: InstallListener): void {
+    this.listeners.push(fn);
+  }
+
+  buildContext(state: WorkspaceState, warn: Warn): BuildContext {
+    return { rootIno: state.ino, previous: state.snapshot, inodes: this.inodes, warn };
+  }
+}

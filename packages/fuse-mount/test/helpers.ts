@@ -1,0 +1,136 @@
+/** Fixtures shared by the fuse-mount tests: publishing a workspace the way sync-agent does, and the mount CLI as a child process. */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import {
+  MANIFEST_FORMAT, MANIFEST_VERSION, createLogger, createObjectStore, encodeManifest, manifestKey, objectKey, sha256Hex,
+  type Logger, type Manifest, type ManifestEntry, type ObjectStore,
+} from '@workspace-sync/shared';
+import type { EmbeddedS3 } from '@workspace-sync/testkit';
+
+export const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'fuse-mount.js');
+
+export const quietLogger = createLogger({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+
+/** A logger whose JSON lines the test can inspect. */
+export function captureLogger(): { logger: Logger; lines: () => Array<{ level: number; msg: string; [k: string]: unknown }> } {
+  const out: string[] = [];
+  const destination = new Writable({ write(chunk, _enc, cb) { out.push(chunk.toString()); cb(); } });
+  const logger = createLogger({ level: 'debug', format: 'json', destination });
+  return { logger, lines: () => out.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l)) };
+}
+
+export function storeFor(s3: EmbeddedS3): ObjectStore {
+  // The SDK reads credentials from the environment.
+  Object.assign(process.env, s3.env);
+  return createObjectStore({ endpoint: s3.endpoint, region: 'us-east-1', bucket: s3.bucket, forcePathStyle: true, maxAttempts: 1, requestTimeoutMs: 3_000 });
+}
+
+export type FixtureEntry =
+  | { path: string; content: string | Buffer; mode?: number; mtimeMs?: number }
+  | { path: string; symlink: string; mtimeMs?: number };
+
+/** Uploads the objects, then the manifest last, like a push. Returns the manifest. */
+export async function publish(store: ObjectStore, prefix: string, workspace: string, files: FixtureEntry[], generation = 1): Promise<Manifest> {
+  const entries: ManifestEntry[] = [];
+  for (const f of files) {
+    const mtimeMs = f.mtimeMs ?? 1_700_000_000_000;
+    if ('symlink' in f) {
+      const { etag } = await store.put(objectKey(prefix, workspace, f.path), Buffer.from(f.symlink));
+      entries.push({ path: f.path, type: 'symlink', target: f.symlink, mtimeMs, etag });
+    } else {
+      const body = Buffer.isBuffer(f.content) ? f.content : Buffer.from(f.content);
+      const { etag } = await store.put(objectKey(prefix, workspace, f.path), body);
+      entries.push({ path: f.path, type: 'file', size: body.length, mtimeMs, mode: f.mode ?? 0o644, sha256: sha256Hex(body), etag });
+    }
+  }
+  const manifest: Manifest = {
+    format: MANIFEST_FORMAT, version: MANIFEST_VERSION, workspace, generation, createdAt: new Date().toISOString(),
+    writer: { host: 'test', agent: 'fuse-mount-test' }, entries,
+  };
+  await store.put(manifestKey(prefix, workspace), encodeManifest(manifest));
+  return manifest;
+}
+
+export function tempDir(label: string): string {
+  return mkdtempSync(path.join(tmpdir(), `wsync-${label}-`));
+}
+
+export interface MountProcess {
+  proc: ChildProcess;
+  mountpoint: string;
+  /** Everything the process wrote to stderr so far. */
+  stderr(): string;
+  /** Resolves with the exit code (or signal name) once the process ends. */
+  exited: Promise<number | string>;
+}
+
+/** Spawns the CLI and resolves once it printed its readiness line; rejects if it exits first. */
+export async function spawnMount(mountpoint: string, args: string[], env: Record<string, string>): Promise<MountProcess> {
+  const proc = spawn(process.execPath, [CLI, mountpoint, ...args], {
+    env: { ...process.env, LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let err = '';
+  proc.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+  const exited = new Promise<number | string>((resolve) => proc.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  const lines: string[] = [];
+  const rl = createInterface({ input: proc.stdout! });
+  rl.on('line', (l) => lines.push(l));
+  await new Promise<void>((resolve, reject) => {
+    rl.once('line', () => resolve());
+    void exited.then((code) => reject(new Error(`fuse-mount exited with ${code} before it was ready:\n${err}`)));
+  });
+  if (lines[0] !== `ready ${mountpoint}`) throw new Error(`unexpected readiness line: ${lines[0]}`);
+  return { proc, mountpoint, stderr: () => err, exited };
+}
+
+/** The health port a mount started with `--health-port 0` reports in its "mounted" log line. */
+export function healthPortOf(m: MountProcess): number {
+  for (const line of m.stderr().split('\n')) {
+    if (!line.startsWith('{')) continue;
+    const rec = JSON.parse(line) as { msg?: string; healthPort?: number };
+    if (rec.msg === 'mounted' && rec.healthPort) return rec.healthPort;
+  }
+  throw new Error(`no health port in the mount's log:\n${m.stderr()}`);
+}
+
+/** Lazy-unmounts `mountpoint` if anything is mounted there (cleanup that works even after a crash). */
+export function forceUnmount(mountpoint: string): void {
+  if (isMounted(mountpoint)) spawnSync('fusermount', ['-uz', mountpoint], { stdio: 'ignore' });
+}
+
+export function isMounted(mountpoint: string): boolean {
+  return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === mountpoint);
+}
+
+export function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** Runs a shell command in a child process (never touch the mount synchronously from a process serving it). */
+export function sh(script: string, timeoutMs = 30_000): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn('sh', ['-c', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+    p.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    const timer = setTimeout(() => { p.kill('SIGKILL'); reject(new Error(`timed out: ${script}`)); }, timeoutMs);
+    p.once('exit', (code) => { clearTimeout(timer); resolve({ code: code ?? -1, stdout, stderr }); });
+  });
+}
+
+/** Polls `check` until it returns true or `timeoutMs` passes; returns whether it did. */
+export async function eventually(check: () => Promise<boolean>, timeoutMs: number, stepMs = 100): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return true;
+    if (Date.now() > end) return false;
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+}
