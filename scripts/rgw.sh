@@ -9,7 +9,7 @@
 #   scripts/rgw.sh stop-rgw [DIR [NAME]]        stop only a gateway (an S3 outage; data stays in the OSD)
 #   scripts/rgw.sh start-rgw [DIR [NAME PORT]]  start a gateway again on its port, or a new one on PORT
 #
-# DIR defaults to /tmp/wsync-rgw. The main gateway is named "wsync" and listens on RGW_PORT (default
+# DIR defaults to /tmp/workspace-sync-rgw. The main gateway is named "wsync" and listens on RGW_PORT (default
 # 7480, read when the cluster is created); other NAMEs are extra gateways to the same data (one per test file, so one file's outage
 # test does not take down another's server). `start` prints `ready http://127.0.0.1:PORT` and writes
 # DIR/env with the credentials and S3_ENDPOINT. The OSD keeps its data in RAM (memstore: faster and
@@ -358,7 +358,7 @@ cmd_status() {
 }
 
 (($# >= 1)) || usage
-DIR=${2:-/tmp/wsync-rgw}
+DIR=${2:-/tmp/workspace-sync-rgw}
 case $1 in
   install) cmd_install ;;
   start) cmd_start ;;

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEmbeddedS3, type EmbeddedS3 } from '@workspace-sync/testkit';
+import { startTestS3, type EmbeddedS3 } from '@workspace-sync/testkit';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const AGENT = path.join(REPO, 'packages', 'sync-agent', 'bin', 'sync-agent.js');
@@ -52,7 +52,7 @@ async function hashes(dir: string): Promise<Map<string, string>> {
 }
 
 beforeAll(async () => {
-  s3 = await startEmbeddedS3();
+  s3 = await startTestS3();
   work = mkdtempSync(path.join(tmpdir(), 'wsync-e2e-'));
   root = path.join(work, 'workspaces');
   mnt = path.join(work, 'mnt');

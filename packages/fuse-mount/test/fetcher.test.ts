@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isSyncError, objectKey, sha256Hex, stripEtag, type ObjectStore } from '@workspace-sync/shared';
-import { startEmbeddedS3, unreachable, withFaults, type EmbeddedS3, type FaultyStore } from '@workspace-sync/testkit';
+import { startTestS3, unreachable, withFaults, type EmbeddedS3, type FaultyStore } from '@workspace-sync/testkit';
 import { ContentCache, blobName } from '../src/content-cache.js';
 import { Fetcher, type FetcherOptions } from '../src/fetcher.js';
 import { RemoteStatus } from '../src/remote-status.js';
@@ -13,7 +13,7 @@ let store: ObjectStore;
 const cleanups: Array<() => Promise<void> | void> = [];
 
 beforeAll(async () => {
-  s3 = await startEmbeddedS3();
+  s3 = await startTestS3();
   store = storeFor(s3);
 });
 afterAll(async () => {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { objectKey, sha256Hex, type ObjectStore } from '@workspace-sync/shared';
-import { startEmbeddedS3, unreachable, withFaults, type EmbeddedS3 } from '@workspace-sync/testkit';
+import { startTestS3, unreachable, withFaults, type EmbeddedS3 } from '@workspace-sync/testkit';
 import { ContentCache } from '../src/content-cache.js';
 import { MountCore, type Stat } from '../src/core.js';
 import { EACCES, EBADF, EINVAL, EIO, EISDIR, ENOENT, ENOTDIR, EROFS, ESTALE } from '../src/errno.js';
@@ -19,7 +19,7 @@ let n = 0;
 const cleanups: Array<() => Promise<void> | void> = [];
 
 beforeAll(async () => {
-  s3 = await startEmbeddedS3();
+  s3 = await startTestS3();
   store = storeFor(s3);
 });
 afterAll(async () => {

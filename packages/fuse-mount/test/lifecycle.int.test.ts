@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEmbeddedS3, type EmbeddedS3 } from '@workspace-sync/testkit';
+import { startTestS3, type EmbeddedS3 } from '@workspace-sync/testkit';
 import {
   CLI, forceUnmount, isMounted, publish, removeDir, sh, spawnMount, storeFor, tempDir, type MountProcess,
 } from './helpers.js';
@@ -16,7 +16,7 @@ const mounts: MountProcess[] = [];
 const dirs: string[] = [];
 
 beforeAll(async () => {
-  s3 = await startEmbeddedS3();
+  s3 = await startTestS3();
   await publish(storeFor(s3), '', 'ws', [{ path: 'hello.txt', content: 'hello\n' }]);
 });
 

@@ -5,7 +5,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ObjectStore } from '@workspace-sync/shared';
-import { startEmbeddedS3, type EmbeddedS3 } from '@workspace-sync/testkit';
+import { startTestS3, type EmbeddedS3 } from '@workspace-sync/testkit';
 import {
   eventually, forceUnmount, isMounted, publish, removeDir, sh, spawnMount, storeFor, tempDir, type FixtureEntry, type MountProcess,
 } from './helpers.js';
@@ -39,7 +39,7 @@ function fixture(): FixtureEntry[] {
 let files: FixtureEntry[];
 
 beforeAll(async () => {
-  s3 = await startEmbeddedS3();
+  s3 = await startTestS3();
   store = storeFor(s3);
   files = fixture();
   await publish(store, PREFIX, 'proj', files);

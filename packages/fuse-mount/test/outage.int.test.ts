@@ -7,7 +7,7 @@ import { readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ObjectStore } from '@workspace-sync/shared';
-import { startEmbeddedS3, type EmbeddedS3 } from '@workspace-sync/testkit';
+import { startTestS3, type EmbeddedS3 } from '@workspace-sync/testkit';
 import {
   eventually, forceUnmount, healthPortOf, isMounted, publish, removeDir, sh, spawnMount, storeFor, tempDir, type FixtureEntry, type MountProcess,
 } from './helpers.js';
@@ -18,7 +18,7 @@ const mounts: MountProcess[] = [];
 const dirs: string[] = [];
 
 beforeAll(async () => {
-  s3 = await startEmbeddedS3();
+  s3 = await startTestS3();
   store = storeFor(s3);
 });
 

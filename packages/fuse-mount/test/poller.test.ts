@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { manifestKey, objectKey, Registry, type ObjectStore } from '@workspace-sync/shared';
-import { startEmbeddedS3, type EmbeddedS3 } from '@workspace-sync/testkit';
+import { startTestS3, type EmbeddedS3 } from '@workspace-sync/testkit';
 import { createMetrics } from '../src/metrics.js';
 import { Poller } from '../src/poller.js';
 import { RemoteStatus } from '../src/remote-status.js';
@@ -12,7 +12,7 @@ let store: ObjectStore;
 let n = 0;
 
 beforeAll(async () => {
-  s3 = await startEmbeddedS3();
+  s3 = await startTestS3();
   store = storeFor(s3);
 });
 afterAll(async () => {

@@ -15,11 +15,11 @@ import { createObjectStore } from '@workspace-sync/shared';
 import type { EmbeddedS3 } from './spawn.js';
 
 const SCRIPT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'scripts', 'rgw.sh');
-const DEFAULT_DIR = '/tmp/wsync-rgw';
+const DEFAULT_DIR = '/tmp/workspace-sync-rgw';
 const execFileAsync = promisify(execFile);
 
 export interface RgwOptions {
-  /** The cluster's directory as given to scripts/rgw.sh (default: RGW_DIR, else /tmp/wsync-rgw). */
+  /** The cluster's directory as given to scripts/rgw.sh (default: RGW_DIR, else /tmp/workspace-sync-rgw). */
   dir?: string;
   /** Port of this test's gateway (default: a free one). */
   port?: number;
