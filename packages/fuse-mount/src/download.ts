@@ -4,7 +4,7 @@
  * manifest's sha256, for whole objects) are verified too. Any difference is PRECONDITION_FAILED:
  * the object changed underneath the manifest, and the caller re-resolves instead of mixing versions.
  */
-import { sha256Hex, stripEtag, SyncError, type ObjectStore } from '@workspace-sync/shared';
+import { httpStatus, isSyncError, sha256Hex, stripEtag, SyncError, type GetResult, type ObjectStore } from '@workspace-sync/shared';
 
 export interface PinnedObject {
   key: string;
@@ -18,7 +18,15 @@ export async function downloadPinned(store: ObjectStore, obj: PinnedObject, inde
   const whole = obj.size <= chunkSize;
   const start = index * chunkSize;
   const length = Math.min(chunkSize, obj.size - start);
-  const res = await store.get(obj.key, { ifMatch: obj.etag, range: whole ? undefined : { start, end: start + length - 1 } });
+  let res: GetResult;
+  try {
+    res = await store.get(obj.key, { ifMatch: obj.etag, range: whole ? undefined : { start, end: start + length - 1 } });
+  } catch (err) {
+    // The range lies past the end of what S3 holds: another, shorter version. A server that
+    // honours If-Match (Ceph RGW) says 412 first; one that ignores it (s3rver) says 416.
+    if (isSyncError(err) && httpStatus(err.cause) === 416) throw changedUnderneath(store.bucket, obj, 'an object shorter than the range');
+    throw err;
+  }
   if (res.notModified) throw new Error(`GET s3://${store.bucket}/${obj.key} answered 304 without If-None-Match`);
   const etag = stripEtag(res.etag);
   if (etag !== obj.etag || res.size !== obj.size || res.body.length !== length) {

@@ -14,7 +14,7 @@
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { constants } from 'node:fs';
-import { access, readdir, readFile, stat } from 'node:fs/promises';
+import { access, readdir, readFile, stat, statfs } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { SyncError, type Logger } from '@workspace-sync/shared';
 import type { FuseHandlers } from './fuse-ops.js';
@@ -55,6 +55,9 @@ export async function prepareMountpoint(mountpoint: string, logger: Logger): Pro
   }
   let mounted = await findMount(mountpoint);
   let st = await statWithTimeout(mountpoint);
+  // For the attribute timeout after its server died, a FUSE mount's root still stats fine from the
+  // kernel's cache; statfs always asks the server.
+  if (typeof st !== 'string' && mounted?.startsWith('fuse') && (await statfsWithTimeout(mountpoint)) === 'stale') st = 'stale';
   if (st === 'stale' || (st === 'timeout' && mounted?.startsWith('fuse'))) {
     logger.warn({ mountpoint, fstype: mounted }, 'clearing a stale FUSE mount left by an earlier run');
     await fusermountUnmount(mountpoint);
@@ -143,15 +146,25 @@ async function fusermountUnmount(mountpoint: string): Promise<void> {
 type StatResult = Awaited<ReturnType<typeof stat>> | 'missing' | 'stale' | 'timeout';
 
 /** A hung FUSE mount blocks stat forever: give up after a while instead. */
-async function statWithTimeout(file: string): Promise<StatResult> {
+function statWithTimeout(file: string): Promise<StatResult> {
+  return withTimeout(stat(file).then((st): StatResult => st, (err: unknown) => inspectFailure(file, err)));
+}
+
+function statfsWithTimeout(file: string): Promise<'ok' | 'missing' | 'stale' | 'timeout'> {
+  return withTimeout(statfs(file).then(() => 'ok' as const, (err: unknown) => inspectFailure(file, err)));
+}
+
+function inspectFailure(file: string, err: unknown): 'missing' | 'stale' {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return 'missing';
+  // ENOTCONN: "transport endpoint is not connected", the FUSE server is gone.
+  if (code === 'ENOTCONN' || code === 'ECONNABORTED') return 'stale';
+  throw mountFailed(`cannot inspect mount point ${file}: ${(err as Error).message}`, 'check the path and its permissions', err);
+}
+
+async function withTimeout<T>(result: Promise<T>): Promise<T | 'timeout'> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<'timeout'>((resolve) => { timer = setTimeout(() => resolve('timeout'), STAT_TIMEOUT_MS); });
-  const result = stat(file).then((st): StatResult => st, (err: NodeJS.ErrnoException): StatResult => {
-    if (err.code === 'ENOENT') return 'missing';
-    // ENOTCONN: "transport endpoint is not connected", the FUSE server is gone.
-    if (err.code === 'ENOTCONN' || err.code === 'ECONNABORTED') return 'stale';
-    throw mountFailed(`cannot inspect mount point ${file}: ${err.message}`, 'check the path and its permissions', err);
-  });
   try {
     return await Promise.race([result, timeout]);
   } finally {

@@ -11,7 +11,7 @@ import { createFuseHandlers, type FuseHandlers } from '../src/fuse-ops.js';
 import { Poller } from '../src/poller.js';
 import { RemoteStatus } from '../src/remote-status.js';
 import { Tree } from '../src/tree.js';
-import { publish, quietLogger, removeDir, storeFor, tempDir, type FixtureEntry } from './helpers.js';
+import { publish, quietLogger, releaseS3, removeDir, settingsFor, storeFor, tempDir, type FixtureEntry } from './helpers.js';
 
 let s3: EmbeddedS3;
 let store: ObjectStore;
@@ -23,8 +23,7 @@ beforeAll(async () => {
   store = storeFor(s3);
 });
 afterAll(async () => {
-  await s3.stop();
-  removeDir(s3.dir);
+  await releaseS3(s3);
 });
 afterEach(async () => {
   for (const fn of cleanups.splice(0).reverse()) await fn();
@@ -49,7 +48,7 @@ async function mountCore(files: FixtureEntry[] = FIXTURE, opts: { prefetch?: boo
   await poller.pollOnce();
   const fetcher = new Fetcher({
     store: faulty, cache, status, logger: quietLogger, chunkSize: opts.chunkSize, readAheadChunks: 0,
-    prefetch: opts.prefetch ? { settings: { endpoint: s3.endpoint, region: 'us-east-1', bucket: s3.bucket, forcePathStyle: true }, concurrency: 4, budget: 1e9 } : undefined,
+    prefetch: opts.prefetch ? { settings: settingsFor(s3), concurrency: 4, budget: 1e9 } : undefined,
   });
   const core = new MountCore({ tree, poller, fetcher, uid: 1234, gid: 5678, logger: quietLogger, reresolveDelays: [0, 100, 200, 400, 800] });
   const handlers = createFuseHandlers(core, { logger: quietLogger });

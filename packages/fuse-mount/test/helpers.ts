@@ -8,7 +8,7 @@ import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import {
   MANIFEST_FORMAT, MANIFEST_VERSION, createLogger, createObjectStore, encodeManifest, manifestKey, objectKey, sha256Hex,
-  type Logger, type Manifest, type ManifestEntry, type ObjectStore,
+  type Logger, type Manifest, type ManifestEntry, type ObjectStore, type S3Settings,
 } from '@workspace-sync/shared';
 import type { EmbeddedS3 } from '@workspace-sync/testkit';
 
@@ -24,10 +24,26 @@ export function captureLogger(): { logger: Logger; lines: () => Array<{ level: n
   return { logger, lines: () => out.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l)) };
 }
 
+/** How an in-process store (or the prefetch worker) reaches the test's server, with its credentials. */
+export function settingsFor(s3: EmbeddedS3): S3Settings {
+  return {
+    endpoint: s3.endpoint, region: s3.env.AWS_REGION ?? 'us-east-1', bucket: s3.bucket, forcePathStyle: true,
+    credentials: { accessKeyId: s3.env.AWS_ACCESS_KEY_ID!, secretAccessKey: s3.env.AWS_SECRET_ACCESS_KEY! },
+  };
+}
+
 export function storeFor(s3: EmbeddedS3): ObjectStore {
-  // The SDK reads credentials from the environment.
-  Object.assign(process.env, s3.env);
-  return createObjectStore({ endpoint: s3.endpoint, region: 'us-east-1', bucket: s3.bucket, forcePathStyle: true, maxAttempts: 1, requestTimeoutMs: 3_000 });
+  return createObjectStore({ ...settingsFor(s3), maxAttempts: 1, requestTimeoutMs: 3_000 });
+}
+
+/**
+ * Stops the test's server and removes its files. Only s3rver's directory is the test's own: with
+ * S3_BACKEND=rgw, `dir` is the Ceph cluster every test file of the run shares.
+ */
+export async function releaseS3(s3: EmbeddedS3 | undefined): Promise<void> {
+  if (!s3) return;
+  await s3.stop();
+  if ((process.env.S3_BACKEND ?? 's3rver') === 's3rver') removeDir(s3.dir);
 }
 
 export type FixtureEntry =

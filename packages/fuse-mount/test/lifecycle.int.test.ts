@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestS3, type EmbeddedS3 } from '@workspace-sync/testkit';
 import {
-  CLI, forceUnmount, isMounted, publish, removeDir, sh, spawnMount, storeFor, tempDir, type MountProcess,
+  CLI, forceUnmount, isMounted, publish, releaseS3, removeDir, sh, spawnMount, storeFor, tempDir, type MountProcess,
 } from './helpers.js';
 
 let s3: EmbeddedS3;
@@ -25,8 +25,8 @@ afterAll(async () => {
     if (m.proc.exitCode === null && m.proc.signalCode === null) m.proc.kill('SIGKILL');
     forceUnmount(m.mountpoint);
   }
-  await s3?.stop();
-  for (const d of [...dirs, s3?.dir]) if (d) removeDir(d);
+  await releaseS3(s3);
+  for (const d of dirs) removeDir(d);
 });
 
 function dir(label: string): string {

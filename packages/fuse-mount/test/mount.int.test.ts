@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ObjectStore } from '@workspace-sync/shared';
 import { startTestS3, type EmbeddedS3 } from '@workspace-sync/testkit';
 import {
-  eventually, forceUnmount, isMounted, publish, removeDir, sh, spawnMount, storeFor, tempDir, type FixtureEntry, type MountProcess,
+  eventually, forceUnmount, isMounted, publish, releaseS3, removeDir, sh, spawnMount, storeFor, tempDir, type FixtureEntry, type MountProcess,
 } from './helpers.js';
 
 const PREFIX = 'team/';
@@ -52,8 +52,8 @@ beforeAll(async () => {
 afterAll(async () => {
   if (mount?.proc.exitCode === null) mount.proc.kill('SIGKILL');
   forceUnmount(mnt);
-  await s3?.stop();
-  for (const d of [mnt, cacheDir, s3?.dir]) if (d) removeDir(d);
+  await releaseS3(s3);
+  for (const d of [mnt, cacheDir]) if (d) removeDir(d);
 });
 
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');

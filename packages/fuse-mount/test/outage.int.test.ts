@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ObjectStore } from '@workspace-sync/shared';
 import { startTestS3, type EmbeddedS3 } from '@workspace-sync/testkit';
 import {
-  eventually, forceUnmount, healthPortOf, isMounted, publish, removeDir, sh, spawnMount, storeFor, tempDir, type FixtureEntry, type MountProcess,
+  eventually, forceUnmount, healthPortOf, isMounted, publish, releaseS3, removeDir, sh, spawnMount, storeFor, tempDir, type FixtureEntry, type MountProcess,
 } from './helpers.js';
 
 let s3: EmbeddedS3;
@@ -27,8 +27,8 @@ afterAll(async () => {
     if (m.proc.exitCode === null) m.proc.kill('SIGKILL');
     forceUnmount(m.mountpoint);
   }
-  await s3?.stop();
-  for (const d of [...dirs, s3?.dir]) if (d) removeDir(d);
+  await releaseS3(s3);
+  for (const d of dirs) removeDir(d);
 });
 
 async function startMount(workspace: string, extra: string[]): Promise<{ mnt: string; cache: string; m: MountProcess }> {

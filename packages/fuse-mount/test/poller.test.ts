@@ -5,7 +5,7 @@ import { createMetrics } from '../src/metrics.js';
 import { Poller } from '../src/poller.js';
 import { RemoteStatus } from '../src/remote-status.js';
 import { Tree, type FileNode } from '../src/tree.js';
-import { captureLogger, publish, removeDir, storeFor } from './helpers.js';
+import { captureLogger, publish, releaseS3, storeFor } from './helpers.js';
 
 let s3: EmbeddedS3;
 let store: ObjectStore;
@@ -16,8 +16,7 @@ beforeAll(async () => {
   store = storeFor(s3);
 });
 afterAll(async () => {
-  await s3.stop();
-  removeDir(s3.dir);
+  await releaseS3(s3);
 });
 
 /** Each test gets its own prefix in the shared bucket. */

@@ -6,8 +6,9 @@
  */
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -56,7 +57,9 @@ export async function startRgw(opts: RgwOptions = {}): Promise<EmbeddedS3> {
   const api: EmbeddedS3 = {
     endpoint,
     port,
-    dir,
+    // The cluster directory is shared by every test: callers get a scratch directory of their own,
+    // so cleaning up `dir` (as s3rver's callers do) can never wipe the cluster.
+    dir: mkdtempSync(path.join(tmpdir(), 'wsync-rgw-client-')),
     bucket,
     env,
     get running() { return pid !== undefined && isAlive(pid); },
