@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
-import type { Stats } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, type Stats } from 'node:fs';
 import { SyncError } from './errors.js';
 
 export function sha256Hex(data: Buffer | string): string {
@@ -43,8 +43,25 @@ async function withStableFile<T>(file: string, attempts: number, body: (fh: File
   });
 }
 
+/** Files up to this size are read with synchronous calls: five thread-pool round trips cost more than the read. */
+const SYNC_READ_LIMIT = 1024 * 1024;
+
 /** Whole file in memory plus its sha256, consistent with one version of the file. */
 export async function readFileStable(file: string, attempts = 5): Promise<StableRead> {
+  for (let i = 0; i < attempts; i++) {
+    const fd = openSync(file, 'r');
+    let before: Stats;
+    try {
+      before = fstatSync(fd);
+      if (before.size > SYNC_READ_LIMIT) break;
+      const data = readAll(fd, before.size);
+      const after = fstatSync(fd);
+      if (sameVersion(before, after)) return { data, sha256: sha256Hex(data), stat: after };
+    } finally {
+      closeSync(fd);
+    }
+    await new Promise((r) => setTimeout(r, 20 * (i + 1)));
+  }
   const { value, stat } = await withStableFile(file, attempts, async (fh, before) => {
     const data = Buffer.allocUnsafe(before.size);
     let off = 0;
@@ -56,6 +73,17 @@ export async function readFileStable(file: string, attempts = 5): Promise<Stable
     return off === data.length ? data : data.subarray(0, off);
   });
   return { data: value, sha256: sha256Hex(value), stat };
+}
+
+function readAll(fd: number, size: number): Buffer {
+  const data = Buffer.allocUnsafe(size);
+  let off = 0;
+  while (off < size) {
+    const n = readSync(fd, data, off, size - off, off);
+    if (n === 0) break;
+    off += n;
+  }
+  return off === size ? data : data.subarray(0, off);
 }
 
 /** sha256 of a file streamed in chunks (for files too large to hold in memory). */
