@@ -2,15 +2,17 @@
  * `sync-agent`: parses, wires and prints. Results go to stdout (plain or --json), logs to stderr (pino).
  * Exit codes come from shared exitCodeFor (documented in the README).
  */
+import { setFlagsFromString } from 'node:v8';
 import { Command, CommanderError } from 'commander';
 import {
-  addConfigOptions, configFlags, createLogger, createObjectStore, exitCodeFor, ExitCodes, formatBytes, formatError,
-  isSyncError, resolveConfig, SyncError, type AgentConfig,
+  addConfigOptions, configFlags, createLogger, createObjectStore, createRegistry, exitCodeFor, ExitCodes, formatBytes, formatError,
+  isSyncError, parseDuration, Registry, resolveConfig, startHealthServer, SyncError, type AgentConfig, type Logger, type ObjectStore,
 } from '@workspace-sync/shared';
 import { listFiles } from './files.js';
 import { createProgress } from './progress.js';
 import { pushWorkspace, type PushReport } from './push.js';
 import { AGENT_VERSION } from './version.js';
+import { DEFAULT_FALLBACK_POLL_MS, startWatch, type WatchSummary } from './watch.js';
 import { checkWorkspaceName, listWorkspaces } from './workspaces.js';
 
 /** Errors that concern one workspace: report them and go on with the others. */
@@ -41,6 +43,21 @@ export async function main(argv: string[], io: Io = { out: (s) => process.stdout
     'agent',
   ).action(async (names: string[], _opts, cmd: Command) => {
     code = await runPush(cmd, names, io);
+  });
+
+  addConfigOptions(
+    program.command('watch')
+      .description('mirror every workspace continuously: reconcile each, then sync changes as they happen (SIGINT/SIGTERM flush and exit)')
+      .option('--debounce <duration>', 'quiet time that closes a batch of changes', '100ms')
+      .option('--max-delay <duration>', 'longest a batch stays open while changes keep coming', '1s')
+      .option('--rescan-interval <duration>', 'stat-based safety rescan of every workspace; 0 turns it off', '5m')
+      .option('--poll [interval]', `stat-poll instead of inotify (network filesystems), every interval (default ${DEFAULT_FALLBACK_POLL_MS / 1000}s)`)
+      .option('--force', 'allow deletes beyond the safety limit')
+      .option('--create-bucket', 'create the bucket if it does not exist')
+      .option('--json', 'print a JSON summary on stdout when stopped'),
+    'agent',
+  ).action(async (_opts, cmd: Command) => {
+    code = await runWatch(cmd, io);
   });
 
   addConfigOptions(
@@ -124,6 +141,71 @@ async function runPush(cmd: Command, names: string[], io: Io): Promise<number> {
     }, null, 2)}\n`);
   }
   return worst;
+}
+
+interface WatchFlags {
+  debounce: string; maxDelay: string; rescanInterval: string; poll?: string | true; force?: boolean; createBucket?: boolean; json?: boolean;
+}
+
+async function runWatch(cmd: Command, io: Io): Promise<number> {
+  // A daemon that runs all day: V8 grows its heap far less eagerly (5k-file bench: RSS 270 → 140 MiB).
+  setFlagsFromString('--optimize-for-size');
+  const opts = cmd.opts<WatchFlags>();
+  const config = loadConfig(cmd);
+  const quietMs = durationFlag('--debounce', opts.debounce);
+  const maxDelayMs = durationFlag('--max-delay', opts.maxDelay);
+  const rescanIntervalMs = durationFlag('--rescan-interval', opts.rescanInterval);
+  const pollMs = opts.poll === undefined ? undefined : opts.poll === true ? DEFAULT_FALLBACK_POLL_MS : durationFlag('--poll', opts.poll);
+  const log = createLogger({ level: config.logLevel, name: 'sync-agent' });
+  const store = storeFor(config);
+  if (opts.createBucket) await store.createBucket();
+  await checkRemote(store, log);
+
+  // Default process metrics sample the event loop every 10 ms: only worth it when someone scrapes them.
+  const registry = config.healthPort === undefined ? new Registry() : createRegistry('sync_agent_');
+  const watch = await startWatch({
+    config, store, log, registry, force: opts.force, rescanIntervalMs, pollMs,
+    policy: { quietMs, maxDelayMs: Math.max(maxDelayMs, quietMs) },
+  });
+  const health = config.healthPort === undefined
+    ? undefined
+    : await startHealthServer({ port: config.healthPort, registry, health: () => watch.health() });
+  void watch.started.then(() => log.info({ root: config.root, workspaces: watch.workspaces().length, watches: watch.watchCount(), healthPort: health?.port }, 'watching'));
+
+  const summary = await new Promise<WatchSummary>((resolve) => {
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stopping) process.exit(ExitCodes.INTERRUPTED);
+      stopping = true;
+      log.info({ signal }, 'stopping: syncing queued changes (send the signal again to exit at once)');
+      void watch.stop().then(resolve);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+  await health?.close();
+  if (opts.json) io.out(`${JSON.stringify(summary, null, 2)}\n`);
+  else for (const w of summary.workspaces) io.out(`${w.workspace}: ${w.uploaded} uploaded, ${w.copied} copied, ${w.deleted} deleted (${formatBytes(w.bytes)}) in ${w.syncs} syncs, ${w.status}\n`);
+  if (!summary.flushed) log.warn('some changes could not be synced before stopping; the next start reconciles them');
+  return summary.flushed ? ExitCodes.OK : ExitCodes.PARTIAL;
+}
+
+function durationFlag(flag: string, raw: string): number {
+  try {
+    return parseDuration(raw);
+  } catch (cause) {
+    throw new SyncError('USAGE', `invalid value "${raw}" for ${flag}: expected a duration such as 250ms, 2s or 5m`, { hint: 'see sync-agent watch --help', cause });
+  }
+}
+
+/** Wrong credentials or a missing bucket stop watch at once; an unreachable endpoint is an outage to ride out. */
+async function checkRemote(store: ObjectStore, log: Logger): Promise<void> {
+  try {
+    await store.headBucket();
+  } catch (err) {
+    if (!isSyncError(err, 'ENDPOINT_UNREACHABLE')) throw err;
+    log.warn({ hint: err.hint }, `${err.message}: watching anyway; changes are queued until it answers`);
+  }
 }
 
 function totals(reports: PushReport[]) {

@@ -67,7 +67,11 @@ export async function entryFor(wsDir: string, rel: string, st: Stats): Promise<L
   return { path: rel, reason: 'not a regular file, directory or symlink' };
 }
 
-export async function scanWorkspace(wsDir: string, filter: Filter): Promise<ScanResult> {
+/**
+ * Walks the workspace, or only the subtree `from` (a workspace-relative directory the caller has
+ * checked is not excluded). A `from` that cannot be read throws; deeper unreadable directories are skipped.
+ */
+export async function scanWorkspace(wsDir: string, filter: Filter, from = ''): Promise<ScanResult> {
   const entries = new Map<string, LocalEntry>();
   const skipped: Skipped[] = [];
 
@@ -76,7 +80,7 @@ export async function scanWorkspace(wsDir: string, filter: Filter): Promise<Scan
     try {
       names = await readdir(relDir ? path.join(wsDir, relDir) : wsDir, { withFileTypes: true });
     } catch (err) {
-      if (relDir === '') throw err;
+      if (relDir === from) throw err;
       skipped.push({ path: `${relDir}/`, reason: `cannot read directory (${(err as NodeJS.ErrnoException).code})` });
       return;
     }
@@ -102,6 +106,6 @@ export async function scanWorkspace(wsDir: string, filter: Filter): Promise<Scan
     for (const sub of subdirs) await walk(sub);
   };
 
-  await walk('');
+  await walk(from);
   return { entries, skipped };
 }

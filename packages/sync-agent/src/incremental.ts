@@ -1,0 +1,112 @@
+/**
+ * Syncs a batch of changed paths without walking the whole workspace: the in-memory mirror (the local
+ * side as of the last sync, and the state index) is updated by lstat'ing only the changed paths and
+ * re-reading only the changed directories' subtrees, then the shared sync core plans it against the
+ * remote (one conditional GET), transfers, publishes the manifest and saves the state, as push does.
+ * The mirror is replaced only when the sync succeeded; a failed batch leaves it as it was.
+ */
+import { lstat } from 'node:fs/promises';
+import path from 'node:path';
+import { compareUtf8, isSafeRelativePath, type Filter } from '@workspace-sync/shared';
+import type { HashedEntry } from './planner.js';
+import { assertWorkspaceDir } from './push.js';
+import { entryFor, scanWorkspace, type LocalEntry, type Skipped } from './scan.js';
+import { hashSnapshot } from './snapshot.js';
+import type { HashRecord, StateStore, WorkspaceState } from './state.js';
+import { syncSnapshot, type SyncOptions, type SyncOutcome } from './sync.js';
+
+/** What watch knows of one workspace between syncs. */
+export interface Mirror {
+  local: ReadonlyMap<string, HashedEntry>;
+  state: WorkspaceState;
+  skipped: readonly Skipped[];
+}
+
+export function mirrorFrom(outcome: SyncOutcome): Mirror | undefined {
+  if (!outcome.state) return undefined;
+  // Kept in manifest order, so that each batch's manifest is one long sorted run: sorting it is then
+  // linear rather than n log n (and this re-sort of a nearly sorted view is linear too).
+  const local = new Map([...outcome.local].sort(([a], [b]) => compareUtf8(a, b)));
+  return { local, state: outcome.state, skipped: outcome.report.skipped };
+}
+
+export interface ChangedPaths {
+  /** Paths to lstat (files, symlinks, or whatever is there now). */
+  files: readonly string[];
+  /** Directories whose whole subtree is re-read. */
+  dirs: readonly string[];
+}
+
+export async function syncChanges(
+  opts: SyncOptions & { filter: Filter; stateStore: StateStore },
+  mirror: Mirror,
+  changed: ChangedPaths,
+): Promise<SyncOutcome> {
+  const started = performance.now();
+  const { config, workspace, filter } = opts;
+  const wsDir = path.join(config.root, workspace);
+  await assertWorkspaceDir(config.root, workspace);
+
+  const local = new Map(mirror.local);
+  const skipped = new Map(mirror.skipped.map((s) => [s.path, s]));
+  const toHash = new Map<string, LocalEntry>();
+  const forget = (p: string) => { local.delete(p); skipped.delete(p); };
+  const forgetUnder = (dir: string) => {
+    const head = `${dir}/`;
+    for (const p of local.keys()) if (p.startsWith(head)) local.delete(p);
+    for (const p of skipped.keys()) if (p.startsWith(head)) skipped.delete(p);
+    forget(dir);
+    forget(head);
+  };
+
+  const rescan = async (dir: string): Promise<void> => {
+    forgetUnder(dir);
+    if (filter.excludes(dir, true)) return;
+    try {
+      const scan = await scanWorkspace(wsDir, filter, dir);
+      for (const e of scan.entries.values()) toHash.set(e.path, e);
+      for (const s of scan.skipped) skipped.set(s.path, s);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOTDIR') await look(dir);
+      else if (code !== 'ENOENT') skipped.set(`${dir}/`, { path: `${dir}/`, reason: `cannot read directory (${code})` });
+    }
+  };
+
+  const look = async (p: string): Promise<void> => {
+    forget(p);
+    if (!isSafeRelativePath(p) || filter.excludes(p, false)) return;
+    let st;
+    try {
+      st = await lstat(path.join(wsDir, p));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') skipped.set(p, { path: p, reason: `cannot stat (${code})` });
+      return;
+    }
+    if (st.isDirectory()) { await rescan(p); return; }
+    try {
+      const e = await entryFor(wsDir, p, st);
+      if ('reason' in e) skipped.set(p, e);
+      else toHash.set(p, e);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT') skipped.set(p, { path: p, reason: `cannot read link (${code})` });
+    }
+  };
+
+  for (const dir of changed.dirs) await rescan(dir);
+  await Promise.all(changed.files.map(look));
+
+  const snap = await hashSnapshot(wsDir, toHash, mirror.state.files);
+  for (const e of snap.entries.values()) local.set(e.path, e);
+  for (const s of snap.skipped) skipped.set(s.path, s);
+  const records: Record<string, HashRecord> = {};
+  for (const p of local.keys()) {
+    const rec = snap.records[p] ?? mirror.state.files[p];
+    if (rec) records[p] = rec;
+  }
+  return syncSnapshot(opts, {
+    wsDir, entries: local, records, skipped: [...skipped.values()], hashed: snap.hashed,
+  }, opts.stateStore, mirror.state, started);
+}

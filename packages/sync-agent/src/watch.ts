@@ -1,0 +1,186 @@
+/**
+ * `sync-agent watch`: every workspace under the root, mirrored continuously.
+ *
+ * A depth-0 watcher on the root notices workspaces appearing and disappearing and edits of the root
+ * .gitignore; each workspace has its own pipeline (watch-workspace.ts) that reconciles first (the push
+ * path), then syncs batches of changes. A periodic rescan (a stat-based reconcile) catches whatever a
+ * watcher missed. S3 failures are logged once per outage, not once per batch or file.
+ */
+import { readFileSync } from 'node:fs';
+import { realpath, stat } from 'node:fs/promises';
+import path from 'node:path';
+import {
+  isSyncError, isValidWorkspaceName, type AgentConfig, type Health, type Logger, type ObjectStore, type Registry,
+} from '@workspace-sync/shared';
+import { DEFAULT_BATCH_POLICY, type BatchPolicy } from './batcher.js';
+import { createWatchMetrics } from './watch-metrics.js';
+import { WorkspaceSync, type WatchContext, type WorkspaceSummary } from './watch-workspace.js';
+import { watchTree } from './watcher.js';
+import { listWorkspaces } from './workspaces.js';
+
+export interface WatchOptions {
+  config: AgentConfig;
+  store: ObjectStore;
+  log: Logger;
+  /** Allow deletes beyond the safety limit. */
+  force?: boolean;
+  policy?: Partial<BatchPolicy>;
+  /** Safety rescan period; 0 turns it off. */
+  rescanIntervalMs?: number;
+  /** Poll instead of using inotify, every this many ms. */
+  pollMs?: number;
+  /** Polling period after an inotify ENOSPC fallback. */
+  fallbackPollMs?: number;
+  /** Where the metrics go (the CLI serves it on --health-port). */
+  registry: Registry;
+}
+
+export interface WatchSummary {
+  /** Everything queued was synced when watching stopped. */
+  flushed: boolean;
+  seconds: number;
+  workspaces: WorkspaceSummary[];
+}
+
+export interface WatchHandle {
+  /** Resolves once every workspace present at start has been reconciled (or has failed to). */
+  readonly started: Promise<void>;
+  health(): Health;
+  watchCount(): number;
+  workspaces(): WorkspaceSummary[];
+  /** Stops accepting events, syncs what is queued (unless `flush` is false), writes the manifests. */
+  stop(opts?: { flush?: boolean }): Promise<WatchSummary>;
+}
+
+export const DEFAULT_RESCAN_INTERVAL_MS = 5 * 60_000;
+export const DEFAULT_FALLBACK_POLL_MS = 2_000;
+
+export async function startWatch(opts: WatchOptions): Promise<WatchHandle> {
+  const began = performance.now();
+  const { config, log } = opts;
+  const pipelines = new Map<string, WorkspaceSync>();
+  let stopping = false;
+  let outageSince: number | undefined;
+  let inotifyLimitHit = false;
+
+  const ctx: WatchContext = {
+    config, store: opts.store, log, force: !!opts.force,
+    policy: { ...DEFAULT_BATCH_POLICY, ...opts.policy },
+    pollMs: opts.pollMs,
+    fallbackPollMs: opts.fallbackPollMs ?? DEFAULT_FALLBACK_POLL_MS,
+    metrics: createWatchMetrics(opts.registry, {
+      queued: () => [...pipelines.values()].map((p) => [p.name, p.queued] as [string, number]),
+      watches: () => watchCount(),
+    }),
+    remoteFailed(workspace, err) {
+      const e = err as Error;
+      if (outageSince !== undefined) {
+        log.debug({ workspace, error: e.message }, 'still failing');
+        return;
+      }
+      outageSince = Date.now();
+      log.warn({ workspace, code: isSyncError(err) ? err.code : undefined, hint: isSyncError(err) ? err.hint : undefined },
+        `${e.message}: changes are queued and retried with backoff`);
+    },
+    remoteOk() {
+      if (outageSince === undefined) return;
+      log.info({ downSeconds: Math.round((Date.now() - outageSince) / 1000) }, 'S3 is reachable again: syncing queued changes');
+      outageSince = undefined;
+      for (const p of pipelines.values()) p.retryNow();
+    },
+    inotifyLimit(workspace, err) {
+      if (inotifyLimitHit) return;
+      inotifyLimitHit = true;
+      log.error({ workspace, maxUserWatches: readMaxUserWatches(), error: err.message, hint: 'sudo sysctl fs.inotify.max_user_watches=524288 (persist it in /etc/sysctl.d/)' },
+        `inotify watch limit reached (fs.inotify.max_user_watches) while watching workspace "${workspace}": falling back to polling every ${ctx.fallbackPollMs / 1000} s, which is slower and costs CPU`);
+    },
+  };
+
+  const addWorkspace = async (name: string, appeared: boolean): Promise<void> => {
+    if (stopping || !isValidWorkspaceName(name)) return;
+    const st = await stat(path.join(config.root, name)).catch(() => undefined);
+    if (!st?.isDirectory() || stopping) return;
+    const existing = pipelines.get(name);
+    if (existing) { existing.resume(); return; }
+    const p = new WorkspaceSync(name, ctx);
+    pipelines.set(name, p);
+    if (appeared) log.info({ workspace: name }, 'new workspace: reconciling');
+    p.start();
+  };
+
+  // The root first, so that a workspace created while the others start is not missed.
+  const rootDir = await realpath(config.root).catch(() => config.root);
+  const root = watchTree({
+    dir: rootDir,
+    depth: 0,
+    ignored: (rel, stats) => rel !== '.gitignore' && (!isValidWorkspaceName(rel) || !!stats?.isFile()),
+    onChange: (c) => {
+      if (stopping) return;
+      if (c.path === '.gitignore') {
+        for (const p of pipelines.values()) p.rootIgnoreChanged();
+      } else if (c.type === 'delete') {
+        void pipelines.get(c.path)?.missing();
+      } else {
+        void addWorkspace(c.path, true);
+      }
+    },
+    onError: (err) => log.warn({ code: err.code, error: err.message }, 'error watching the workspaces root'),
+  });
+  await root.ready;
+  const initial = await listWorkspaces(config.root);
+  if (initial.length === 0) log.warn({ root: config.root }, 'no workspaces under the root yet; watching for new ones');
+  await Promise.all(initial.map((name) => addWorkspace(name, false)));
+  const started = Promise.all([...pipelines.values()].map((p) => p.started)).then(() => undefined);
+
+  const rescanMs = opts.rescanIntervalMs ?? DEFAULT_RESCAN_INTERVAL_MS;
+  const rescanTimer = rescanMs > 0
+    ? setInterval(() => {
+      for (const p of pipelines.values()) p.rescan();
+      // A workspace missed by the root watcher (or back after being missing) is picked up here.
+      void listWorkspaces(config.root).then((names) => { for (const n of names) void addWorkspace(n, true); }, () => {});
+    }, rescanMs)
+    : undefined;
+
+  function watchCount(): number {
+    let n = root.watchCount();
+    for (const p of pipelines.values()) n += p.watchCount();
+    return n;
+  }
+
+  const summaries = () => [...pipelines.values()].map((p) => p.summary());
+
+  return {
+    started,
+    watchCount,
+    workspaces: summaries,
+    health() {
+      const workspaces = summaries();
+      const reasons: string[] = [];
+      if (outageSince !== undefined) {
+        const queued = workspaces.reduce((n, w) => n + w.queued, 0);
+        reasons.push(`S3 unreachable or failing since ${new Date(outageSince).toISOString()}; ${queued} changes queued`);
+      }
+      for (const w of workspaces) {
+        if (w.status === 'missing' || w.status === 'refused') reasons.push(`workspace ${w.workspace}: ${w.reason}`);
+        else if (w.status === 'failing' && outageSince === undefined) reasons.push(`workspace ${w.workspace}: ${w.reason}`);
+      }
+      if (inotifyLimitHit) reasons.push('inotify watch limit reached: polling (raise fs.inotify.max_user_watches)');
+      return { status: reasons.length ? 'degraded' : 'ok', reasons, watches: watchCount(), workspaces };
+    },
+    async stop({ flush = true } = {}) {
+      stopping = true;
+      clearInterval(rescanTimer);
+      await root.close();
+      const results = await Promise.all([...pipelines.values()].map((p) => p.stop(flush)));
+      return { flushed: results.every(Boolean), seconds: (performance.now() - began) / 1000, workspaces: summaries() };
+    },
+  };
+}
+
+function readMaxUserWatches(): number | undefined {
+  try {
+    return Number(readFileSync('/proc/sys/fs/inotify/max_user_watches', 'utf8').trim());
+  } catch {
+    return undefined;
+  }
+}
