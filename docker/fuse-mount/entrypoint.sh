@@ -4,9 +4,12 @@
 # hands over to the CLI with exec, so SIGTERM reaches it and it unmounts cleanly.
 set -eu
 
+# The image's CLI; overridable so the same entrypoint runs outside the image (test/flow).
+bin=${FUSE_MOUNT_BIN:-/app/bin/fuse-mount.js}
+
 # `--help`, `--version` and other first arguments that are not a mountpoint go straight to the CLI.
 case "${1:-}" in
-  '' | -*) exec node /app/bin/fuse-mount.js "$@" ;;
+  '' | -*) exec node "$bin" "$@" ;;
 esac
 mountpoint=$1
 
@@ -18,4 +21,4 @@ if ! stat -- "$mountpoint" >/dev/null 2>&1 && fusermount -uz "$mountpoint" 2>/de
 fi
 mkdir -p -- "$mountpoint"
 
-exec node /app/bin/fuse-mount.js "$@"
+exec node "$bin" "$@"
