@@ -32,7 +32,8 @@ export interface HealthServer {
 
 export function createRegistry(prefix: string): Registry {
   const registry = new promClient.Registry();
-  collectDefaultMetrics({ register: registry, prefix });
+  // The event-loop lag histogram samples every 10 ms by default: too busy for an idle daemon.
+  collectDefaultMetrics({ register: registry, prefix, eventLoopMonitoringPrecision: 100 });
   return registry;
 }
 

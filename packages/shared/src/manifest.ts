@@ -101,7 +101,21 @@ export function decodeManifest(body: Buffer, where: string): Manifest {
   return parsed.data;
 }
 
-/** Byte-wise UTF-8 order: what S3 listings use, so manifests and listings sort alike. */
+/**
+ * Byte-wise UTF-8 order: what S3 listings use, so manifests and listings sort alike. Compared on UTF-16
+ * code units without allocating; only surrogates (code points above U+FFFF) need moving above U+E000-U+FFFF.
+ */
 export function compareUtf8(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i);
+    const y = b.charCodeAt(i);
+    if (x !== y) return utf8Rank(x) - utf8Rank(y);
+  }
+  return a.length - b.length;
+}
+
+function utf8Rank(unit: number): number {
+  if (unit < 0xd800) return unit;
+  return unit <= 0xdfff ? unit + 0x2000 : unit - 0x800;
 }

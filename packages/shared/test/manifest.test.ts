@@ -128,3 +128,12 @@ describe('manifest edge cases', () => {
     expect(() => decodeManifest(gz({ ...base, format: 'other', version: 2, entries: [] }), 'm')).toThrow(expect.objectContaining({ code: 'MANIFEST_INVALID' }));
   });
 });
+
+describe('compareUtf8', () => {
+  it('orders like Buffer.compare of the UTF-8 bytes, astral characters included', () => {
+    const words = ['a', 'b', 'Z', '~', 'é', '\uE000', '\uFFFD', '😀', '😀a', 'a😀', 'ab', '', 'ａ', '\u07FF', '\u0800'];
+    const byBytes = [...words].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)));
+    expect([...words].sort(compareUtf8)).toEqual(byBytes);
+    for (const x of words) for (const y of words) expect(Math.sign(compareUtf8(x, y))).toBe(Math.sign(Buffer.compare(Buffer.from(x), Buffer.from(y))));
+  });
+});
