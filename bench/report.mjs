@@ -21,11 +21,13 @@ const fmtTarget = (name, t) => {
 
 const sections = [];
 const targetRows = [];
+const rawJson = [];
 for (const backend of ['s3rver', 'rgw']) {
   const push = load(`push-${backend}`);
   const mount = load(`mount-${backend}`);
   const watch = load(`watch-${backend}`);
   if (!push && !mount && !watch) continue;
+  for (const r of [push, watch, mount]) if (r) rawJson.push(r);
   sections.push(`## ${backend === 'rgw' ? 'Ceph RGW 16.2 (a real S3 server, single node on loopback)' : 's3rver (embedded S3 server on loopback)'}\n`);
   if (push) {
     sections.push(`### Push\n\n${push.markdown}\n`);
@@ -56,7 +58,17 @@ Date: ${new Date().toISOString().slice(0, 10)}.
 |---|---|---|---|
 ${targetRows.join('\n')}
 
-${sections.join('\n')}`;
+${sections.join('\n')}
+## Raw results
+
+<details><summary>JSON of every run (also in bench/results/)</summary>
+
+\`\`\`json
+${JSON.stringify(rawJson.map(({ markdown, ...rest }) => rest), null, 1)}
+\`\`\`
+
+</details>
+`;
 mkdirSync(path.join(repo, 'docs'), { recursive: true });
 writeFileSync(path.join(repo, 'docs/benchmarks.md'), md);
 console.log(`wrote docs/benchmarks.md (${targetRows.length} targets)`);
