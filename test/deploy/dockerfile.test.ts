@@ -118,7 +118,8 @@ describe('docker/Dockerfile', () => {
         } else {
           const script = read(path.join(REPO, 'docker/fuse-mount/entrypoint.sh'));
           expect(entry).toEqual(['/usr/local/bin/fuse-mount-entrypoint']);
-          expect(script).toContain(`exec node ${appBin} "$@"`);
+          expect(script).toContain(`bin=\${FUSE_MOUNT_BIN:-${appBin}}`);
+          expect(script).toContain('exec node "$bin" "$@"');
           expect(execForm(instructions(s, 'CMD')[0]!)).toEqual(['/mnt/workspaces']);
         }
         expect(instructions(s, 'RUN').some((i) => i.text.includes(`ln -s ${appBin} /usr/local/bin/${target}`))).toBe(true);
