@@ -3,7 +3,7 @@
 // rclone mount (--vfs-cache-mode full) and s3fs, same server, same run; local disk as the limit.
 // Usage: node bench/mount.mjs [--sources 5000] [--big-mib 64] [--runs 3] [--change-cap 30]   (S3_BACKEND=rgw for Ceph)
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +33,8 @@ buildWorkspace(path.join(root, 'big'), { sources: 1, nodeModules: 0, bigMiB: Num
 // The file the change-visibility step edits exists from the start, so every tool sees the same tree.
 mkdirSync(path.join(root, 'app/src/m0'), { recursive: true });
 appendFileSync(path.join(root, 'app/src/m0/bench-change.ts'), '// edited by the benchmark\n');
+// A fresh server every run: objects left by an earlier run would turn the initial push into a no-op.
+rmSync(path.join(work, 's3'), { recursive: true, force: true });
 const s3 = await startTestS3({ dir: path.join(work, 's3') });
 const prefix = 'bench/';
 const agentEnv = { ...process.env, ...s3.env, WORKSPACES_DIR: root, S3_PREFIX: prefix, SYNC_STATE_DIR: path.join(work, 'state'), LOG_LEVEL: 'warn' };

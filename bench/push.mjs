@@ -26,6 +26,8 @@ const runs = Number(args.runs);
 mkdirSync(ws, { recursive: true });
 const fixture = buildWorkspace(ws, { sources: Number(args.sources), nodeModules: Number(args['node-modules']) });
 const backend = process.env.S3_BACKEND ?? 's3rver';
+// A fresh server every run: objects left by an earlier run would turn the initial push into a no-op.
+rmSync(path.join(work, 's3'), { recursive: true, force: true });
 const s3 = await startTestS3({ dir: path.join(work, 's3') });
 Object.assign(process.env, s3.env);
 const hasRclone = spawnSync('rclone', ['version'], { stdio: 'ignore' }).status === 0;

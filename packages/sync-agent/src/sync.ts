@@ -168,8 +168,13 @@ export async function syncSnapshot(
     version: 1, workspace, manifestEtag, generation, entries: mustPublish ? entries : [...(remote.committed?.values() ?? [])],
     files: records, pendingDeletes: [...deletes],
   };
-  await stateStore.save(newState);
-  await stateStore.clearJournal();
+  // A no-op leaves the state index as it was: skip rewriting it (megabytes for a large workspace).
+  const stateUnchanged = state !== undefined && remote.trusted && !mustPublish && deletes.size === 0
+    && journal.length === 0 && state.pendingDeletes.length === 0 && sameRecords(records, state.files);
+  if (!stateUnchanged) {
+    await stateStore.save(newState);
+    await stateStore.clearJournal();
+  }
 
   if (deletes.size > 0) {
     const { failed } = await store.deleteMany([...deletes]);
@@ -183,6 +188,12 @@ export async function syncSnapshot(
   report.generation = generation;
   report.seconds = (performance.now() - started) / 1000;
   return { report, state: newState, local };
+}
+
+function sameRecords(a: Record<string, HashRecord>, b: Record<string, HashRecord>): boolean {
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) return false;
+  return keys.every((k) => a[k] === b[k]);
 }
 
 function isCovered(p: string, skipped: readonly Skipped[]): boolean {
