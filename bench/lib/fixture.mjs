@@ -1,6 +1,6 @@
 // Benchmark fixtures: a deterministic workspace with source files, node_modules clutter, assets and
 // optionally one large file. Seeded, so every run measures the same tree.
-import { mkdirSync, writeFileSync, existsSync, openSync, writeSync, closeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 
 function rng(seed) {
@@ -17,7 +17,9 @@ export function buildWorkspace(dir, { sources = 5000, nodeModules = 20000, bigMi
   // The marker sits beside the workspace so it is never part of what is synced or mounted.
   const marker = `${dir}.bench-fixture.json`;
   const spec = JSON.stringify({ sources, nodeModules, bigMiB, seed });
-  if (existsSync(marker)) return JSON.parse(spec);
+  if (existsSync(marker) && readFileSync(marker, 'utf8') === spec) return JSON.parse(spec);
+  // A fixture of other sizes (or a half-written one) is rebuilt from scratch.
+  rmSync(dir, { recursive: true, force: true });
   const write = (rel, size) => {
     const abs = path.join(dir, rel);
     mkdirSync(path.dirname(abs), { recursive: true });
