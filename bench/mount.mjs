@@ -124,9 +124,12 @@ const md = [
 ].join('\n');
 const targets = {
   findCold: { target: '≤ 0.3 s', value: o.findCold, met: o.findCold <= 0.3 },
-  readCold: { target: '≤ 0.5× rclone', value: o.readCold, rclone: medians.rclone?.readCold, met: medians.rclone ? o.readCold <= 0.5 * medians.rclone.readCold : null },
+  readCold: {
+    target: '≤ 0.5× rclone', value: o.readCold, rclone: medians.rclone?.readCold, met: medians.rclone ? o.readCold <= 0.5 * medians.rclone.readCold : null,
+    why: `${(o.readCold / medians.rclone?.readCold).toFixed(2)}× rclone: on loopback a GET costs the server CPU, not latency, so a parallel prefetch is bounded by the server's own throughput on the 2 shared cores`,
+  },
   readWarm: { target: '≤ 1.5 s', value: o.readWarm, met: o.readWarm <= 1.5 },
-  changeVisible: { target: '≤ 2 s', value: o.changeVisible, met: o.changeVisible <= 2 },
+  changeVisible: { target: '≤ 2 s', value: o.changeVisible, met: o.changeVisible <= 2, why: 'a push lands anywhere in the 2 s poll cycle, so the worst case is the poll interval plus one manifest GET' },
 };
 console.log(md);
 mkdirSync(path.join(repo, 'bench/results'), { recursive: true });
