@@ -45,7 +45,7 @@ for (const backend of ['s3rver', 'rgw']) {
 
 const md = `# Benchmarks
 
-Measured side by side in one run on one machine, against the same server; medians over several runs.
+Measured side by side in one run on one machine, against the same server; each table gives the number of runs its medians are over.
 Regenerate with \`make bench\` (or \`BACKEND=rgw make bench\`); raw JSON is in \`bench/results/\`.
 
 Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB RAM, ${os.type()} ${os.release()}.
