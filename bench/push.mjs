@@ -31,6 +31,8 @@ rmSync(path.join(work, 's3'), { recursive: true, force: true });
 const s3 = await startTestS3({ dir: path.join(work, 's3') });
 Object.assign(process.env, s3.env);
 const hasRclone = spawnSync('rclone', ['version'], { stdio: 'ignore' }).status === 0;
+// Debian's awscli lands in /usr/bin; a version manager's shim earlier on PATH may not work.
+const awsBin = ['/usr/bin/aws', 'aws'].find((b) => spawnSync(b, ['--version'], { stdio: 'ignore' }).status === 0);
 
 const time = (fn) => { const t0 = performance.now(); const r = fn(); return { s: (performance.now() - t0) / 1000, r }; };
 const check = (r, what) => { if (r.status !== 0 && r.status !== 1) throw new Error(`${what} failed (${r.status}): ${r.stderr}`); return r; };
@@ -61,6 +63,22 @@ function rclone(run, transfers) {
   return { initial, noop, change };
 }
 
+/** `aws s3 sync` patterns match the whole relative path, `*` included slashes: the default excludes as such. */
+const AWS_EXCLUDES = ['*node_modules/*', '.git/*', '*/.git/*', '*.log', '.env*', '*/.env*', 'dist/*', '*/dist/*', 'build/*', '*/build/*',
+  '*__pycache__/*', 'vendor/*', '*/vendor/*', '*.pyc', '*.DS_Store', '*Thumbs.db'].flatMap((p) => ['--exclude', p]);
+
+function awsSync(run) {
+  const env = { ...process.env, AWS_DEFAULT_REGION: 'us-east-1' };
+  delete env.AWS_CA_BUNDLE;
+  const dest = `s3://${s3.bucket}/aws-${run}/app`;
+  const sync = () => check(spawnSync(awsBin, ['s3', 'sync', ws, dest, '--endpoint-url', s3.endpoint, '--only-show-errors', ...AWS_EXCLUDES], { env, encoding: 'utf8' }), 'aws s3 sync');
+  const initial = time(sync).s;
+  const noop = time(sync).s;
+  touchOne();
+  const change = time(sync).s;
+  return { initial, noop, change };
+}
+
 /** The raw bound: the same files as bare PUTs at high concurrency, no hashing, no filter walk cost. */
 async function rawPuts(run) {
   const filter = createFilter({ root, workspace: 'app' });
@@ -84,13 +102,14 @@ async function rawPuts(run) {
 /** Process start-up alone (Node, the AWS SDK, the CLI), which every sync-agent invocation pays. */
 const startup = median(Array.from({ length: 5 }, () => time(() => spawnSync(process.execPath, [agent, '--version'])).s));
 
-const results = { ours: [], rclone4: [], rclone32: [], raw: [] };
+const results = { ours: [], rclone4: [], rclone32: [], aws: [], raw: [] };
 for (let run = 0; run < runs; run++) {
   results.ours.push(ours(run));
   if (hasRclone) {
     results.rclone4.push(rclone(run, 4));
     results.rclone32.push(rclone(run, 32));
   }
+  if (awsBin) results.aws.push(awsSync(run));
   results.raw.push(await rawPuts(run));
 }
 await s3.stop();
@@ -112,9 +131,9 @@ const out = {
   },
 };
 const md = [
-  `| push (${syncedFiles} files synced, ${fixture.nodeModules} in node_modules; ${backend}; median of ${runs}) | sync-agent | rclone --transfers 4 | rclone --transfers 32 | bare PUTs ×64 | sync-agent / rclone 32 |`,
-  '|---|---|---|---|---|---|',
-  ...['initial', 'noop', 'change'].map((k) => `| ${k === 'noop' ? 'no-op' : k === 'change' ? 'one change' : 'initial'} | ${fmt(summary.ours[k])} | ${fmt(summary.rclone4[k])} | ${fmt(summary.rclone32[k])} | ${k === 'initial' ? fmt(summary.raw.initial) : '—'} | ${ratio(summary.ours[k], summary.rclone32[k])} |`),
+  `| push (${syncedFiles} files synced, ${fixture.nodeModules} in node_modules; ${backend}; median of ${runs}) | sync-agent | rclone --transfers 4 | rclone --transfers 32 | aws s3 sync | bare PUTs ×64 | sync-agent / rclone 32 |`,
+  '|---|---|---|---|---|---|---|',
+  ...['initial', 'noop', 'change'].map((k) => `| ${k === 'noop' ? 'no-op' : k === 'change' ? 'one change' : 'initial'} | ${fmt(summary.ours[k])} | ${fmt(summary.rclone4[k])} | ${fmt(summary.rclone32[k])} | ${fmt(summary.aws[k])} | ${k === 'initial' ? fmt(summary.raw.initial) : '—'} | ${ratio(summary.ours[k], summary.rclone32[k])} |`),
   '',
   `sync-agent process start-up alone (\`sync-agent --version\`): ${startup.toFixed(2)} s.`,
 ].join('\n');

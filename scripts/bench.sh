@@ -3,7 +3,7 @@
 # docs/benchmarks.md. BACKEND=s3rver (default) or rgw; sizes via SOURCES, NODE_MODULES, BIG_MIB, RUNS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/bootstrap.sh rclone s3fs
+scripts/bootstrap.sh rclone s3fs awscli
 
 backend=${BACKEND:-s3rver}
 runs=${RUNS:-3}
