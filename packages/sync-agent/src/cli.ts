@@ -161,7 +161,7 @@ async function runWatch(cmd: Command, io: Io): Promise<number> {
   if (opts.createBucket) await store.createBucket();
   await checkRemote(store, log);
 
-  // Default process metrics sample the event loop every 10 ms: only worth it when someone scrapes them.
+  // Default process metrics keep a timer sampling the event loop: only worth it when someone scrapes them.
   const registry = config.healthPort === undefined ? new Registry() : createRegistry('sync_agent_');
   const watch = await startWatch({
     config, store, log, registry, force: opts.force, rescanIntervalMs, pollMs,
