@@ -49,7 +49,7 @@ describe('docker/Dockerfile', () => {
 
   it('keeps dependencies, build output, git data and local secrets out of the build context', () => {
     for (const p of ['node_modules/x', 'packages/shared/node_modules/x', 'packages/shared/dist/index.js',
-      'packages/shared/tsconfig.tsbuildinfo', '.git/config', 'docker/.env', 'docker/mnt/demo', 'docker/workspaces/demo/server.js']) {
+      'packages/shared/tsconfig.tsbuildinfo', 'packages/sync-agent/bundle/cli.js', 'scripts/demo.mjs', '.git/config', 'docker/.env', 'docker/mnt/demo', 'docker/workspaces/demo/server.js']) {
       expect(ignoredByDocker(p), p).toBe(true);
     }
     for (const p of ['packages/shared/src/index.ts', 'packages/sync-agent/bin/sync-agent.js', 'pnpm-lock.yaml']) {
@@ -82,9 +82,11 @@ describe('docker/Dockerfile', () => {
       }
     });
 
-    it('installs without install scripts and compiles both CLIs', () => {
+    it('installs without install scripts, then compiles and bundles both CLIs', () => {
       expect(runs).toContain('pnpm install --frozen-lockfile --ignore-scripts');
-      expect(runs.at(-1)).toBe('pnpm exec tsc -b packages/sync-agent packages/fuse-mount');
+      expect(runs.at(-1)).toBe('pnpm exec tsc -b packages/sync-agent packages/fuse-mount && node scripts/bundle.mjs');
+      // The launchers in bin/ import the bundle, so the image must build it from a script it copied.
+      expect(instructions(build, 'COPY').flatMap((i) => copyArgs(i).sources)).toContain('scripts/bundle.mjs');
     });
 
     it('deploys each CLI with production dependencies only, where its image copies from', () => {
@@ -109,7 +111,7 @@ describe('docker/Dockerfile', () => {
       it('starts the package bin that the deploy tree contains', () => {
         const bin = pkg.bin[target]!;
         expect(existsSync(path.join(REPO, 'packages', dir, bin))).toBe(true);
-        expect(pkg.files).toEqual(expect.arrayContaining(['dist', 'bin']));
+        expect(pkg.files).toEqual(expect.arrayContaining(['dist', 'bundle', 'bin']));
         const appBin = `/app/${path.posix.normalize(bin)}`;
         const entry = execForm(instructions(s, 'ENTRYPOINT')[0]!);
         if (target === 'sync-agent') {

@@ -9,11 +9,13 @@ import {
 } from '@workspace-sync/shared';
 import { startMount, type RunningMount } from './daemon.js';
 import { unmountNow } from './mount.js';
+import { MOUNT_VERSION } from './version.js';
 
 export async function main(argv: string[]): Promise<number> {
   const program = new Command('fuse-mount')
     .description('Mount a workspace-sync bucket read-only over FUSE, in the foreground.\n'
       + 'Prints "ready <mountpoint>" on stdout once the mount answers; SIGINT/SIGTERM unmount it.')
+    .version(MOUNT_VERSION)
     .argument('<mountpoint>', 'an empty directory to mount on')
     .exitOverride()
     .showHelpAfterError('(run fuse-mount --help to see every option)');

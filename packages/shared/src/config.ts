@@ -6,7 +6,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod/mini';
+import './zod.js';
 import { SyncError } from './errors.js';
 import { parseDuration, parseSize } from './units.js';
 
@@ -74,12 +75,12 @@ export const OPTIONS: readonly OptionDef[] = [
   {
     key: 'region', flag: '--region <region>', env: ['AWS_REGION', 'AWS_DEFAULT_REGION'],
     help: 'S3 region', scope: ['agent', 'mount'], expected: 'a region name such as us-east-1', kind: 'string',
-    parse: (raw) => z.string().regex(/^[a-z0-9-]+$/).parse(asString(raw)), default: () => 'us-east-1',
+    parse: (raw) => z.string().check(z.regex(/^[a-z0-9-]+$/)).parse(asString(raw)), default: () => 'us-east-1',
   },
   {
     key: 'bucket', flag: '--bucket <name>', env: ['S3_BUCKET'], help: 'bucket holding the workspaces',
     scope: ['agent', 'mount'], expected: 'a bucket name: 3-63 lowercase letters, digits, dots or hyphens', kind: 'string',
-    parse: (raw) => z.string().regex(BUCKET_RE).parse(asString(raw)), default: () => 'workspaces',
+    parse: (raw) => z.string().check(z.regex(BUCKET_RE)).parse(asString(raw)), default: () => 'workspaces',
   },
   {
     key: 'prefix', flag: '--prefix <prefix>', env: ['S3_PREFIX'], help: 'key prefix under which workspaces live',

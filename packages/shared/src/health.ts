@@ -4,12 +4,10 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createRequire } from 'node:module';
+import * as promClient from 'prom-client';
 import type * as PromClient from 'prom-client';
 import type { Registry as RegistryType } from 'prom-client';
 
-// prom-client is CommonJS: require() loads it faster than the ESM loader.
-const promClient = createRequire(import.meta.url)('prom-client') as typeof PromClient;
 const { collectDefaultMetrics } = promClient;
 export const { Counter, Gauge, Histogram, Registry } = promClient;
 export type Registry = RegistryType;

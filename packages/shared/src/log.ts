@@ -2,15 +2,10 @@
  * pino to stderr: JSON when stderr is not a terminal (or LOG_FORMAT=json), readable on a TTY.
  * Credentials never reach the log: known secret fields are redacted by path.
  */
-import { createRequire } from 'node:module';
-import type { Logger, LevelWithSilent } from 'pino';
-import type * as Pino from 'pino';
+import { pino, type Logger, type LevelWithSilent } from 'pino';
+import pinoPretty from 'pino-pretty';
 
 export type { Logger } from 'pino';
-
-// CommonJS packages load faster through require() than through the ESM loader.
-const requireCjs = createRequire(import.meta.url);
-const { pino } = requireCjs('pino') as typeof Pino;
 
 export interface LoggerOptions {
   level?: string;
@@ -34,9 +29,7 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
   };
   if (format === 'pretty') {
-    // Only terminals need the pretty printer; loading it costs start-up time otherwise.
-    const pretty = requireCjs('pino-pretty') as typeof import('pino-pretty');
-    return pino(base, pretty({ destination: destination as NodeJS.WritableStream & { fd?: number }, colorize: true, sync: true, ignore: 'pid,hostname,name', translateTime: 'HH:MM:ss.l' }));
+    return pino(base, pinoPretty({ destination: destination as NodeJS.WritableStream & { fd?: number }, colorize: true, sync: true, ignore: 'pid,hostname,name', translateTime: 'HH:MM:ss.l' }));
   }
   return pino(base, destination);
 }

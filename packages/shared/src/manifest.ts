@@ -4,24 +4,25 @@
  * the README; readers treat it as untrusted input and validate every field and path.
  */
 import { gunzipSync, gzipSync } from 'node:zlib';
-import { z } from 'zod';
+import * as z from 'zod/mini';
+import './zod.js';
 import { SyncError } from './errors.js';
 import { isSafeRelativePath, isValidWorkspaceName } from './paths.js';
 
 export const MANIFEST_FORMAT = 'workspace-sync.manifest';
 export const MANIFEST_VERSION = 1;
 
-const safePath = z.string().refine(isSafeRelativePath, { message: 'unsafe path' });
-const sha256 = z.string().regex(/^[0-9a-f]{64}$/);
+const safePath = z.string().check(z.refine(isSafeRelativePath, { message: 'unsafe path' }));
+const sha256 = z.string().check(z.regex(/^[0-9a-f]{64}$/));
 
 const FileEntrySchema = z.object({
   path: safePath,
   type: z.literal('file'),
-  size: z.number().int().nonnegative(),
+  size: z.int().check(z.nonnegative()),
   // Any finite time: files dated before 1970 exist (extracted archives, some toolchains).
-  mtimeMs: z.number().finite(),
+  mtimeMs: z.number(),
   /** Permission bits (e.g. 0o755 = 493). */
-  mode: z.number().int().min(0).max(0o7777),
+  mode: z.int().check(z.minimum(0), z.maximum(0o7777)),
   sha256,
   etag: z.string(),
 });
@@ -29,8 +30,8 @@ const FileEntrySchema = z.object({
 const SymlinkEntrySchema = z.object({
   path: safePath,
   type: z.literal('symlink'),
-  target: z.string().min(1).max(4096).refine((t) => !t.includes('\0')),
-  mtimeMs: z.number().finite(),
+  target: z.string().check(z.minLength(1), z.maxLength(4096), z.refine((t) => !t.includes('\0'), { message: 'NUL in symlink target' })),
+  mtimeMs: z.number(),
   etag: z.string(),
 });
 
@@ -39,8 +40,8 @@ const EntrySchema = z.discriminatedUnion('type', [FileEntrySchema, SymlinkEntryS
 const ManifestSchema = z.object({
   format: z.literal(MANIFEST_FORMAT),
   version: z.literal(MANIFEST_VERSION),
-  workspace: z.string().refine(isValidWorkspaceName),
-  generation: z.number().int().nonnegative(),
+  workspace: z.string().check(z.refine(isValidWorkspaceName, { message: 'invalid workspace name' })),
+  generation: z.int().check(z.nonnegative()),
   createdAt: z.string(),
   writer: z.object({ host: z.string(), agent: z.string() }),
   entries: z.array(EntrySchema),

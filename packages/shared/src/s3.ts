@@ -9,20 +9,13 @@
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { Readable } from 'node:stream';
-import { createRequire } from 'node:module';
-import type * as ClientS3 from '@aws-sdk/client-s3';
-import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
-import type * as HttpHandler from '@smithy/node-http-handler';
-import { SyncError } from './errors.js';
-
-// The SDK ships CommonJS: require() skips the ESM loader's export scan of its large entry files,
-// which is most of a CLI's start-up time.
-const requireCjs = createRequire(import.meta.url);
-const {
+import {
   CopyObjectCommand, CreateBucketCommand, DeleteObjectsCommand, GetObjectCommand, HeadBucketCommand,
-  HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client: S3ClientCtor,
-} = requireCjs('@aws-sdk/client-s3') as typeof ClientS3;
-const { NodeHttpHandler } = requireCjs('@smithy/node-http-handler') as typeof HttpHandler;
+  HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client as S3ClientCtor,
+  type S3Client, type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { SyncError } from './errors.js';
 
 export interface S3Settings {
   endpoint: string | undefined;
@@ -171,7 +164,7 @@ export function createObjectStore(settings: S3Settings, client: S3Client = creat
     async upload(key, body, opts) {
       try {
         // Loaded on first use: most pushes never need multipart, and CLI start-up time matters.
-        const { Upload } = requireCjs('@aws-sdk/lib-storage') as typeof import('@aws-sdk/lib-storage');
+        const { Upload } = await import('@aws-sdk/lib-storage');
         const up = new Upload({
           client, queueSize: opts.queueSize ?? 4, partSize: opts.partSize, leavePartsOnError: false,
           params: { Bucket, Key: key, Body: body, ContentType: opts.contentType, Metadata: opts.metadata },
