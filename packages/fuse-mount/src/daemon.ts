@@ -120,7 +120,7 @@ export async function startMount(config: Readonly<MountConfig>, mountpointArg: s
   }
 }
 
-/** Kernel entry/attribute lifetime: half the poll interval, between 0.1 s and 1 s. */
+/** Kernel entry/attribute lifetime: a quarter of the poll interval, between 0.1 s and 1 s. */
 function kernelTimeout(pollIntervalMs: number): number {
-  return Math.round(Math.min(1, Math.max(0.1, pollIntervalMs / 2000)) * 10) / 10;
+  return Math.round(Math.min(1, Math.max(0.1, pollIntervalMs / 4000)) * 10) / 10;
 }

@@ -15,9 +15,13 @@ export interface PinnedObject {
 
 /** Chunk `index` of the object (the whole object when it fits in one chunk). */
 export async function downloadPinned(store: ObjectStore, obj: PinnedObject, index: number, chunkSize: number): Promise<Buffer> {
-  const whole = obj.size <= chunkSize;
   const start = index * chunkSize;
-  const length = Math.min(chunkSize, obj.size - start);
+  return downloadPinnedRange(store, obj, start, Math.min(chunkSize, obj.size - start));
+}
+
+/** `length` bytes at `start` of the object; the whole object (checked against its sha256) when that is all of it. */
+export async function downloadPinnedRange(store: ObjectStore, obj: PinnedObject, start: number, length: number): Promise<Buffer> {
+  const whole = start === 0 && length === obj.size;
   let res: GetResult;
   try {
     res = await store.get(obj.key, { ifMatch: obj.etag, range: whole ? undefined : { start, end: start + length - 1 } });

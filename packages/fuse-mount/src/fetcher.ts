@@ -4,7 +4,8 @@
  * Objects up to `chunkSize` are fetched whole; larger ones by ranges of `chunkSize`, so the first
  * byte never waits for the whole file, and a sequential reader gets the next chunks ahead.
  * `warm` hands a workspace's small files to the prefetch worker (prefetcher.ts), which downloads
- * them with --prefetch-concurrency off the main event loop.
+ * them with --prefetch-concurrency off the main event loop, by ranges of their packs where the
+ * manifest has packs.
  *
  * Concurrency rules: on this thread, at most one download per blob (single-flight on the blob
  * name); readers needing a blob being downloaded join that download. Demand reads never wait for
@@ -123,7 +124,7 @@ export class Fetcher {
       if (this.prefetching.has(name) || this.inflight.has(name) || this.opts.cache.has(name)) continue;
       budget -= node.size;
       this.prefetching.add(name);
-      tasks.push({ name, key: node.key, etag: node.etag, size: node.size, sha256: node.sha256 });
+      tasks.push({ name, key: node.key, etag: node.etag, size: node.size, sha256: node.sha256, pack: node.pack });
     }
     this.prefetcher.send(tasks);
     return tasks.length;
@@ -152,7 +153,7 @@ export class Fetcher {
         status.ok();
         this.warnedOutage = false;
         metrics?.prefetched.inc();
-        metrics?.s3Gets.inc({ kind: 'prefetch' });
+        if (msg.gets > 0) metrics?.s3Gets.inc({ kind: 'prefetch' }, msg.gets);
         metrics?.s3GetBytes.inc(msg.size);
       }
       return;

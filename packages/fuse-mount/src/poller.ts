@@ -126,9 +126,11 @@ export class Poller {
     return p;
   }
 
-  private schedule(): void {
+  /** Polls start every interval (not an interval after the previous one ended), so a push waits at most one interval. */
+  private schedule(delay = this.opts.pollInterval): void {
     if (this.stopped) return;
     this.timer = setTimeout(() => {
+      const started = performance.now();
       this.pollOnce().then(() => {
         if (this.pollFailing) this.opts.logger.info('S3 answers again; polling resumed');
         this.pollFailing = false;
@@ -137,8 +139,12 @@ export class Poller {
         // One line per outage, not one per poll.
         if (!this.pollFailing) this.opts.logger.warn({ err: (err as Error).message }, 'poll failed; serving what is cached');
         this.pollFailing = true;
-      }).finally(() => this.schedule());
-    }, this.opts.pollInterval);
+      }).finally(() => {
+        // A slow poll (S3 timing out) is followed by a short pause rather than none.
+        const interval = this.opts.pollInterval;
+        this.schedule(Math.max(interval / 4, interval - (performance.now() - started)));
+      });
+    }, delay);
   }
 
   private async fetchManifest(name: string): Promise<void> {

@@ -6,17 +6,21 @@
 import { Worker } from 'node:worker_threads';
 import type { S3Settings } from '@workspace-sync/shared';
 import type { PinnedObject } from './download.js';
+import type { PackRef } from './tree.js';
 import type { WorkerConfig } from './prefetch-worker.js';
 
 export interface PrefetchTask extends PinnedObject {
   /** Blob name in the content cache. */
   name: string;
+  /** A pack holding a copy of the bytes: fetched with its neighbours in one range GET. */
+  pack?: PackRef | undefined;
 }
 
 export type ToWorker = { type: 'fetch'; tasks: PrefetchTask[] } | { type: 'clear' };
 
 export type FromWorker =
-  | { type: 'done'; name: string; size: number; downloaded: boolean }
+  /** `gets`: GET requests this blob accounts for (0 for all but one blob of a pack range). */
+  | { type: 'done'; name: string; size: number; downloaded: boolean; gets: number }
   | { type: 'failed'; name: string; code: string; message: string }
   | { type: 'cleared'; names: string[] };
 

@@ -11,7 +11,7 @@
  * sizes and mtimes come from the source, so tools that key on (ino, size, mtime) do not re-read
  * everything after a refresh.
  */
-import { isSafeRelativePath, isValidWorkspaceName, stripEtag, type ListEntry, type Manifest } from '@workspace-sync/shared';
+import { isSafeRelativePath, isValidWorkspaceName, packKey, stripEtag, type ListEntry, type Manifest } from '@workspace-sync/shared';
 
 export interface FileNode {
   kind: 'file';
@@ -27,6 +27,16 @@ export interface FileNode {
   etag: string;
   /** From the manifest; lets small downloads be verified end to end. */
   sha256: string | undefined;
+  /** Where a copy of the bytes sits in a pack object (manifest.ts), for bulk prefetching. */
+  pack?: PackRef | undefined;
+}
+
+export interface PackRef {
+  key: string;
+  etag: string;
+  /** Size of the whole pack object. */
+  size: number;
+  offset: number;
 }
 
 export interface SymlinkNode {
@@ -75,7 +85,7 @@ export class InodeAllocator {
 }
 
 type Item =
-  | { rel: string; kind: 'file'; size: number; mtimeMs: number; perm: number; key: string; etag: string; sha256: string | undefined }
+  | { rel: string; kind: 'file'; size: number; mtimeMs: number; perm: number; key: string; etag: string; sha256: string | undefined; pack?: PackRef | undefined }
   | { rel: string; kind: 'symlink'; target: string; mtimeMs: number }
   | { rel: string; kind: 'dir'; mtimeMs: number };
 
@@ -89,10 +99,12 @@ export interface BuildContext {
 
 export function snapshotFromManifest(manifest: Manifest, manifestEtag: string, prefix: string, ctx: BuildContext, now = Date.now()): Promise<Snapshot> {
   const ws = manifest.workspace;
+  const packs = (manifest.packs ?? []).map((p) => ({ key: packKey(prefix, ws, p.id), etag: stripEtag(p.etag), size: p.size }));
   const items: Item[] = manifest.entries.map((e) => e.type === 'file'
     ? {
       rel: e.path, kind: 'file', size: e.size, mtimeMs: e.mtimeMs, perm: e.mode & 0o777,
       key: `${prefix}${ws}/${e.path}`, etag: stripEtag(e.etag), sha256: e.sha256,
+      pack: e.pack && packs[e.pack[0]] ? { ...packs[e.pack[0]]!, offset: e.pack[1] } : undefined,
     }
     : { rel: e.path, kind: 'symlink', target: e.target, mtimeMs: e.mtimeMs });
   const createdAt = Date.parse(manifest.createdAt);
@@ -184,7 +196,7 @@ async function buildSnapshot(workspace: string, source: Snapshot['source'], vers
       nodes.set(item.rel, {
         kind: 'file', ino: inoFor(item.rel, 'file'), size: item.size,
         mtimeMs: carryMtime(old, item.size, item.mtimeMs, item.etag), srcMtimeMs: item.mtimeMs,
-        perm: item.perm, key: item.key, etag: item.etag, sha256: item.sha256,
+        perm: item.perm, key: item.key, etag: item.etag, sha256: item.sha256, pack: item.pack,
       });
     } else {
       nodes.set(item.rel, {

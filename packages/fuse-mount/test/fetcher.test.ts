@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { isSyncError, objectKey, sha256Hex, stripEtag, type ObjectStore } from '@workspace-sync/shared';
-import { startTestS3, unreachable, withFaults, type EmbeddedS3, type FaultyStore } from '@workspace-sync/testkit';
+import { isSyncError, objectKey, packKey, sha256Hex, stripEtag, type ObjectStore } from '@workspace-sync/shared';
+import { startCountingProxy, startTestS3, unreachable, withFaults, type EmbeddedS3, type FaultyStore } from '@workspace-sync/testkit';
 import { ContentCache, blobName } from '../src/content-cache.js';
 import { Fetcher, type FetcherOptions } from '../src/fetcher.js';
 import { RemoteStatus } from '../src/remote-status.js';
@@ -159,6 +159,54 @@ describe('Fetcher', () => {
     expect(gets()).toBe(before);
     // Asking again queues nothing new.
     expect(fetcher.warm(nodes.slice(0, 15))).toBe(0);
+  });
+
+  it('prefetches packed files by range GETs of their pack, and falls back to each object when a piece does not match', async () => {
+    const bodies = Array.from({ length: 30 }, (_, i) => randomBytes(2000 + i * 10));
+    const nodes: FileNode[] = [];
+    for (let i = 0; i < bodies.length; i++) nodes.push(await upload(`packed/f${i}.txt`, bodies[i]!));
+    // The pack as sync-agent writes it, except that file 5's copy is damaged.
+    const inPack = bodies.map((b, i) => (i === 5 ? Buffer.alloc(b.length, 1) : b));
+    const packBody = Buffer.concat(inPack);
+    const pKey = packKey('', 'ws', sha256Hex(packBody));
+    const { etag } = await store.put(pKey, packBody);
+    let offset = 0;
+    for (const [i, node] of nodes.entries()) {
+      node.pack = { key: pKey, etag: stripEtag(etag), size: packBody.length, offset };
+      offset += bodies[i]!.length;
+    }
+    const proxy = await startCountingProxy(s3.endpoint);
+    cleanups.push(() => proxy.close());
+    const { fetcher, cache, gets } = await setup({
+      prefetch: { settings: { ...settingsFor(s3), endpoint: proxy.endpoint }, concurrency: 4, budget: 1e6 },
+      chunkSize: 32 * 1024,
+    });
+    expect(fetcher.warm(nodes)).toBe(30);
+    await fetcher.idle();
+    expect(nodes.every((n) => cache.has(blobName(store.bucket, n.key, n.etag, 0)))).toBe(true);
+    // ~64 kB of pack in ranges of at most 32 kB: three GETs of the pack, one of file 5's own object.
+    expect(proxy.count('GET', pKey)).toBe(3);
+    expect(proxy.count('GET', 'packed/f5.txt')).toBe(1);
+    expect(proxy.requests.filter((r) => r.method === 'GET').length).toBe(4);
+    const before = gets();
+    for (const [i, node] of nodes.entries()) expect((await readAll(fetcher, node)).equals(bodies[i]!), `file ${i}`).toBe(true);
+    expect(gets()).toBe(before);
+  });
+
+  it('prefetches from the files themselves when their pack is gone', async () => {
+    const bodies = Array.from({ length: 6 }, () => randomBytes(1500));
+    const nodes: FileNode[] = [];
+    for (let i = 0; i < bodies.length; i++) nodes.push(await upload(`gone/f${i}.txt`, bodies[i]!));
+    let offset = 0;
+    for (const [i, node] of nodes.entries()) {
+      node.pack = { key: packKey('', 'ws', 'd'.repeat(64)), etag: 'missing', size: 9000, offset };
+      offset += bodies[i]!.length;
+    }
+    const { fetcher, cache } = await setup({ prefetch: { settings: settingsFor(s3), concurrency: 2, budget: 1e6 } });
+    expect(fetcher.warm(nodes)).toBe(6);
+    await fetcher.idle();
+    expect(nodes.every((n) => cache.has(blobName(store.bucket, n.key, n.etag, 0)))).toBe(true);
+    for (const [i, node] of nodes.entries()) expect((await readAll(fetcher, node)).equals(bodies[i]!)).toBe(true);
   });
 
   it('fails fast while S3 is down and recovers once it answers', async () => {

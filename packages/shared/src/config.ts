@@ -133,6 +133,11 @@ export const OPTIONS: readonly OptionDef[] = [
     default: () => 16 * 1024 ** 2,
   },
   {
+    key: 'pack', flag: '--pack <bool>', env: ['SYNC_PACK'],
+    help: 'also store small files in a few pack objects under .sync/, so a mount fetches a whole tree in a few GETs',
+    scope: ['agent'], expected: 'true or false', kind: 'boolean', parse: asBool, default: () => true,
+  },
+  {
     key: 'cacheDir', flag: '--cache-dir <dir>', env: ['CACHE_DIR'], help: 'on-disk content cache',
     scope: ['mount'], expected: 'a directory path', kind: 'string', isPath: true, parse: asString,
     default: () => path.join(xdgCache(), 'workspace-sync', 'mount'),
@@ -198,6 +203,7 @@ export interface AgentConfig extends CommonConfig {
   stateDir: string;
   concurrency: number;
   exclude: string[];
+  pack: boolean;
   maxDelete: number | undefined;
   multipartThreshold: number;
 }

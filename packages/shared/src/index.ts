@@ -11,10 +11,11 @@ export {
 } from './s3.js';
 export {
   MANIFEST_FORMAT, MANIFEST_VERSION, encodeManifest, decodeManifest, compareUtf8,
-  type Manifest, type ManifestEntry, type FileEntry, type SymlinkEntry,
+  type Manifest, type ManifestEntry, type FileEntry, type SymlinkEntry, type PackInfo,
 } from './manifest.js';
 export {
-  CONTROL_DIR, isSafeRelativePath, isValidWorkspaceName, workspacePrefix, objectKey, manifestKey, workspaceOfManifestKey,
+  CONTROL_DIR, isSafeRelativePath, isValidWorkspaceName, workspacePrefix, objectKey, manifestKey, packKey, packsPrefix,
+  workspaceOfManifestKey,
 } from './paths.js';
 export { DEFAULT_EXCLUDES, createFilter, type Filter, type FilterOptions } from './filter.js';
 export { sha256Hex, readFileStable, hashFileStable, type StableRead, type StableHash } from './hash.js';

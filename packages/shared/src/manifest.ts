@@ -25,6 +25,20 @@ const FileEntrySchema = z.object({
   mode: z.int().check(z.minimum(0), z.maximum(0o7777)),
   sha256,
   etag: z.string(),
+  /** `[index into packs, byte offset]`: where a copy of these bytes sits in a pack (see PackSchema). */
+  pack: z.optional(z.tuple([z.int().check(z.nonnegative()), z.int().check(z.nonnegative())])),
+});
+
+/**
+ * A pack is one object holding copies of many small files back to back, at
+ * `<prefix>.sync/<workspace>/packs/<id>.pack`, where id is the sha256 of its bytes. It only speeds
+ * up bulk reads (a mount fetches a whole tree in a few GETs instead of one per file); readers check
+ * every file cut from it against the entry's sha256 and fall back to the file's own object.
+ */
+const PackSchema = z.object({
+  id: sha256,
+  size: z.int().check(z.positive()),
+  etag: z.string(),
 });
 
 const SymlinkEntrySchema = z.object({
@@ -45,9 +59,11 @@ const ManifestSchema = z.object({
   createdAt: z.string(),
   writer: z.object({ host: z.string(), agent: z.string() }),
   entries: z.array(EntrySchema),
+  packs: z.optional(z.array(PackSchema)),
 });
 
 export type FileEntry = z.infer<typeof FileEntrySchema>;
+export type PackInfo = z.infer<typeof PackSchema>;
 export type SymlinkEntry = z.infer<typeof SymlinkEntrySchema>;
 export type ManifestEntry = FileEntry | SymlinkEntry;
 export type Manifest = z.infer<typeof ManifestSchema>;
@@ -88,6 +104,16 @@ export function decodeManifest(body: Buffer, where: string): Manifest {
       });
     }
     seen.add(e.path);
+  }
+  const packs = parsed.data.packs ?? [];
+  for (const e of parsed.data.entries) {
+    if (e.type !== 'file' || !e.pack) continue;
+    const pack = packs[e.pack[0]];
+    if (!pack || e.pack[1] + e.size > pack.size) {
+      throw new SyncError('MANIFEST_INVALID', `manifest ${where} places ${JSON.stringify(e.path)} outside its packs`, {
+        hint: 'push the workspace again to replace it',
+      });
+    }
   }
   // A path cannot be both a file and a directory: no ancestor of an entry may itself be an entry.
   for (const e of parsed.data.entries) {

@@ -34,6 +34,15 @@ export function manifestKey(prefix: string, workspace: string): string {
   return `${prefix}${CONTROL_DIR}/${workspace}/manifest.json.gz`;
 }
 
+/** Where packs of small files live (see manifest.ts); `id` is the pack's sha256. */
+export function packsPrefix(prefix: string, workspace: string): string {
+  return `${prefix}${CONTROL_DIR}/${workspace}/packs/`;
+}
+
+export function packKey(prefix: string, workspace: string, id: string): string {
+  return `${packsPrefix(prefix, workspace)}${id}.pack`;
+}
+
 /** The workspace whose manifest this key is, or undefined. */
 export function workspaceOfManifestKey(prefix: string, key: string): string | undefined {
   const head = `${prefix}${CONTROL_DIR}/`;

@@ -14,6 +14,7 @@ import {
   HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client as S3ClientCtor,
   type S3Client, type S3ClientConfig,
 } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { SyncError } from './errors.js';
 
@@ -163,8 +164,6 @@ export function createObjectStore(settings: S3Settings, client: S3Client = creat
 
     async upload(key, body, opts) {
       try {
-        // Loaded on first use: most pushes never need multipart, and CLI start-up time matters.
-        const { Upload } = await import('@aws-sdk/lib-storage');
         const up = new Upload({
           client, queueSize: opts.queueSize ?? 4, partSize: opts.partSize, leavePartsOnError: false,
           params: { Bucket, Key: key, Body: body, ContentType: opts.contentType, Metadata: opts.metadata },

@@ -123,6 +123,18 @@ describe('manifest edge cases', () => {
     expect(() => decodeManifest(gz({ ...base, entries: [file('a'), file('a/b')] }), 'm')).toThrow(/both as a file and as a directory/);
   });
 
+  it('reads pack references, and refuses one outside its pack or to a pack that is not listed', () => {
+    const packs = [{ id: 'c'.repeat(64), size: 2, etag: '"p"' }];
+    const ok = decodeManifest(gz({ ...base, packs, entries: [{ ...file('a'), pack: [0, 1] }] }), 'm');
+    expect(ok.packs).toEqual(packs);
+    expect(ok.entries[0]).toMatchObject({ pack: [0, 1] });
+    // Readers that predate packs see a valid manifest without them.
+    expect(decodeManifest(gz({ ...base, entries: [file('a')] }), 'm').packs).toBeUndefined();
+    expect(() => decodeManifest(gz({ ...base, packs, entries: [{ ...file('a'), pack: [0, 2] }] }), 'm')).toThrow(/outside its packs/);
+    expect(() => decodeManifest(gz({ ...base, packs, entries: [{ ...file('a'), pack: [1, 0] }] }), 'm')).toThrow(/outside its packs/);
+    expect(() => decodeManifest(gz({ ...base, packs: [{ ...packs[0], id: 'x' }], entries: [] }), 'm')).toThrow(/packs\.0\.id/);
+  });
+
   it('says "too new" only for manifests of this format', () => {
     expect(() => decodeManifest(gz({ ...base, version: 2, entries: [] }), 'm')).toThrow(expect.objectContaining({ code: 'MANIFEST_TOO_NEW' }));
     expect(() => decodeManifest(gz({ ...base, format: 'other', version: 2, entries: [] }), 'm')).toThrow(expect.objectContaining({ code: 'MANIFEST_INVALID' }));

@@ -7,7 +7,7 @@
 import PQueue from 'p-queue';
 import {
   decodeManifest, isSafeRelativePath, isSyncError, manifestKey, sha256Hex, workspacePrefix,
-  type Manifest, type ManifestEntry, type ObjectStore,
+  type Manifest, type ManifestEntry, type ObjectStore, type PackInfo,
 } from '@workspace-sync/shared';
 import type { HashedEntry, RemoteObject } from './planner.js';
 import type { JournalRecord, WorkspaceState } from './state.js';
@@ -15,6 +15,8 @@ import type { JournalRecord, WorkspaceState } from './state.js';
 export interface RemoteView {
   /** The committed manifest's entries; undefined when there is none. */
   committed: Map<string, ManifestEntry> | undefined;
+  /** The committed manifest's packs (entries refer to them by index). */
+  packs: PackInfo[];
   manifestEtag: string | undefined;
   generation: number;
   objects: Map<string, RemoteObject>;
@@ -53,7 +55,7 @@ export async function loadRemote(opts: {
       }
       for (const j of journal) objects.set(j.path, { path: j.path, type: 'file', sha256: j.sha256, etag: j.etag, size: j.size });
       return {
-        committed: new Map(state!.entries.map((e) => [e.path, e])), manifestEtag: state!.manifestEtag,
+        committed: new Map(state!.entries.map((e) => [e.path, e])), packs: Array.isArray(state!.packs) ? state!.packs : [], manifestEtag: state!.manifestEtag,
         generation: state!.generation, objects, trusted: true, requests,
       };
     }
@@ -100,6 +102,7 @@ export async function loadRemote(opts: {
 
   return {
     committed: manifest ? new Map(manifest.entries.map((e) => [e.path, e])) : undefined,
+    packs: manifest?.packs ?? [],
     manifestEtag: etag,
     generation: manifest?.generation ?? 0,
     objects,

@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { ManifestEntry } from '@workspace-sync/shared';
+import type { ManifestEntry, PackInfo } from '@workspace-sync/shared';
 
 export const STATE_VERSION = 1;
 
@@ -44,6 +44,8 @@ export interface WorkspaceState {
   generation: number;
   /** Entries of that manifest. */
   entries: ManifestEntry[];
+  /** Packs of that manifest (absent in states written before packs existed). */
+  packs?: PackInfo[];
   files: Record<string, HashRecord>;
   /** Keys dropped from the committed manifest whose DeleteObjects has not completed. */
   pendingDeletes: string[];

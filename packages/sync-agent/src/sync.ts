@@ -7,8 +7,9 @@
 import { hostname } from 'node:os';
 import {
   encodeManifest, manifestKey, MANIFEST_FORMAT, MANIFEST_VERSION, objectKey, SyncError,
-  type AgentConfig, type Logger, type Manifest, type ManifestEntry, type ObjectStore,
+  type AgentConfig, type Logger, type Manifest, type ManifestEntry, type ObjectStore, type PackInfo,
 } from '@workspace-sync/shared';
+import { updatePacks, type PackLimits } from './pack.js';
 import { checkDeleteGuard, planSync, toManifestEntry, type HashedEntry, type Plan } from './planner.js';
 import { loadRemote } from './remote.js';
 import type { Skipped } from './scan.js';
@@ -27,6 +28,8 @@ export interface SyncOptions {
   onBytes?: TransferContext['onBytes'];
   onFile?: TransferContext['onFile'];
   signal?: AbortSignal;
+  /** Overrides the pack limits (tests). */
+  packLimits?: PackLimits;
 }
 
 export interface PushReport {
@@ -120,7 +123,7 @@ export async function syncSnapshot(
   report.bytes = transfers.bytes;
 
   // The new manifest: what landed, what was already right, and the previous version of what we could not read.
-  const entries: ManifestEntry[] = [];
+  let entries: ManifestEntry[] = [];
   const records = { ...snap.records };
   const local = new Map(snap.entries);
   for (const { entry, etag } of plan.unchanged) entries.push(toManifestEntry(entry, etag));
@@ -150,11 +153,19 @@ export async function syncSnapshot(
   const mustPublish = plan.manifestChanged || transfers.landed.size > 0 || transfers.vanished.length > 0;
   let manifestEtag = remote.manifestEtag;
   let generation = remote.generation;
+  let packs: PackInfo[] = remote.packs;
+  let obsoletePacks: string[] = [];
   if (mustPublish) {
+    const packed = await updatePacks(entries, remote, {
+      store, prefix: config.prefix, workspace, wsDir, log, enabled: config.pack, limits: opts.packLimits,
+    });
+    ({ entries, packs } = packed);
+    obsoletePacks = packed.obsolete;
+    report.requests += packed.requests;
     generation += 1;
     const manifest: Manifest = {
       format: MANIFEST_FORMAT, version: MANIFEST_VERSION, workspace, generation, createdAt: new Date().toISOString(),
-      writer: { host: hostname(), agent: `sync-agent/${AGENT_VERSION}` }, entries,
+      writer: { host: hostname(), agent: `sync-agent/${AGENT_VERSION}` }, entries, ...(packs.length > 0 ? { packs } : {}),
     };
     const res = await store.put(manifestKey(config.prefix, workspace), encodeManifest(manifest), {
       contentType: 'application/json', contentEncoding: undefined, cacheControl: 'no-cache',
@@ -166,7 +177,7 @@ export async function syncSnapshot(
 
   const newState: WorkspaceState = {
     version: 1, workspace, manifestEtag, generation, entries: mustPublish ? entries : [...(remote.committed?.values() ?? [])],
-    files: records, pendingDeletes: [...deletes],
+    packs, files: records, pendingDeletes: [...deletes],
   };
   // A no-op leaves the state index as it was: skip rewriting it (megabytes for a large workspace).
   const stateUnchanged = state !== undefined && remote.trusted && !mustPublish && deletes.size === 0
@@ -183,6 +194,12 @@ export async function syncSnapshot(
     for (const f of failed) log.warn({ key: f.key, error: f.message }, 'delete failed; will retry on the next push');
     newState.pendingDeletes = failed.map((f) => f.key);
     await stateStore.save(newState);
+  }
+  if (obsoletePacks.length > 0) {
+    // Best effort: a pack left behind is only storage, and the next repack lists and removes it.
+    const { failed } = await store.deleteMany(obsoletePacks);
+    report.requests += Math.ceil(obsoletePacks.length / 1000);
+    for (const f of failed) log.debug({ key: f.key, error: f.message }, 'deleting an old pack failed');
   }
   report.manifestEtag = manifestEtag;
   report.generation = generation;

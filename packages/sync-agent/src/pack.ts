@@ -1,0 +1,162 @@
+/**
+ * Packs: copies of a workspace's small files back to back in a few objects under `.sync/`, so a
+ * mount warming a workspace makes a few range GETs instead of one GET per file (per-request cost,
+ * not bandwidth, is what a source tree pays on S3). The plain per-file objects stay the truth; a
+ * pack is only a faster second copy that readers verify against each entry's sha256.
+ *
+ * Packs are immutable and named by their sha256. A push that publishes a manifest carries the
+ * references of files whose bytes did not change; once too many small files are not in any pack,
+ * it writes fresh packs from the files on disk (only bytes matching the entry's sha256 go in) and
+ * deletes the old ones after the manifest is committed.
+ */
+import path from 'node:path';
+import {
+  compareUtf8, packKey, packsPrefix, readFileStable, sha256Hex,
+  type FileEntry, type Logger, type ManifestEntry, type ObjectStore, type PackInfo,
+} from '@workspace-sync/shared';
+
+export interface PackLimits {
+  /** Files up to this size are packed (source files; assets above it are fetched on their own). */
+  maxFile: number;
+  /** Bytes per pack object. */
+  maxPack: number;
+  /** Bytes in all packs of a workspace, so packing never doubles a large workspace's storage. */
+  maxTotal: number;
+  /** Fewer small files than this: not worth a pack. */
+  minFiles: number;
+  /** Repack once this fraction of the small files is in no pack. */
+  staleFraction: number;
+}
+
+export const DEFAULT_PACK_LIMITS: PackLimits = {
+  maxFile: 256 * 1024, maxPack: 32 * 1024 * 1024, maxTotal: 256 * 1024 * 1024, minFiles: 32, staleFraction: 0.1,
+};
+
+export interface PackContext {
+  store: ObjectStore;
+  prefix: string;
+  workspace: string;
+  wsDir: string;
+  log: Logger;
+  /** Off: entries lose their references and every existing pack becomes obsolete. */
+  enabled: boolean;
+  limits?: PackLimits | undefined;
+}
+
+export interface PackOutcome {
+  /** The entries, each small file with its current pack reference or none. */
+  entries: ManifestEntry[];
+  packs: PackInfo[];
+  /** Keys of packs the new manifest no longer uses: delete them once it is committed. */
+  obsolete: string[];
+  /** Packs written now. */
+  written: number;
+  requests: number;
+}
+
+/** The previous manifest's view: its entries and packs. */
+export interface PackHistory {
+  committed: ReadonlyMap<string, ManifestEntry> | undefined;
+  packs: readonly PackInfo[];
+}
+
+export async function updatePacks(entries: readonly ManifestEntry[], prev: PackHistory, ctx: PackContext): Promise<PackOutcome> {
+  const limits = ctx.limits ?? DEFAULT_PACK_LIMITS;
+  const keyOf = (p: PackInfo) => packKey(ctx.prefix, ctx.workspace, p.id);
+  const isSmall = (e: ManifestEntry): e is FileEntry => e.type === 'file' && e.size > 0 && e.size <= limits.maxFile;
+  if (!ctx.enabled) {
+    return { entries: entries.map(withoutPack), packs: [], obsolete: prev.packs.map(keyOf), written: 0, requests: 0 };
+  }
+
+  // Carry each unchanged small file's reference; renumber to the packs still in use.
+  const used = new Map<number, number>();
+  const packs: PackInfo[] = [];
+  let small = 0;
+  let uncovered = 0;
+  const carried = entries.map((e) => {
+    if (!isSmall(e)) return withoutPack(e);
+    small++;
+    const before = prev.committed?.get(e.path);
+    const ref = before?.type === 'file' && before.sha256 === e.sha256 ? before.pack : undefined;
+    const pack = ref && prev.packs[ref[0]];
+    if (!ref || !pack) { uncovered++; return withoutPack(e); }
+    let index = used.get(ref[0]);
+    if (index === undefined) { index = packs.push(pack) - 1; used.set(ref[0], index); }
+    return { ...e, pack: [index, ref[1]] as [number, number] };
+  });
+  const repack = small >= limits.minFiles && uncovered > limits.staleFraction * small;
+  if (!repack) {
+    const obsolete = prev.packs.filter((_, i) => !used.has(i)).map(keyOf);
+    return { entries: carried, packs, obsolete, written: 0, requests: 0 };
+  }
+  return writePacks(entries, prev, ctx, limits, isSmall);
+}
+
+async function writePacks(
+  entries: readonly ManifestEntry[], prev: PackHistory, ctx: PackContext, limits: PackLimits,
+  isSmall: (e: ManifestEntry) => e is FileEntry,
+): Promise<PackOutcome> {
+  const refs = new Map<string, [number, number]>();
+  const packs: PackInfo[] = [];
+  let requests = 0;
+  let total = 0;
+  let parts: Buffer[] = [];
+  let members: Array<{ path: string; offset: number }> = [];
+  let size = 0;
+
+  const flush = async () => {
+    if (size === 0) return;
+    const body = parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
+    const id = sha256Hex(body);
+    const { etag } = await ctx.store.put(packKey(ctx.prefix, ctx.workspace, id), body, { contentType: 'application/octet-stream' });
+    requests++;
+    const index = packs.push({ id, size, etag }) - 1;
+    for (const m of members) refs.set(m.path, [index, m.offset]);
+    parts = [];
+    members = [];
+    size = 0;
+  };
+
+  // Path order: a tree walk reads neighbours together, and neighbours then share a range GET.
+  const candidates = entries.filter(isSmall).sort((a, b) => compareUtf8(a.path, b.path));
+  for (const e of candidates) {
+    if (total + e.size > limits.maxTotal) break;
+    let data: Buffer;
+    try {
+      const read = await readFileStable(path.join(ctx.wsDir, e.path));
+      // Only the bytes the manifest describes: a file edited since it was uploaded stays out.
+      if (read.sha256 !== e.sha256) continue;
+      data = read.data;
+    } catch {
+      continue;
+    }
+    if (size + data.length > limits.maxPack) await flush();
+    members.push({ path: e.path, offset: size });
+    parts.push(data);
+    size += data.length;
+    total += data.length;
+  }
+  await flush();
+
+  // Every other object under the packs prefix goes: the previous packs, and any a crashed push left.
+  const keep = new Set(packs.map((p) => packKey(ctx.prefix, ctx.workspace, p.id)));
+  const obsolete = new Set(prev.packs.map((p) => packKey(ctx.prefix, ctx.workspace, p.id)));
+  for await (const item of ctx.store.list(packsPrefix(ctx.prefix, ctx.workspace))) {
+    if (!('commonPrefix' in item)) obsolete.add(item.key);
+  }
+  requests++;
+  for (const k of keep) obsolete.delete(k);
+  ctx.log.debug({ workspace: ctx.workspace, packs: packs.length, files: refs.size, bytes: total }, 'packed small files');
+
+  const out = entries.map((e) => {
+    const ref = e.type === 'file' ? refs.get(e.path) : undefined;
+    return ref ? { ...e, pack: ref } : withoutPack(e);
+  });
+  return { entries: out, packs, obsolete: [...obsolete], written: packs.length, requests };
+}
+
+function withoutPack(e: ManifestEntry): ManifestEntry {
+  if (e.type !== 'file' || e.pack === undefined) return e;
+  const { pack: _drop, ...rest } = e;
+  return rest;
+}
