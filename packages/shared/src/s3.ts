@@ -16,6 +16,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { createDirectPut, type Credentials } from './direct-put.js';
 import { SyncError } from './errors.js';
 
 export interface S3Settings {
@@ -55,6 +56,8 @@ export interface PutOptions {
   metadata?: Record<string, string>;
   contentEncoding?: string;
   cacheControl?: string;
+  /** Hex sha256 of the body when the caller has it (put only): spares hashing it again to sign. */
+  sha256?: string;
 }
 
 export interface ListEntry { key: string; etag: string; size: number; lastModified: Date | undefined }
@@ -112,6 +115,11 @@ export function createObjectStore(settings: S3Settings, client: S3Client = creat
   const fail = (err: unknown, op: string, key?: string): never => {
     throw translateS3Error(err, { op, bucket: Bucket, key, endpoint: endpointLabel });
   };
+  const direct = settings.endpoint ? createDirectPut({
+    endpoint: settings.endpoint, bucket: Bucket, region: settings.region, forcePathStyle: settings.forcePathStyle,
+    credentials: () => (client.config.credentials as () => Promise<Credentials>)(),
+    maxSockets: settings.maxSockets ?? 64, requestTimeoutMs: settings.requestTimeoutMs ?? 60_000, maxAttempts: settings.maxAttempts ?? 5,
+  }) : undefined;
 
   return {
     bucket: Bucket,
@@ -152,6 +160,7 @@ export function createObjectStore(settings: S3Settings, client: S3Client = creat
 
     async put(key, body, opts = {}) {
       try {
+        if (direct) return { etag: stripEtag(await direct(key, body, putHeaders(opts), opts.sha256)) };
         const res = await client.send(new PutObjectCommand({
           Bucket, Key: key, Body: body, ContentLength: body.length, ContentType: opts.contentType,
           Metadata: opts.metadata, ContentEncoding: opts.contentEncoding, CacheControl: opts.cacheControl,
@@ -246,6 +255,15 @@ export function createObjectStore(settings: S3Settings, client: S3Client = creat
       }
     },
   };
+}
+
+function putHeaders(opts: PutOptions): Record<string, string> {
+  const h: Record<string, string> = {};
+  if (opts.contentType) h['content-type'] = opts.contentType;
+  if (opts.contentEncoding) h['content-encoding'] = opts.contentEncoding;
+  if (opts.cacheControl) h['cache-control'] = opts.cacheControl;
+  for (const [k, v] of Object.entries(opts.metadata ?? {})) h[`x-amz-meta-${k.toLowerCase()}`] = v;
+  return h;
 }
 
 function parseTotalSize(contentRange: string | undefined, fallback: number): number {

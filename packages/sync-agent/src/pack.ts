@@ -108,7 +108,7 @@ async function writePacks(
     if (size === 0) return;
     const body = parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
     const id = sha256Hex(body);
-    const { etag } = await ctx.store.put(packKey(ctx.prefix, ctx.workspace, id), body, { contentType: 'application/octet-stream' });
+    const { etag } = await ctx.store.put(packKey(ctx.prefix, ctx.workspace, id), body, { contentType: 'application/octet-stream', sha256: id });
     requests++;
     const index = packs.push({ id, size, etag }) - 1;
     for (const m of members) refs.set(m.path, [index, m.offset]);

@@ -154,7 +154,7 @@ async function uploadSmall(ctx: TransferContext, key: string, entry: FileEntryH,
   const read = await readFileStable(abs);
   // The file may have changed since it was hashed for planning: upload and describe what was read now.
   const fresh: FileEntryH = { ...fileFromStats(entry.path, read.stat), sha256: read.sha256 };
-  const { etag } = await ctx.store.put(key, read.data, { contentType: contentTypeFor(fresh), metadata: objectMetadata(fresh) });
+  const { etag } = await ctx.store.put(key, read.data, { contentType: contentTypeFor(fresh), metadata: objectMetadata(fresh), sha256: read.sha256 });
   ctx.onBytes?.(read.data.length);
   return { entry: fresh, etag, stat: { ...statOf(read.stat), readAtMs } };
 }
