@@ -1,20 +1,29 @@
 #!/usr/bin/env bash
-# `make bench`: push, watch and mount benchmarks against rclone and s3fs on one server, then
-# docs/benchmarks.md. BACKEND=s3rver (default) or rgw; sizes via SOURCES, NODE_MODULES, BIG_MIB, RUNS.
+# `make bench`: push, watch and mount benchmarks against rclone, s3fs and aws s3 sync on one server,
+# then docs/benchmarks.md. BACKEND=s3rver (default), rgw, or all (both, one after the other);
+# sizes via SOURCES, NODE_MODULES, BIG_MIB, RUNS. Installs what it needs (rclone, s3fs, awscli, Ceph).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh rclone s3fs awscli
 
-backend=${BACKEND:-s3rver}
+backends=${BACKEND:-s3rver}
+[[ $backends == all ]] && backends="s3rver rgw"
 runs=${RUNS:-3}
-export S3_BACKEND=$backend
-if [[ $backend == rgw ]]; then
-  scripts/rgw.sh install
-  scripts/rgw.sh start
-  trap 'scripts/rgw.sh stop >/dev/null 2>&1 || true' EXIT
-fi
-
-node bench/push.mjs --sources "${SOURCES:-5000}" --node-modules "${NODE_MODULES:-20000}" --runs "$runs"
-node bench/watch-latency.mjs --out "bench/results/watch-$backend.json"
-node bench/mount.mjs --sources "${SOURCES:-5000}" --big-mib "${BIG_MIB:-64}" --runs "$runs"
+for backend in $backends; do
+  case $backend in s3rver | rgw) ;; *) echo "bench: BACKEND must be s3rver, rgw or all, not \"$backend\"" >&2; exit 2 ;; esac
+  echo "bench: $backend"
+  export S3_BACKEND=$backend
+  if [[ $backend == rgw ]]; then
+    scripts/rgw.sh install
+    scripts/rgw.sh start
+    trap 'scripts/rgw.sh stop >/dev/null 2>&1 || true' EXIT
+  fi
+  node bench/push.mjs --sources "${SOURCES:-5000}" --node-modules "${NODE_MODULES:-20000}" --runs "$runs"
+  node bench/watch-latency.mjs --out "bench/results/watch-$backend.json"
+  node bench/mount.mjs --sources "${SOURCES:-5000}" --big-mib "${BIG_MIB:-64}" --runs "$runs"
+  if [[ $backend == rgw ]]; then
+    scripts/rgw.sh stop
+    trap - EXIT
+  fi
+done
 node bench/report.mjs
