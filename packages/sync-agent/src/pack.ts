@@ -9,16 +9,17 @@
  * it writes fresh packs from the files on disk (only bytes matching the entry's sha256 go in) and
  * deletes the old ones after the manifest is committed.
  */
+import { closeSync, constants, openSync, readSync } from 'node:fs';
 import path from 'node:path';
 import {
-  compareUtf8, packKey, packsPrefix, readFileStable, sha256Hex,
+  compareUtf8, packKey, packsPrefix, sha256Hex,
   type FileEntry, type Logger, type ManifestEntry, type ObjectStore, type PackInfo,
 } from '@workspace-sync/shared';
 
 export interface PackLimits {
   /** Files up to this size are packed (source files; assets above it are fetched on their own). */
   maxFile: number;
-  /** Bytes per pack object. */
+  /** Bytes per pack object: a pack is built in memory, so this bounds what packing adds to the agent's RSS. */
   maxPack: number;
   /** Bytes in all packs of a workspace, so packing never doubles a large workspace's storage. */
   maxTotal: number;
@@ -29,7 +30,7 @@ export interface PackLimits {
 }
 
 export const DEFAULT_PACK_LIMITS: PackLimits = {
-  maxFile: 256 * 1024, maxPack: 32 * 1024 * 1024, maxTotal: 256 * 1024 * 1024, minFiles: 32, staleFraction: 0.1,
+  maxFile: 256 * 1024, maxPack: 4 * 1024 * 1024, maxTotal: 256 * 1024 * 1024, minFiles: 32, staleFraction: 0.1,
 };
 
 export interface PackContext {
@@ -100,19 +101,21 @@ async function writePacks(
   const packs: PackInfo[] = [];
   let requests = 0;
   let total = 0;
-  let parts: Buffer[] = [];
+
+  // One buffer, reused for every pack: files are read straight into it (a copy per file, then a
+  // concatenation, kept 20-35 MiB of freed memory in the watch daemon's RSS).
+  const buffer = Buffer.allocUnsafe(Math.min(limits.maxPack, packableBytes(entries, isSmall, limits.maxTotal)));
   let members: Array<{ path: string; offset: number }> = [];
   let size = 0;
 
   const flush = async () => {
     if (size === 0) return;
-    const body = parts.length === 1 ? parts[0]! : Buffer.concat(parts, size);
+    const body = buffer.subarray(0, size);
     const id = sha256Hex(body);
     const { etag } = await ctx.store.put(packKey(ctx.prefix, ctx.workspace, id), body, { contentType: 'application/octet-stream', sha256: id });
     requests++;
     const index = packs.push({ id, size, etag }) - 1;
     for (const m of members) refs.set(m.path, [index, m.offset]);
-    parts = [];
     members = [];
     size = 0;
   };
@@ -121,20 +124,14 @@ async function writePacks(
   const candidates = entries.filter(isSmall).sort((a, b) => compareUtf8(a.path, b.path));
   for (const e of candidates) {
     if (total + e.size > limits.maxTotal) break;
-    let data: Buffer;
-    try {
-      const read = await readFileStable(path.join(ctx.wsDir, e.path));
-      // Only the bytes the manifest describes: a file edited since it was uploaded stays out.
-      if (read.sha256 !== e.sha256) continue;
-      data = read.data;
-    } catch {
-      continue;
-    }
-    if (size + data.length > limits.maxPack) await flush();
+    if (size + e.size > buffer.length) await flush();
+    // Only the bytes the manifest describes: a file edited since it was uploaded (or while it is
+    // read here) does not match the entry's sha256 and stays out.
+    if (!readInto(path.join(ctx.wsDir, e.path), buffer, size, e.size)) continue;
+    if (sha256Hex(buffer.subarray(size, size + e.size)) !== e.sha256) continue;
     members.push({ path: e.path, offset: size });
-    parts.push(data);
-    size += data.length;
-    total += data.length;
+    size += e.size;
+    total += e.size;
   }
   await flush();
 
@@ -153,6 +150,35 @@ async function writePacks(
     return ref ? { ...e, pack: ref } : withoutPack(e);
   });
   return { entries: out, packs, obsolete: [...obsolete], written: packs.length, requests };
+}
+
+function packableBytes(entries: readonly ManifestEntry[], isSmall: (e: ManifestEntry) => e is FileEntry, maxTotal: number): number {
+  let n = 0;
+  for (const e of entries) if (isSmall(e)) n += e.size;
+  return Math.min(n, maxTotal);
+}
+
+/** Reads exactly `length` bytes of the file into `target` at `offset`; false if it is shorter, gone or unreadable. */
+function readInto(file: string, target: Buffer, offset: number, length: number): boolean {
+  let fd: number;
+  try {
+    fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch {
+    return false;
+  }
+  try {
+    let done = 0;
+    while (done < length) {
+      const n = readSync(fd, target, offset + done, length - done, done);
+      if (n === 0) return false;
+      done += n;
+    }
+    return true;
+  } catch {
+    return false;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function withoutPack(e: ManifestEntry): ManifestEntry {
