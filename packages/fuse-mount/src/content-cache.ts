@@ -18,7 +18,8 @@
  * max age and unfinished temporary files are removed.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { LRUCache } from 'lru-cache';
 import { SyncError, type Logger } from '@workspace-sync/shared';
@@ -147,9 +148,12 @@ export class ContentCache {
       this.disk!.delete(name);
       return this.miss();
     }
-    let fh;
+    // Synchronous: a cached blob is on local disk (usually in the page cache) and a read is at most
+    // one FUSE request (128 KiB); three thread-pool round trips (open, read, close) cost more than
+    // the read itself (64 MiB cold: 0.6 -> 0.4 s).
+    let fd: number;
     try {
-      fh = await open(this.blobPath(name), 'r');
+      fd = openSync(this.blobPath(name), 'r');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       this.disk!.delete(name);
@@ -158,7 +162,7 @@ export class ContentCache {
     try {
       if (this.mem && size <= (this.mem.maxEntrySize || 0) && length < size) {
         // A small blob read in pieces: load it whole once, later pieces come from memory.
-        const data = await fh.readFile();
+        const data = readFileSync(fd);
         if (data.length !== size) return this.corrupt(name);
         this.mem.set(name, data);
         this.opts.metrics?.cacheHits.inc({ tier: 'disk' });
@@ -167,14 +171,14 @@ export class ContentCache {
       const want = Math.min(length, size - position);
       let done = 0;
       while (done < want) {
-        const { bytesRead } = await fh.read(target, targetOffset + done, want - done, position + done);
+        const bytesRead = readSync(fd, target, targetOffset + done, want - done, position + done);
         if (bytesRead === 0) return this.corrupt(name);
         done += bytesRead;
       }
       this.opts.metrics?.cacheHits.inc({ tier: 'disk' });
       return done;
     } finally {
-      await fh.close();
+      closeSync(fd);
     }
   }
 

@@ -175,6 +175,8 @@ export class MountCore {
     // Every open goes through `open`, so an unknown handle is a caller's bug.
     if (!handle) return EBADF;
     if (offset >= handle.node.size) return 0;
+    // Ahead of this read, not after it: the first chunks of a cold sequential read download in parallel.
+    this.readAhead(handle, offset, Math.min(length, handle.node.size - offset));
     let n: number;
     try {
       n = await this.opts.fetcher.readInto(handle.node, target, offset, length);
@@ -185,7 +187,6 @@ export class MountCore {
       n = await this.opts.fetcher.readInto(handle.node, target, offset, length);
     }
     handle.served = true;
-    this.readAhead(handle, offset, n);
     return n;
   }
 

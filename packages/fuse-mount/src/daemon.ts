@@ -68,6 +68,8 @@ export async function startMount(config: Readonly<MountConfig>, mountpointArg: s
     const tree = new Tree();
     const decoder = new ManifestDecoder();
     cleanups.push(() => decoder.close());
+    // Workers load while the first poll runs, not when the first reader is waiting.
+    decoder.start();
     const poller = new Poller({
       store, tree, prefix: config.prefix, pollInterval: config.pollInterval, dirCacheTime: config.dirCacheTime, status, logger, metrics,
       decode: decoder.decode,
@@ -83,6 +85,7 @@ export async function startMount(config: Readonly<MountConfig>, mountpointArg: s
       },
     });
     cleanups.push(() => fetcher.stop());
+    fetcher.startPrefetcher();
     const core = new MountCore({
       tree, poller, fetcher, logger, uid: config.uid ?? process.getuid?.() ?? 0, gid: config.gid ?? process.getgid?.() ?? 0,
     });

@@ -130,6 +130,11 @@ export class Fetcher {
     return tasks.length;
   }
 
+  /** Starts the prefetch worker now rather than on the first warm-up. */
+  startPrefetcher(): void {
+    this.prefetcher?.start();
+  }
+
   /** Resolves when the prefetch worker has answered everything asked of it. */
   async idle(): Promise<void> {
     await this.prefetcher?.idle();

@@ -6,6 +6,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import { decodeManifest, SyncError, type ErrorCode, type Manifest } from '@workspace-sync/shared';
+import { workerUrl } from './worker-url.js';
 
 export type DecodeFn = (body: Buffer, where: string) => Promise<Manifest>;
 
@@ -17,8 +18,7 @@ export type DecodeReply =
   | { id: number; error: { code: ErrorCode | undefined; message: string; hint: string | undefined } };
 
 const INLINE_MAX_BYTES = 16 * 1024;
-// Same reason as the prefetch worker: tests import src/, a worker needs built JavaScript.
-const WORKER_URL = new URL('../dist/manifest-worker.js', import.meta.url);
+const WORKER_URL = workerUrl('manifest-worker.js');
 
 export class ManifestDecoder {
   private worker: Worker | undefined;
@@ -33,6 +33,11 @@ export class ManifestDecoder {
       this.ensureWorker().postMessage({ id, body, where } satisfies DecodeRequest);
     });
   };
+
+  /** Starts the worker ahead of the first large manifest, so the first `ls` does not wait for it to load. */
+  start(): void {
+    this.ensureWorker();
+  }
 
   async close(): Promise<void> {
     const w = this.worker;

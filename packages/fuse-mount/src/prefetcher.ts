@@ -8,6 +8,7 @@ import type { S3Settings } from '@workspace-sync/shared';
 import type { PinnedObject } from './download.js';
 import type { PackRef } from './tree.js';
 import type { WorkerConfig } from './prefetch-worker.js';
+import { workerUrl } from './worker-url.js';
 
 export interface PrefetchTask extends PinnedObject {
   /** Blob name in the content cache. */
@@ -33,9 +34,7 @@ export interface PrefetcherOptions {
   onCrash: (err: Error) => void;
 }
 
-// Built code runs dist/prefetch-worker.js; so do tests that import src/ (a worker thread gets no
-// TypeScript transform), which is why the path goes through dist from both places.
-const WORKER_URL = new URL('../dist/prefetch-worker.js', import.meta.url);
+const WORKER_URL = workerUrl('prefetch-worker.js');
 
 export class Prefetcher {
   private worker: Worker | undefined;
@@ -48,6 +47,11 @@ export class Prefetcher {
     if (tasks.length === 0) return;
     this.outstanding += tasks.length;
     this.ensureWorker().postMessage({ type: 'fetch', tasks } satisfies ToWorker);
+  }
+
+  /** Starts the worker ahead of the first warm-up (it loads the S3 client, which takes a moment). */
+  start(): void {
+    this.ensureWorker();
   }
 
   clear(): void {
