@@ -3,7 +3,6 @@
  * the file is stat'ed before and after the read and re-read when it changed in between.
  */
 import { createHash } from 'node:crypto';
-import { open, type FileHandle } from 'node:fs/promises';
 import { closeSync, fstatSync, openSync, read, readSync, type Stats } from 'node:fs';
 import { promisify } from 'node:util';
 import { SyncError } from './errors.js';
@@ -37,20 +36,6 @@ async function untilStable<T>(file: string, attempts: number, readOnce: () => Pr
   }
   throw new SyncError('FILE_UNSTABLE', `${file} kept changing while it was read (${attempts} attempts)`, {
     hint: 'it is being written continuously; it will be picked up by the next push once it settles',
-  });
-}
-
-async function withStableFile<T>(file: string, attempts: number, body: (fh: FileHandle, before: Stats) => Promise<T>): Promise<{ value: T; stat: Stats }> {
-  return untilStable(file, attempts, async () => {
-    const fh = await open(file, 'r');
-    try {
-      const before = await fh.stat();
-      const value = await body(fh, before);
-      const after = await fh.stat();
-      return sameVersion(before, after) ? { value, stat: after } : undefined;
-    } finally {
-      await fh.close();
-    }
   });
 }
 
@@ -95,19 +80,51 @@ async function readAll(fd: number, size: number): Promise<Buffer> {
   return off === size ? data : data.subarray(0, off);
 }
 
-/** sha256 of a file streamed in chunks (for files too large to hold in memory). */
+/**
+ * sha256 of a file, consistent with one version of it, without keeping its bytes: small files are
+ * read synchronously into one scratch buffer (hashing thousands of files for a plan must not leave
+ * thousands of buffers for the GC: in the watch daemon that garbage was its peak RSS), larger ones
+ * streamed in chunks.
+ */
 export async function hashFileStable(file: string, attempts = 5): Promise<StableHash> {
-  const { value, stat } = await withStableFile(file, attempts, async (fh) => {
-    const h = createHash('sha256');
-    const buf = Buffer.allocUnsafe(1024 * 1024);
-    let pos = 0;
-    for (;;) {
-      const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
-      if (bytesRead === 0) break;
-      h.update(buf.subarray(0, bytesRead));
-      pos += bytesRead;
+  const { value, stat } = await untilStable(file, attempts, async () => {
+    const fd = openSync(file, 'r');
+    try {
+      const before = fstatSync(fd);
+      const sha256 = before.size <= SYNC_READ_LIMIT ? hashSync(fd) : await hashChunks(fd);
+      const after = fstatSync(fd);
+      return sameVersion(before, after) ? { value: sha256, stat: after } : undefined;
+    } finally {
+      closeSync(fd);
     }
-    return h.digest('hex');
   });
   return { sha256: value, stat };
+}
+
+/** Shared by every small-file hash: filled and hashed within one synchronous step. */
+const scratch = Buffer.allocUnsafe(SYNC_READ_LIMIT);
+
+function hashSync(fd: number): string {
+  const h = createHash('sha256');
+  let pos = 0;
+  for (;;) {
+    const n = readSync(fd, scratch, 0, scratch.length, pos);
+    if (n === 0) break;
+    h.update(scratch.subarray(0, n));
+    pos += n;
+  }
+  return h.digest('hex');
+}
+
+async function hashChunks(fd: number): Promise<string> {
+  const h = createHash('sha256');
+  const buf = Buffer.allocUnsafe(SYNC_READ_LIMIT);
+  let pos = 0;
+  for (;;) {
+    const { bytesRead } = await readAsync(fd, buf, 0, buf.length, pos);
+    if (bytesRead === 0) break;
+    h.update(buf.subarray(0, bytesRead));
+    pos += bytesRead;
+  }
+  return h.digest('hex');
 }

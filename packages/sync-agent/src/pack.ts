@@ -69,28 +69,45 @@ export async function updatePacks(entries: readonly ManifestEntry[], prev: PackH
     return { entries: entries.map(withoutPack), packs: [], obsolete: prev.packs.map(keyOf), written: 0, requests: 0 };
   }
 
-  // Carry each unchanged small file's reference; renumber to the packs still in use.
-  const used = new Map<number, number>();
-  const packs: PackInfo[] = [];
-  let small = 0;
-  let uncovered = 0;
-  const carried = entries.map((e) => {
-    if (!isSmall(e)) return withoutPack(e);
-    small++;
+  // Carry each unchanged small file's reference. Packs keep their order, renumbered over those
+  // still in use; an entry that is the committed one (the usual case in watch mode, batch after
+  // batch) is that same object, so a publish does not copy thousands of entries.
+  const refOf = (e: FileEntry): [number, number] | undefined => {
     const before = prev.committed?.get(e.path);
     const ref = before?.type === 'file' && before.sha256 === e.sha256 ? before.pack : undefined;
-    const pack = ref && prev.packs[ref[0]];
-    if (!ref || !pack) { uncovered++; return withoutPack(e); }
-    let index = used.get(ref[0]);
-    if (index === undefined) { index = packs.push(pack) - 1; used.set(ref[0], index); }
+    return ref && prev.packs[ref[0]] ? ref : undefined;
+  };
+  const inUse = new Set<number>();
+  let small = 0;
+  let uncovered = 0;
+  for (const e of entries) {
+    if (!isSmall(e)) continue;
+    small++;
+    const ref = refOf(e);
+    if (ref) inUse.add(ref[0]); else uncovered++;
+  }
+  const repack = small >= limits.minFiles && uncovered > limits.staleFraction * small;
+  if (repack) return writePacks(entries, prev, ctx, limits, isSmall);
+
+  const renumber = new Map<number, number>();
+  const packs: PackInfo[] = [];
+  prev.packs.forEach((p, i) => { if (inUse.has(i)) renumber.set(i, packs.push(p) - 1); });
+  const carried = entries.map((e) => {
+    const ref = isSmall(e) ? refOf(e) : undefined;
+    if (!ref || e.type !== 'file') return withoutPack(e);
+    const index = renumber.get(ref[0])!;
+    const before = prev.committed!.get(e.path)!;
+    if (index === ref[0] && sameEntry(before, e)) return before;
     return { ...e, pack: [index, ref[1]] as [number, number] };
   });
-  const repack = small >= limits.minFiles && uncovered > limits.staleFraction * small;
-  if (!repack) {
-    const obsolete = prev.packs.filter((_, i) => !used.has(i)).map(keyOf);
-    return { entries: carried, packs, obsolete, written: 0, requests: 0 };
-  }
-  return writePacks(entries, prev, ctx, limits, isSmall);
+  const obsolete = prev.packs.filter((_, i) => !inUse.has(i)).map(keyOf);
+  return { entries: carried, packs, obsolete, written: 0, requests: 0 };
+}
+
+/** Same file entry apart from its pack reference. */
+function sameEntry(a: ManifestEntry, b: FileEntry): boolean {
+  return a.type === 'file' && a.path === b.path && a.size === b.size && a.mtimeMs === b.mtimeMs
+    && a.mode === b.mode && a.sha256 === b.sha256 && a.etag === b.etag;
 }
 
 async function writePacks(

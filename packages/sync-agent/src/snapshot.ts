@@ -4,12 +4,10 @@
  */
 import path from 'node:path';
 import PQueue from 'p-queue';
-import { hashFileStable, isSyncError, readFileStable, sha256Hex } from '@workspace-sync/shared';
+import { hashFileStable, isSyncError, sha256Hex } from '@workspace-sync/shared';
 import type { HashedEntry } from './planner.js';
 import type { LocalEntry, Skipped } from './scan.js';
 import { cachedHash, type HashRecord } from './state.js';
-
-const IN_MEMORY_HASH_LIMIT = 8 * 1024 * 1024;
 
 export interface Snapshot {
   entries: Map<string, HashedEntry>;
@@ -42,7 +40,7 @@ export async function hashSnapshot(
     queue.add(async () => {
       const abs = path.join(wsDir, e.path);
       try {
-        const { sha256, stat } = e.size < IN_MEMORY_HASH_LIMIT ? await readFileStable(abs) : await hashFileStable(abs);
+        const { sha256, stat } = await hashFileStable(abs);
         out.hashed++;
         out.entries.set(e.path, { type: 'file', path: e.path, size: stat.size, mtimeMs: stat.mtimeMs, mode: stat.mode & 0o7777, sha256 });
         out.records[e.path] = { size: stat.size, mtimeMs: stat.mtimeMs, ctimeMs: stat.ctimeMs, ino: stat.ino, sha256, hashedAtMs: now() };
