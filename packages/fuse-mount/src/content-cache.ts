@@ -18,11 +18,11 @@
  * max age and unfinished temporary files are removed.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { LRUCache } from 'lru-cache';
-import { SyncError, type Logger } from '@workspace-sync/shared';
+import { readFullySync, SyncError, type Logger } from '@workspace-sync/shared';
 import type { MountMetrics } from './metrics.js';
 
 const LAYOUT = 'v1';
@@ -169,14 +169,9 @@ export class ContentCache {
         return data.copy(target, targetOffset, position, Math.min(size, position + length));
       }
       const want = Math.min(length, size - position);
-      let done = 0;
-      while (done < want) {
-        const bytesRead = readSync(fd, target, targetOffset + done, want - done, position + done);
-        if (bytesRead === 0) return this.corrupt(name);
-        done += bytesRead;
-      }
+      if (readFullySync(fd, target, targetOffset, want, position) !== want) return this.corrupt(name);
       this.opts.metrics?.cacheHits.inc({ tier: 'disk' });
-      return done;
+      return want;
     } finally {
       closeSync(fd);
     }

@@ -27,11 +27,21 @@ export interface StableHash {
 const sameVersion = (a: Stats, b: Stats) =>
   a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.ino === b.ino;
 
-/** Retries `readOnce` until it reads one version of the file (it answers undefined when the file changed). */
-async function untilStable<T>(file: string, attempts: number, readOnce: () => Promise<{ value: T; stat: Stats } | undefined>): Promise<{ value: T; stat: Stats }> {
+/**
+ * Runs `body` on the open file until one run sees a single version of it (same stat before and
+ * after); the file is opened afresh for each attempt.
+ */
+async function untilStable<T>(file: string, attempts: number, body: (fd: number, size: number) => T | Promise<T>): Promise<{ value: T; stat: Stats }> {
   for (let i = 0; i < attempts; i++) {
-    const got = await readOnce();
-    if (got) return got;
+    const fd = openSync(file, 'r');
+    try {
+      const before = fstatSync(fd);
+      const value = await body(fd, before.size);
+      const after = fstatSync(fd);
+      if (sameVersion(before, after)) return { value, stat: after };
+    } finally {
+      closeSync(fd);
+    }
     await new Promise((r) => setTimeout(r, 20 * (i + 1)));
   }
   throw new SyncError('FILE_UNSTABLE', `${file} kept changing while it was read (${attempts} attempts)`, {
@@ -44,29 +54,28 @@ const SYNC_READ_LIMIT = 1024 * 1024;
 
 /** Whole file in memory plus its sha256, consistent with one version of the file. */
 export async function readFileStable(file: string, attempts = 5): Promise<StableRead> {
-  const { value, stat } = await untilStable(file, attempts, async () => {
-    const fd = openSync(file, 'r');
-    try {
-      const before = fstatSync(fd);
-      const data = before.size <= SYNC_READ_LIMIT ? readAllSync(fd, before.size) : await readAll(fd, before.size);
-      const after = fstatSync(fd);
-      return sameVersion(before, after) ? { value: data, stat: after } : undefined;
-    } finally {
-      closeSync(fd);
-    }
-  });
+  const { value, stat } = await untilStable(file, attempts, (fd, size) => (size <= SYNC_READ_LIMIT ? readAllSync(fd, size) : readAll(fd, size)));
   return { data: value, sha256: sha256Hex(value), stat };
+}
+
+/**
+ * Reads from `position` into `target` until `length` bytes or the end of the file; returns the
+ * count. Synchronous, for small local reads where a thread-pool round trip costs more than the read.
+ */
+export function readFullySync(fd: number, target: Buffer, targetOffset: number, length: number, position: number): number {
+  let done = 0;
+  while (done < length) {
+    const n = readSync(fd, target, targetOffset + done, length - done, position + done);
+    if (n === 0) break;
+    done += n;
+  }
+  return done;
 }
 
 function readAllSync(fd: number, size: number): Buffer {
   const data = Buffer.allocUnsafe(size);
-  let off = 0;
-  while (off < size) {
-    const n = readSync(fd, data, off, size - off, off);
-    if (n === 0) break;
-    off += n;
-  }
-  return off === size ? data : data.subarray(0, off);
+  const n = readFullySync(fd, data, 0, size, 0);
+  return n === size ? data : data.subarray(0, n);
 }
 
 async function readAll(fd: number, size: number): Promise<Buffer> {
@@ -87,17 +96,7 @@ async function readAll(fd: number, size: number): Promise<Buffer> {
  * streamed in chunks.
  */
 export async function hashFileStable(file: string, attempts = 5): Promise<StableHash> {
-  const { value, stat } = await untilStable(file, attempts, async () => {
-    const fd = openSync(file, 'r');
-    try {
-      const before = fstatSync(fd);
-      const sha256 = before.size <= SYNC_READ_LIMIT ? hashSync(fd) : await hashChunks(fd);
-      const after = fstatSync(fd);
-      return sameVersion(before, after) ? { value: sha256, stat: after } : undefined;
-    } finally {
-      closeSync(fd);
-    }
-  });
+  const { value, stat } = await untilStable(file, attempts, (fd, size) => (size <= SYNC_READ_LIMIT ? hashSync(fd) : hashChunks(fd)));
   return { sha256: value, stat };
 }
 

@@ -18,7 +18,7 @@ export {
   workspaceOfManifestKey,
 } from './paths.js';
 export { DEFAULT_EXCLUDES, createFilter, type Filter, type FilterOptions } from './filter.js';
-export { sha256Hex, readFileStable, hashFileStable, type StableRead, type StableHash } from './hash.js';
+export { sha256Hex, readFileStable, hashFileStable, readFullySync, type StableRead, type StableHash } from './hash.js';
 export {
   startHealthServer, createRegistry, Counter, Gauge, Histogram, Registry,
   type Health, type HealthStatus, type HealthServer,

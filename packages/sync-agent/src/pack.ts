@@ -9,10 +9,10 @@
  * it writes fresh packs from the files on disk (only bytes matching the entry's sha256 go in) and
  * deletes the old ones after the manifest is committed.
  */
-import { closeSync, constants, openSync, readSync } from 'node:fs';
+import { closeSync, constants, openSync } from 'node:fs';
 import path from 'node:path';
 import {
-  compareUtf8, packKey, packsPrefix, sha256Hex,
+  compareUtf8, packKey, packsPrefix, readFullySync, sha256Hex,
   type FileEntry, type Logger, type ManifestEntry, type ObjectStore, type PackInfo,
 } from '@workspace-sync/shared';
 
@@ -184,13 +184,7 @@ function readInto(file: string, target: Buffer, offset: number, length: number):
     return false;
   }
   try {
-    let done = 0;
-    while (done < length) {
-      const n = readSync(fd, target, offset + done, length - done, done);
-      if (n === 0) return false;
-      done += n;
-    }
-    return true;
+    return readFullySync(fd, target, offset, length, 0) === length;
   } catch {
     return false;
   } finally {
