@@ -14,6 +14,7 @@ import { createHash, createHmac } from 'node:crypto';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { SignatureV4 } from '@smithy/signature-v4';
+import { NETWORK_CODES } from './errors.js';
 
 export interface Credentials { accessKeyId: string; secretAccessKey: string; sessionToken?: string | undefined }
 
@@ -43,7 +44,6 @@ class Sha256 {
   digest(): Promise<Uint8Array> { return Promise.resolve(new Uint8Array(this.h.digest())); }
 }
 
-const RETRYABLE_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH']);
 const THROTTLING = new Set(['SlowDown', 'Throttling', 'ThrottlingException', 'RequestLimitExceeded', 'TooManyRequests']);
 
 /** S3's canonical URI: every byte but unreserved characters percent-encoded, segment by segment. */
@@ -112,7 +112,7 @@ function s3Error(status: number, xml: string): Error {
 
 function retryable(err: unknown): boolean {
   const e = err as { code?: string; name?: string; $metadata?: { httpStatusCode?: number } };
-  if (e.code && RETRYABLE_CODES.has(e.code)) return true;
+  if (e.code && NETWORK_CODES.has(e.code)) return true;
   const status = e.$metadata?.httpStatusCode ?? 0;
   return status >= 500 || status === 429 || THROTTLING.has(e.name ?? '');
 }

@@ -101,6 +101,9 @@ export function formatError(err: unknown): string {
   return `internal error: ${redact(e.stack ?? e.message)}\n  hint: this is a bug; please report it with the log above`;
 }
 
+/** Socket error codes that mean the endpoint could not be reached (or the connection broke): worth a retry. */
+export const NETWORK_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE']);
+
 const SECRET_PATTERNS: Array<[RegExp, string]> = [
   [/(aws_secret_access_key|secretAccessKey|secret_key|aws_session_token|sessionToken)(["'=:\s]+)[^\s"',}]+/gi, '$1$2[redacted]'],
   [/(X-Amz-Signature=|Signature=|Credential=|X-Amz-Security-Token=)[^&\s"]+/g, '$1[redacted]'],

@@ -17,7 +17,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { createDirectPut, type Credentials } from './direct-put.js';
-import { SyncError } from './errors.js';
+import { NETWORK_CODES, SyncError } from './errors.js';
 
 export interface S3Settings {
   endpoint: string | undefined;
@@ -83,15 +83,20 @@ export function stripEtag(etag: string | undefined): string {
   return (etag ?? '').replace(/^W\//, '').replace(/"/g, '');
 }
 
+/** The settings' connection limits with their defaults: the SDK client and the direct PUT use the same. */
+function connectionLimits(settings: S3Settings): { maxSockets: number; requestTimeoutMs: number; maxAttempts: number } {
+  return { maxSockets: settings.maxSockets ?? 64, requestTimeoutMs: settings.requestTimeoutMs ?? 60_000, maxAttempts: settings.maxAttempts ?? 5 };
+}
+
 export function createS3Client(settings: S3Settings): S3Client {
   // Node 20 is this project's supported runtime; the SDK's notice about its future versions would
   // print on every CLI run.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-  const maxSockets = settings.maxSockets ?? 64;
+  const { maxSockets, requestTimeoutMs, maxAttempts } = connectionLimits(settings);
   const config: S3ClientConfig = {
     region: settings.region,
     forcePathStyle: settings.forcePathStyle,
-    maxAttempts: settings.maxAttempts ?? 5,
+    maxAttempts,
     retryMode: 'standard',
     // Streams without a length and servers that do not know the newer checksum headers (Ceph 16,
     // s3rver) break with the SDK's default of always sending checksums.
@@ -99,7 +104,7 @@ export function createS3Client(settings: S3Settings): S3Client {
     responseChecksumValidation: 'WHEN_REQUIRED',
     requestHandler: new NodeHttpHandler({
       connectionTimeout: 3_000,
-      requestTimeout: settings.requestTimeoutMs ?? 60_000,
+      requestTimeout: requestTimeoutMs,
       httpAgent: new HttpAgent({ keepAlive: true, maxSockets }),
       httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets }),
     }),
@@ -117,8 +122,7 @@ export function createObjectStore(settings: S3Settings, client: S3Client = creat
   };
   const direct = settings.endpoint ? createDirectPut({
     endpoint: settings.endpoint, bucket: Bucket, region: settings.region, forcePathStyle: settings.forcePathStyle,
-    credentials: () => (client.config.credentials as () => Promise<Credentials>)(),
-    maxSockets: settings.maxSockets ?? 64, requestTimeoutMs: settings.requestTimeoutMs ?? 60_000, maxAttempts: settings.maxAttempts ?? 5,
+    credentials: () => (client.config.credentials as () => Promise<Credentials>)(), ...connectionLimits(settings),
   }) : undefined;
 
   return {
@@ -275,7 +279,6 @@ export function httpStatus(err: unknown): number | undefined {
   return (err as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
 }
 
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE']);
 
 interface ErrorContext { op: string; bucket: string; key?: string | undefined; endpoint: string }
 
