@@ -72,41 +72,35 @@ export async function updatePacks(entries: readonly ManifestEntry[], prev: PackH
   // Carry each unchanged small file's reference. Packs keep their order, renumbered over those
   // still in use; an entry that is the committed one (the usual case in watch mode, batch after
   // batch) is that same object, so a publish does not copy thousands of entries.
-  const refOf = (e: FileEntry): [number, number] | undefined => {
+  const carriedFrom = entries.map((e) => {
+    if (!isSmall(e)) return undefined;
     const before = prev.committed?.get(e.path);
     const ref = before?.type === 'file' && before.sha256 === e.sha256 ? before.pack : undefined;
-    return ref && prev.packs[ref[0]] ? ref : undefined;
-  };
-  const inUse = new Set<number>();
-  let small = 0;
-  let uncovered = 0;
-  for (const e of entries) {
-    if (!isSmall(e)) continue;
-    small++;
-    const ref = refOf(e);
-    if (ref) inUse.add(ref[0]); else uncovered++;
-  }
+    return ref && prev.packs[ref[0]] ? { before: before as FileEntry, ref } : undefined;
+  });
+  const small = entries.filter(isSmall).length;
+  const uncovered = small - carriedFrom.filter(Boolean).length;
   const repack = small >= limits.minFiles && uncovered > limits.staleFraction * small;
   if (repack) return writePacks(entries, prev, ctx, limits, isSmall);
 
+  const inUse = new Set(carriedFrom.flatMap((c) => (c ? [c.ref[0]] : [])));
   const renumber = new Map<number, number>();
   const packs: PackInfo[] = [];
   prev.packs.forEach((p, i) => { if (inUse.has(i)) renumber.set(i, packs.push(p) - 1); });
-  const carried = entries.map((e) => {
-    const ref = isSmall(e) ? refOf(e) : undefined;
-    if (!ref || e.type !== 'file') return withoutPack(e);
-    const index = renumber.get(ref[0])!;
-    const before = prev.committed!.get(e.path)!;
-    if (index === ref[0] && sameEntry(before, e)) return before;
-    return { ...e, pack: [index, ref[1]] as [number, number] };
+  const carried = entries.map((e, i) => {
+    const from = carriedFrom[i];
+    if (!from || e.type !== 'file') return withoutPack(e);
+    const index = renumber.get(from.ref[0])!;
+    if (index === from.ref[0] && sameEntry(from.before, e)) return from.before;
+    return { ...e, pack: [index, from.ref[1]] as [number, number] };
   });
   const obsolete = prev.packs.filter((_, i) => !inUse.has(i)).map(keyOf);
   return { entries: carried, packs, obsolete, written: 0, requests: 0 };
 }
 
 /** Same file entry apart from its pack reference. */
-function sameEntry(a: ManifestEntry, b: FileEntry): boolean {
-  return a.type === 'file' && a.path === b.path && a.size === b.size && a.mtimeMs === b.mtimeMs
+function sameEntry(a: FileEntry, b: FileEntry): boolean {
+  return a.path === b.path && a.size === b.size && a.mtimeMs === b.mtimeMs
     && a.mode === b.mode && a.sha256 === b.sha256 && a.etag === b.etag;
 }
 
@@ -119,9 +113,12 @@ async function writePacks(
   let requests = 0;
   let total = 0;
 
+  // Path order: a tree walk reads neighbours together, and neighbours then share a range GET.
+  const candidates = entries.filter(isSmall).sort((a, b) => compareUtf8(a.path, b.path));
   // One buffer, reused for every pack: files are read straight into it (a copy per file, then a
   // concatenation, kept 20-35 MiB of freed memory in the watch daemon's RSS).
-  const buffer = Buffer.allocUnsafe(Math.min(limits.maxPack, packableBytes(entries, isSmall, limits.maxTotal)));
+  const packable = Math.min(limits.maxTotal, candidates.reduce((n, e) => n + e.size, 0));
+  const buffer = Buffer.allocUnsafe(Math.min(limits.maxPack, packable));
   let members: Array<{ path: string; offset: number }> = [];
   let size = 0;
 
@@ -137,8 +134,6 @@ async function writePacks(
     size = 0;
   };
 
-  // Path order: a tree walk reads neighbours together, and neighbours then share a range GET.
-  const candidates = entries.filter(isSmall).sort((a, b) => compareUtf8(a.path, b.path));
   for (const e of candidates) {
     if (total + e.size > limits.maxTotal) break;
     if (size + e.size > buffer.length) await flush();
@@ -167,12 +162,6 @@ async function writePacks(
     return ref ? { ...e, pack: ref } : withoutPack(e);
   });
   return { entries: out, packs, obsolete: [...obsolete], written: packs.length, requests };
-}
-
-function packableBytes(entries: readonly ManifestEntry[], isSmall: (e: ManifestEntry) => e is FileEntry, maxTotal: number): number {
-  let n = 0;
-  for (const e of entries) if (isSmall(e)) n += e.size;
-  return Math.min(n, maxTotal);
 }
 
 /** Reads exactly `length` bytes of the file into `target` at `offset`; false if it is shorter, gone or unreadable. */
