@@ -36,7 +36,13 @@ const queue = new PQueue({ concurrency: config.concurrency });
 const queued = new Map<string, PrefetchTask>();
 
 const post = (msg: FromWorker) => port.postMessage(msg);
-const cached = (task: PrefetchTask) => access(blobFilePath(config.cacheRoot, task.name)).then(() => true, () => false);
+
+/** Answers `done` for a blob that reached the cache meanwhile (a demand read fetched it). */
+async function answerIfCached(task: PrefetchTask): Promise<boolean> {
+  if (!(await access(blobFilePath(config.cacheRoot, task.name)).then(() => true, () => false))) return false;
+  post({ type: 'done', name: task.name, size: task.size, downloaded: false, gets: 0 });
+  return true;
+}
 
 function clear(): void {
   queue.clear();
@@ -53,10 +59,7 @@ function failed(task: PrefetchTask, err: unknown): void {
 
 async function run(task: PrefetchTask): Promise<void> {
   if (!queued.delete(task.name)) return;
-  if (await cached(task)) {
-    post({ type: 'done', name: task.name, size: task.size, downloaded: false, gets: 0 });
-    return;
-  }
+  if (await answerIfCached(task)) return;
   try {
     const body = await downloadPinned(store, task, 0, config.chunkSize);
     await writeBlobFile(config.cacheRoot, task.name, body);
@@ -71,12 +74,8 @@ async function runRange(pack: PackRef, tasks: PrefetchTask[]): Promise<void> {
   const wanted: PrefetchTask[] = [];
   for (const task of tasks) {
     if (!queued.has(task.name)) continue;
-    if (await cached(task)) {
-      queued.delete(task.name);
-      post({ type: 'done', name: task.name, size: task.size, downloaded: false, gets: 0 });
-    } else {
-      wanted.push(task);
-    }
+    if (await answerIfCached(task)) queued.delete(task.name);
+    else wanted.push(task);
   }
   if (wanted.length === 0) return;
   const start = wanted[0]!.pack!.offset;
@@ -98,7 +97,7 @@ async function runRange(pack: PackRef, tasks: PrefetchTask[]): Promise<void> {
     if (!queued.has(task.name)) continue;
     const from = task.pack!.offset - start;
     const data = body.subarray(from, from + task.size);
-    if (data.length !== task.size || (task.sha256 && sha256Hex(data) !== task.sha256)) {
+    if (data.length !== task.size || sha256Hex(data) !== task.sha256) {
       void queue.add(() => run(task));
       continue;
     }
