@@ -10,9 +10,9 @@ import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import type { Readable } from 'node:stream';
 import {
-  CopyObjectCommand, CreateBucketCommand, DeleteObjectsCommand, GetObjectCommand, HeadBucketCommand,
-  HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client as S3ClientCtor,
-  type S3Client, type S3ClientConfig,
+  AbortMultipartUploadCommand, CopyObjectCommand, CreateBucketCommand, DeleteObjectsCommand, GetObjectCommand,
+  HeadBucketCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsV2Command, PutObjectCommand,
+  S3Client as S3ClientCtor, type S3Client, type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
@@ -26,8 +26,13 @@ export interface S3Settings {
   forcePathStyle: boolean;
   /** Sockets kept open; size it to the caller's concurrency. */
   maxSockets?: number;
-  /** Per-request time limit in ms (a stalled server must not hang the caller). */
+  /**
+   * Per-attempt limit in ms, enforced (not merely logged): to connect, to the response headers, and
+   * for any silence while a body streams. A server that accepts connections and never answers is
+   * an error after this, never a hang.
+   */
   requestTimeoutMs?: number;
+  /** Attempts per request (the first included); with requestTimeoutMs this bounds how long any call can take. */
   maxAttempts?: number;
   /** Explicit credentials (tools and tests); the CLIs leave this unset and use the standard AWS chain. */
   credentials?: { accessKeyId: string; secretAccessKey: string };
@@ -58,7 +63,22 @@ export interface PutOptions {
   cacheControl?: string;
   /** Hex sha256 of the body when the caller has it (put only): spares hashing it again to sign. */
   sha256?: string;
+  /** Write only if the object's current ETag is this one (optimistic concurrency); PRECONDITION_FAILED otherwise. */
+  ifMatch?: string;
+  /** Write only if no object exists at the key; PRECONDITION_FAILED otherwise. */
+  ifNoneMatch?: '*';
 }
+
+export interface CopyOptions {
+  contentType?: string;
+  /** Replaces the source's metadata (MetadataDirective REPLACE); absent: the source's is copied. */
+  metadata?: Record<string, string>;
+  /** Copy only if the source's current ETag is this one (x-amz-copy-source-if-match); PRECONDITION_FAILED otherwise. */
+  sourceIfMatch?: string;
+}
+
+/** A multipart upload that was started and neither completed nor aborted. */
+export interface UploadInfo { key: string; uploadId: string; initiated: Date | undefined }
 
 export interface ListEntry { key: string; etag: string; size: number; lastModified: Date | undefined }
 
@@ -69,12 +89,18 @@ export interface ObjectStore {
   /** undefined when the object does not exist. */
   head(key: string): Promise<ObjectInfo | undefined>;
   put(key: string, body: Buffer, opts?: PutOptions): Promise<{ etag: string }>;
-  /** Multipart upload of a stream (lib-storage), for large files. */
-  upload(key: string, body: Readable, opts: PutOptions & { partSize: number; queueSize?: number }): Promise<{ etag: string }>;
-  copy(sourceKey: string, destKey: string, opts?: PutOptions): Promise<{ etag: string }>;
+  /**
+   * Multipart upload of a stream (lib-storage), for large files. If the stream errors (the caller's
+   * check before the end failed), the upload is aborted: nothing ever completes at `key`.
+   */
+  upload(key: string, body: Readable, opts: Omit<PutOptions, 'ifMatch' | 'sha256'> & { partSize: number; queueSize?: number }): Promise<{ etag: string }>;
+  copy(sourceKey: string, destKey: string, opts?: CopyOptions): Promise<{ etag: string }>;
   /** Deletes in batches of 1000; missing keys are not errors. Returns keys that failed. */
   deleteMany(keys: readonly string[]): Promise<{ failed: Array<{ key: string; message: string }> }>;
   list(prefix: string, opts?: { delimiter?: string; startAfter?: string }): AsyncIterable<ListEntry | { commonPrefix: string }>;
+  /** Multipart uploads in progress under `prefix` (abandoned ones are swept with abortUpload). */
+  listUploads(prefix: string): AsyncIterable<UploadInfo>;
+  abortUpload(key: string, uploadId: string): Promise<void>;
   headBucket(): Promise<void>;
   createBucket(): Promise<void>;
 }
@@ -83,9 +109,22 @@ export function stripEtag(etag: string | undefined): string {
   return (etag ?? '').replace(/^W\//, '').replace(/"/g, '');
 }
 
+/**
+ * Defaults: 10 s of silence fails an attempt and 5 attempts with backoff bound a call to about a
+ * minute, so a push against a silent endpoint ends with a clear error rather than hanging.
+ */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
+export const DEFAULT_MAX_ATTEMPTS = 5;
+/** Backstop for a whole request that keeps trickling bytes (a large part on a slow link may take long). */
+const WHOLE_REQUEST_LIMIT_MS = 15 * 60_000;
+
 /** The settings' connection limits with their defaults: the SDK client and the direct PUT use the same. */
 function connectionLimits(settings: S3Settings): { maxSockets: number; requestTimeoutMs: number; maxAttempts: number } {
-  return { maxSockets: settings.maxSockets ?? 64, requestTimeoutMs: settings.requestTimeoutMs ?? 60_000, maxAttempts: settings.maxAttempts ?? 5 };
+  return {
+    maxSockets: settings.maxSockets ?? 64,
+    requestTimeoutMs: settings.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+    maxAttempts: settings.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
+  };
 }
 
 export function createS3Client(settings: S3Settings): S3Client {
@@ -103,8 +142,12 @@ export function createS3Client(settings: S3Settings): S3Client {
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
     requestHandler: new NodeHttpHandler({
-      connectionTimeout: 3_000,
-      requestTimeout: requestTimeoutMs,
+      connectionTimeout: Math.min(3_000, requestTimeoutMs),
+      // Silence is what a stuck server looks like: the socket's idle limit catches it before the
+      // response and while a body streams; the whole-request limit must throw, not just log.
+      socketTimeout: requestTimeoutMs,
+      requestTimeout: WHOLE_REQUEST_LIMIT_MS,
+      throwOnRequestTimeout: true,
       httpAgent: new HttpAgent({ keepAlive: true, maxSockets }),
       httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets }),
     }),
@@ -120,6 +163,8 @@ export function createObjectStore(settings: S3Settings, client: S3Client = creat
   const fail = (err: unknown, op: string, key?: string): never => {
     throw translateS3Error(err, { op, bucket: Bucket, key, endpoint: endpointLabel });
   };
+  /** How this server wants If-Match on PUT (learnt on the first conditional write that needs it). */
+  let ifMatchQuoted = false;
   const direct = settings.endpoint ? createDirectPut({
     endpoint: settings.endpoint, bucket: Bucket, region: settings.region, forcePathStyle: settings.forcePathStyle,
     credentials: () => (client.config.credentials as () => Promise<Credentials>)(), ...connectionLimits(settings),
@@ -163,15 +208,29 @@ export function createObjectStore(settings: S3Settings, client: S3Client = creat
     },
 
     async put(key, body, opts = {}) {
-      try {
-        if (direct) return { etag: stripEtag(await direct(key, body, putHeaders(opts), opts.sha256)) };
+      const attempt = async (quoted: boolean) => {
+        const o = opts.ifMatch ? { ...opts, ifMatch: quoted ? `"${opts.ifMatch}"` : opts.ifMatch } : opts;
+        if (direct) return { etag: stripEtag(await direct(key, body, putHeaders(o), o.sha256)) };
         const res = await client.send(new PutObjectCommand({
-          Bucket, Key: key, Body: body, ContentLength: body.length, ContentType: opts.contentType,
-          Metadata: opts.metadata, ContentEncoding: opts.contentEncoding, CacheControl: opts.cacheControl,
+          Bucket, Key: key, Body: body, ContentLength: body.length, ContentType: o.contentType,
+          Metadata: o.metadata, ContentEncoding: o.contentEncoding, CacheControl: o.cacheControl,
+          IfMatch: o.ifMatch, IfNoneMatch: o.ifNoneMatch,
         }));
         return { etag: stripEtag(res.ETag) };
+      };
+      try {
+        return await attempt(ifMatchQuoted);
       } catch (err) {
-        return fail(err, 'PUT', key);
+        if (!(opts.ifMatch && httpStatus(err) === 412)) return fail(err, 'PUT', key);
+        // Ceph RGW compares If-Match with the bare ETag, AWS and MinIO accept the quoted form: a 412
+        // while the object still has the expected ETag means this server wants the other form.
+        if ((await this.head(key))?.etag !== opts.ifMatch) return fail(err, 'PUT', key);
+        ifMatchQuoted = !ifMatchQuoted;
+        try {
+          return await attempt(ifMatchQuoted);
+        } catch (again) {
+          return fail(again, 'PUT', key);
+        }
       }
     },
 
@@ -179,7 +238,9 @@ export function createObjectStore(settings: S3Settings, client: S3Client = creat
       try {
         const up = new Upload({
           client, queueSize: opts.queueSize ?? 4, partSize: opts.partSize, leavePartsOnError: false,
-          params: { Bucket, Key: key, Body: body, ContentType: opts.contentType, Metadata: opts.metadata },
+          params: {
+            Bucket, Key: key, Body: body, ContentType: opts.contentType, Metadata: opts.metadata, IfNoneMatch: opts.ifNoneMatch,
+          },
         });
         const res = await up.done();
         let etag = stripEtag(res.ETag);
@@ -196,6 +257,7 @@ export function createObjectStore(settings: S3Settings, client: S3Client = creat
         const res = await client.send(new CopyObjectCommand({
           Bucket, Key: destKey, CopySource: `${Bucket}/${encodeURIComponent(sourceKey).replace(/%2F/g, '/')}`,
           MetadataDirective: opts.metadata ? 'REPLACE' : 'COPY', Metadata: opts.metadata, ContentType: opts.contentType,
+          CopySourceIfMatch: opts.sourceIfMatch ? `"${opts.sourceIfMatch}"` : undefined,
         }));
         return { etag: stripEtag(res.CopyObjectResult?.ETag) };
       } catch (err) {
@@ -241,6 +303,35 @@ export function createObjectStore(settings: S3Settings, client: S3Client = creat
       } while (ContinuationToken);
     },
 
+    async *listUploads(prefix) {
+      let KeyMarker: string | undefined;
+      let UploadIdMarker: string | undefined;
+      do {
+        let res;
+        try {
+          res = await client.send(new ListMultipartUploadsCommand({ Bucket, Prefix: prefix, KeyMarker, UploadIdMarker }));
+        } catch (err) {
+          return fail(err, 'ListMultipartUploads', prefix);
+        }
+        for (const u of res.Uploads ?? []) {
+          if (u.Key && u.UploadId) yield { key: u.Key, uploadId: u.UploadId, initiated: u.Initiated };
+        }
+        const more = res.IsTruncated && (res.NextKeyMarker || res.NextUploadIdMarker);
+        KeyMarker = more ? res.NextKeyMarker : undefined;
+        UploadIdMarker = more ? res.NextUploadIdMarker : undefined;
+      } while (KeyMarker !== undefined || UploadIdMarker !== undefined);
+    },
+
+    async abortUpload(key, uploadId) {
+      try {
+        await client.send(new AbortMultipartUploadCommand({ Bucket, Key: key, UploadId: uploadId }));
+      } catch (err) {
+        // Already completed or aborted: nothing is left to clean up.
+        if (httpStatus(err) === 404) return;
+        fail(err, 'AbortMultipartUpload', key);
+      }
+    },
+
     async headBucket() {
       try {
         await client.send(new HeadBucketCommand({ Bucket }));
@@ -266,6 +357,8 @@ function putHeaders(opts: PutOptions): Record<string, string> {
   if (opts.contentType) h['content-type'] = opts.contentType;
   if (opts.contentEncoding) h['content-encoding'] = opts.contentEncoding;
   if (opts.cacheControl) h['cache-control'] = opts.cacheControl;
+  if (opts.ifMatch) h['if-match'] = opts.ifMatch;
+  if (opts.ifNoneMatch) h['if-none-match'] = opts.ifNoneMatch;
   for (const [k, v] of Object.entries(opts.metadata ?? {})) h[`x-amz-meta-${k.toLowerCase()}`] = v;
   return h;
 }
@@ -318,7 +411,8 @@ export function translateS3Error(err: unknown, ctx: ErrorContext): SyncError {
   if (name === 'NoSuchKey' || name === 'NotFound' || status === 404) {
     return new SyncError('OBJECT_NOT_FOUND', `not found: ${what}`, { cause: err });
   }
-  if (name === 'PreconditionFailed' || status === 412) {
+  // 409 ConditionalRequestConflict: AWS's answer to two conditional writes of one key at once.
+  if (name === 'PreconditionFailed' || name === 'ConditionalRequestConflict' || status === 412 || (status === 409 && /conditional/i.test(name))) {
     return new SyncError('PRECONDITION_FAILED', `object changed underneath: ${what}`, { cause: err });
   }
   return new SyncError('S3_ERROR', `${what} failed: ${name || 'error'}${status ? ` (HTTP ${status})` : ''}: ${e.message ?? ''}`.trim(), {

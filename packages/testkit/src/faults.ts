@@ -41,6 +41,8 @@ export function withFaults(inner: ObjectStore, plan: FaultPlan = {}): FaultyStor
     async copy(src, dst, opts) { await gate('copy', dst); return inner.copy(src, dst, opts); },
     async deleteMany(keys) { await gate('deleteMany', keys[0] ?? ''); return inner.deleteMany(keys); },
     async *list(prefix, opts) { await gate('list', prefix); yield* inner.list(prefix, opts); },
+    async *listUploads(prefix) { await gate('list', prefix); yield* inner.listUploads(prefix); },
+    async abortUpload(key, uploadId) { await gate('deleteMany', key); return inner.abortUpload(key, uploadId); },
     headBucket: () => inner.headBucket(),
     createBucket: () => inner.createBucket(),
   };
