@@ -6,8 +6,9 @@ export {
   type OptionDef, type Scope, type AgentConfig, type MountConfig, type CommonConfig, type ResolveInput,
 } from './config.js';
 export {
-  createS3Client, createObjectStore, translateS3Error, stripEtag, httpStatus,
-  type ObjectStore, type S3Settings, type GetOptions, type GetResult, type ObjectInfo, type PutOptions, type ListEntry,
+  createS3Client, createObjectStore, translateS3Error, stripEtag, httpStatus, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_MAX_ATTEMPTS,
+  type ObjectStore, type S3Settings, type GetOptions, type GetResult, type ObjectInfo, type PutOptions, type CopyOptions,
+  type ListEntry, type UploadInfo,
 } from './s3.js';
 export {
   MANIFEST_FORMAT, MANIFEST_VERSION, encodeManifest, decodeManifest, compareUtf8,
@@ -15,8 +16,14 @@ export {
 } from './manifest.js';
 export {
   CONTROL_DIR, isSafeRelativePath, isValidWorkspaceName, workspacePrefix, objectKey, manifestKey, packKey, packsPrefix,
-  workspaceOfManifestKey,
+  workspaceOfManifestKey, headsPrefix, headKey, controlPrefix, commitsPrefix, commitKey, treePacksPrefix, treePackKey,
+  blobsPrefix, blobKey,
 } from './paths.js';
+export {
+  COMMIT_FORMAT, FORMAT_VERSION, CHUNK_SIZE, MAX_CHANGE_PATHS, commitStem, isCommitStem, isPackName, isValidName,
+  encodeTree, decodeTree, encodeCommit, decodeCommit,
+  type Commit, type CommitChanges, type TreeRef, type TreeEntry, type FileTreeEntry, type DirTreeEntry, type SymlinkTreeEntry,
+} from './format.js';
 export { DEFAULT_EXCLUDES, createFilter, type Filter, type FilterOptions } from './filter.js';
 export { sha256Hex, readFileStable, hashFileStable, readFullySync, type StableRead, type StableHash } from './hash.js';
 export {
@@ -25,3 +32,7 @@ export {
 } from './health.js';
 export { addConfigOptions, configFlags } from './cli-options.js';
 export { dockerignoreMatcher } from './dockerignore.js';
+export {
+  createTreeReader, walkTree, diffTrees,
+  type TreeReader, type TreeReaderOptions, type FlatEntry, type FlatDir, type TreeDiff,
+} from './tree-reader.js';

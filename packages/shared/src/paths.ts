@@ -50,3 +50,41 @@ export function workspaceOfManifestKey(prefix: string, key: string): string | un
   const ws = key.slice(head.length, -'/manifest.json.gz'.length);
   return isValidWorkspaceName(ws) ? ws : undefined;
 }
+
+/** Where every workspace's head lives: one LIST of this prefix gives all heads and their ETags. */
+export function headsPrefix(prefix: string): string {
+  return `${prefix}${CONTROL_DIR}/.heads/`;
+}
+
+export function headKey(prefix: string, workspace: string): string {
+  return `${headsPrefix(prefix)}${workspace}`;
+}
+
+/** Everything of a workspace's format-v2 store lives under here (see docs/design.md). */
+export function controlPrefix(prefix: string, workspace: string): string {
+  return `${prefix}${CONTROL_DIR}/${workspace}/`;
+}
+
+export function commitsPrefix(prefix: string, workspace: string): string {
+  return `${controlPrefix(prefix, workspace)}commits/`;
+}
+
+export function commitKey(prefix: string, workspace: string, stem: string): string {
+  return `${commitsPrefix(prefix, workspace)}${stem}.json`;
+}
+
+export function treePacksPrefix(prefix: string, workspace: string): string {
+  return `${controlPrefix(prefix, workspace)}trees/`;
+}
+
+export function treePackKey(prefix: string, workspace: string, name: string): string {
+  return `${treePacksPrefix(prefix, workspace)}${name}.pack`;
+}
+
+export function blobsPrefix(prefix: string, workspace: string): string {
+  return `${controlPrefix(prefix, workspace)}blobs/`;
+}
+
+export function blobKey(prefix: string, workspace: string, sha256: string): string {
+  return `${blobsPrefix(prefix, workspace)}${sha256}`;
+}
