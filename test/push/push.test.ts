@@ -3,8 +3,8 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex, type ObjectStore } from '@workspace-sync/shared';
-import { startTestS3, startCountingProxy, type EmbeddedS3, type CountingProxy } from '@workspace-sync/testkit';
-import { listKeys, parseJson, readManifest, readObject, runCli, setup, storeFor, SYNC_AGENT, writeTree } from '../helpers.js';
+import { readCommitted, startTestS3, startCountingProxy, type EmbeddedS3, type CountingProxy } from '@workspace-sync/testkit';
+import { listKeys, parseJson, readObject, runCli, setup, storeFor, SYNC_AGENT, writeTree } from '../helpers.js';
 
 let s3: EmbeddedS3;
 let store: ObjectStore;
@@ -32,7 +32,12 @@ function fresh(name: string) {
     return { ...r, json: r.stdout ? parseJson(r.stdout) : undefined };
   };
   const keys = async (ws = '') => (await listKeys(store, `${prefix}${ws}`)).map((k) => k.slice(prefix.length));
-  return { ...ctx, prefix, env, push, pushJson, keys };
+  const committed = async (ws: string) => {
+    const c = await readCommitted(store, prefix, ws);
+    if (!c) throw new Error(`workspace ${ws} has no commit`);
+    return c;
+  };
+  return { ...ctx, prefix, env, push, pushJson, keys, committed };
 }
 
 const SEED_TREE = {
@@ -62,10 +67,10 @@ describe('sync-agent push', () => {
     writeTree(t.root, SEED_TREE);
     const r = await t.pushJson();
     expect(r.code, r.stderr).toBe(0);
-    expect(await t.keys()).toEqual([
-      '.sync/api/manifest.json.gz', '.sync/www/manifest.json.gz',
-      'api/app.js', 'api/package.json', 'www/package.json', 'www/public/index.html',
-    ]);
+    const keys = await t.keys();
+    expect(keys.filter((k) => !k.startsWith('.sync/'))).toEqual(['api/app.js', 'api/package.json', 'www/package.json', 'www/public/index.html']);
+    expect(keys).toEqual(expect.arrayContaining(['.sync/.heads/api', '.sync/.heads/www']));
+    expect([...(await t.committed('www')).entries.keys()].sort()).toEqual(['package.json', 'public/index.html']);
     expect(r.json.totals.uploaded).toBe(4);
     const body = await readObject(store, `${t.prefix}www/public/index.html`);
     expect(body.toString()).toBe('<h1>hi</h1>');
@@ -104,9 +109,9 @@ describe('sync-agent push', () => {
     expect(z.stdout.split('\0').filter(Boolean)).toHaveLength(6);
   });
 
-  it('applies edits, deletes and renames (as server-side copies) on re-push', async () => {
+  it('applies edits, deletes and renames (large files as server-side copies) on re-push', async () => {
     const t = fresh('edits');
-    const big = 'x'.repeat(50_000);
+    const big = 'x'.repeat(300_000);
     writeTree(t.root, { 'app/a.js': 'a1', 'app/b.js': 'b1', 'app/big.bin': big, 'app/dir/c.js': 'c' });
     expect((await t.push()).code).toBe(0);
     writeFileSync(path.join(t.root, 'app/a.js'), 'a2-longer');
@@ -121,11 +126,13 @@ describe('sync-agent push', () => {
     expect(await t.keys('app/')).toEqual(['app/a.js', 'app/dir/c.js', 'app/moved.bin']);
     expect((await readObject(store, `${t.prefix}app/a.js`)).toString()).toBe('a2-longer');
     expect((await readObject(store, `${t.prefix}app/moved.bin`)).toString()).toBe(big);
-    // the rename did not send the 50 kB again
+    // the rename did not send the 300 kB again: one server-side copy from the immutable blob
     expect(proxy.requests.filter((q) => q.method === 'PUT' && q.path.includes('moved.bin')).length).toBe(1);
-    const m = await readManifest(store, 'app', t.prefix);
-    expect(m.entries.map((e) => e.path)).toEqual(['a.js', 'dir/c.js', 'moved.bin']);
-    expect(m.generation).toBe(2);
+    expect(ws.bytes).toBeLessThan(1000);
+    const c = await t.committed('app');
+    expect([...c.entries.keys()].sort()).toEqual(['a.js', 'dir/c.js', 'moved.bin']);
+    expect(c.commit.generation).toBe(2);
+    expect(c.commit.changes).toMatchObject({ added: 1, modified: 1, deleted: 2 });
   });
 
   it('detects a same-size edit, even with the mtime put back', async () => {
@@ -177,8 +184,8 @@ describe('sync-agent push', () => {
     const firstPuts = proxy.count('PUT', `${t.prefix}w/f`);
     expect(firstPuts).toBeGreaterThan(0);
     expect(firstPuts).toBeLessThan(400);
-    // the previous (absent) manifest is untouched: no manifest was committed
-    expect(proxy.count('PUT', '.sync/')).toBe(0);
+    // nothing was committed: no head was written
+    expect(proxy.count('PUT', '.sync/.heads/')).toBe(0);
 
     const r = await t.pushJson('--concurrency', '4');
     expect(r.code, r.stderr).toBe(0);
@@ -186,8 +193,7 @@ describe('sync-agent push', () => {
     // every file sent once, plus at most the requests in flight at the kill
     expect(totalPuts).toBeLessThanOrEqual(400 + 4);
     expect((await t.keys('w/')).length).toBe(400);
-    const m = await readManifest(store, 'w', t.prefix);
-    expect(m.entries).toHaveLength(400);
+    expect((await t.committed('w')).entries.size).toBe(400);
     // and a third push has nothing to do
     const again = await t.pushJson();
     expect(again.json.workspaces[0]).toMatchObject({ uploaded: 0, copied: 0, deleted: 0, manifestWritten: false });
@@ -263,12 +269,11 @@ describe('sync-agent push', () => {
     const r = await t.pushJson();
     expect(r.code).toBe(1); // completed, with skipped entries
     expect(r.json.workspaces[0].skippedPaths.map((s: { path: string }) => s.path).sort()).toEqual(['abs', 'escape']);
-    const m = await readManifest(store, 'w', t.prefix);
-    const byPath = new Map(m.entries.map((e) => [e.path, e]));
-    expect(byPath.get('bin/run.sh')).toMatchObject({ type: 'file', mode: 0o755 });
-    expect(byPath.get('src/a.js')).toMatchObject({ type: 'file', mode: 0o644 });
-    expect(byPath.get('link.js')).toMatchObject({ type: 'symlink', target: 'src/a.js' });
-    expect(byPath.get('dangling')).toMatchObject({ type: 'symlink', target: 'nope/missing' });
+    const byPath = (await t.committed('w')).entries;
+    expect(byPath.get('bin/run.sh')).toMatchObject({ kind: 'file', mode: 0o755 });
+    expect(byPath.get('src/a.js')).toMatchObject({ kind: 'file', mode: 0o644 });
+    expect(byPath.get('link.js')).toMatchObject({ kind: 'symlink', target: 'src/a.js' });
+    expect(byPath.get('dangling')).toMatchObject({ kind: 'symlink', target: 'nope/missing' });
     expect(byPath.has('escape')).toBe(false);
     const link = await store.head(`${t.prefix}w/link.js`);
     expect(link?.metadata['symlink-target']).toBe('src%2Fa.js');
@@ -336,8 +341,9 @@ describe('sync-agent push', () => {
     const { readFileSync } = await import('node:fs');
     const expected = createHash('sha256').update(readFileSync(file)).digest('hex');
     expect(info?.metadata.sha256).toBe(expected);
-    const m = await readManifest(store, 'w', t.prefix);
-    expect(m.entries[0]).toMatchObject({ path: 'big.bin', size, sha256: expected, etag: info?.etag });
+    const entry = (await t.committed('w')).entries.get('big.bin');
+    expect(entry).toMatchObject({ kind: 'file', size, sha256: expected, pack: undefined });
+    expect(entry?.kind === 'file' && entry.chunks).toHaveLength(Math.ceil(size / (4 * 1024 * 1024)));
   });
 });
 

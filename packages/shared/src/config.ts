@@ -128,14 +128,16 @@ export const OPTIONS: readonly OptionDef[] = [
   },
   {
     key: 'multipartThreshold', flag: '--multipart-threshold <size>', env: ['SYNC_MULTIPART_THRESHOLD'],
-    help: 'files at least this big upload in parts', scope: ['agent'], expected: 'a size of at least 5M, such as 16M',
+    help: 'files at least this big upload in parts (smaller ones in one PUT)', scope: ['agent'], expected: 'a size of at least 5M, such as 16M',
     kind: 'string', parse: (raw) => { const n = asSize(raw); if (n < 5 * 1024 ** 2) throw new Error('below 5M'); return n; },
     default: () => 16 * 1024 ** 2,
   },
   {
-    key: 'pack', flag: '--pack <bool>', env: ['SYNC_PACK'],
-    help: 'also store small files in a few pack objects under .sync/, so a mount fetches a whole tree in a few GETs',
-    scope: ['agent'], expected: 'true or false', kind: 'boolean', parse: asBool, default: () => true,
+    key: 'requestTimeout', flag: '--request-timeout <duration>', env: ['S3_REQUEST_TIMEOUT'],
+    help: 'an S3 request silent this long fails and is retried (5 attempts in all): a silent endpoint is an error, never a hang',
+    scope: ['agent'], expected: 'a duration from 100ms to 10m, such as 10s', kind: 'string',
+    parse: (raw) => { const n = asDuration(raw); if (n < 100 || n > 600_000) throw new Error('out of range'); return n; },
+    default: () => 10_000,
   },
   {
     key: 'cacheDir', flag: '--cache-dir <dir>', env: ['CACHE_DIR'], help: 'on-disk content cache',
@@ -203,7 +205,7 @@ export interface AgentConfig extends CommonConfig {
   stateDir: string;
   concurrency: number;
   exclude: string[];
-  pack: boolean;
+  requestTimeout: number;
   maxDelete: number | undefined;
   multipartThreshold: number;
 }

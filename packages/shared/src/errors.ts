@@ -25,6 +25,8 @@ export const ErrorCodes = {
   PARTIAL: 'PARTIAL',
   MOUNT_FAILED: 'MOUNT_FAILED',
   INTERRUPTED: 'INTERRUPTED',
+  STATE_UNWRITABLE: 'STATE_UNWRITABLE',
+  CONFLICT: 'CONFLICT',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
@@ -78,11 +80,13 @@ export function exitCodeFor(err: unknown): number {
     case 'MANIFEST_INVALID':
     case 'MANIFEST_TOO_NEW':
     case 'MOUNT_FAILED':
+    case 'CONFLICT':
       return ExitCodes.REMOTE;
     case 'WORKSPACE_MISSING':
     case 'WORKSPACE_UNREADABLE':
     case 'WORKSPACE_EMPTY':
     case 'DELETE_LIMIT':
+    case 'STATE_UNWRITABLE':
       return ExitCodes.REFUSED;
     case 'FILE_UNSTABLE':
     case 'PARTIAL':
@@ -105,7 +109,8 @@ export function formatError(err: unknown): string {
 export const NETWORK_CODES: ReadonlySet<string> = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE']);
 
 const SECRET_PATTERNS: Array<[RegExp, string]> = [
-  [/(aws_secret_access_key|secretAccessKey|secret_key|aws_session_token|sessionToken)(["'=:\s]+)[^\s"',}]+/gi, '$1$2[redacted]'],
+  // A value follows `=` or `:` (env, ini, JSON); a bare mention of the variable's name is not a secret.
+  [/(aws_secret_access_key|secretAccessKey|secret_key|aws_session_token|sessionToken)(["']?\s*[=:]\s*["']?)[^\s"',}]+/gi, '$1$2[redacted]'],
   [/(X-Amz-Signature=|Signature=|Credential=|X-Amz-Security-Token=)[^&\s"]+/g, '$1[redacted]'],
   [/(\/\/[^/:@\s]+:)[^@/\s]+@/g, '$1[redacted]@'],
 ];

@@ -23,6 +23,8 @@ describe('exitCodeFor', () => {
     FILE_UNSTABLE: ExitCodes.PARTIAL,
     PARTIAL: ExitCodes.PARTIAL,
     INTERRUPTED: ExitCodes.INTERRUPTED,
+    STATE_UNWRITABLE: ExitCodes.REFUSED,
+    CONFLICT: ExitCodes.REMOTE,
   };
 
   it('maps every code (and the table covers every code)', () => {
@@ -96,5 +98,11 @@ describe('redact', () => {
   it('leaves ordinary text alone', () => {
     const text = 'upload of src/index.ts to s3://bucket/ws/src/index.ts failed: SlowDown (503)';
     expect(redact(text)).toBe(text);
+  });
+
+  it('leaves a mention of a variable name alone (the credentials hint)', () => {
+    const hint = 'set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE';
+    expect(redact(hint)).toBe(hint);
+    expect(new SyncError('BAD_CREDENTIALS', 'no credentials', { hint }).hint).toBe(hint);
   });
 });

@@ -3,9 +3,11 @@
  *
  * - A batch closes once the workspace has been quiet for `quietMs`: a save reaches S3 quickly, and
  *   short-lived files (editor temp files, vim's 4913) come and go inside the window and cancel out.
- * - During a long burst it closes `maxDelayMs` after it opened, taking only paths quiet for `settleMs`,
- *   so a burst becomes one manifest write per `maxDelayMs` and a file being written is not read half-way.
+ * - During a long burst it closes `maxDelayMs` after it opened, taking paths quiet for `settleMs`,
+ *   so a burst becomes one commit per `maxDelayMs` and a file being written is not read half-way.
  *   `settleMs` exceeds chokidar's 50 ms per-path change throttle: any write after our read is reported.
+ *   A path that never settles (a log being appended to) is taken anyway once it has been pending for
+ *   `maxDelayMs`: it is read as one stable version (hash.ts) and uploaded, at least every `maxDelayMs`.
  * - Deletes wait for a quiet workspace (at most `deleteMaxDelayMs`), so a half-finished `rm -rf` or an
  *   unmount never reaches the bucket as a partial wipe while the directory is still going away.
  */
@@ -92,5 +94,6 @@ export class Batcher {
 function readyAt(c: PendingChange, openedAt: number, p: BatchPolicy): number {
   const settled = c.lastAt + p.settleMs;
   const forced = openedAt + p.maxDelayMs;
-  return c.type === 'delete' ? Math.max(settled, forced, c.firstAt + p.deleteMaxDelayMs) : Math.max(settled, forced);
+  if (c.type === 'delete') return Math.max(settled, forced, c.firstAt + p.deleteMaxDelayMs);
+  return Math.max(forced, Math.min(settled, c.firstAt + p.maxDelayMs));
 }

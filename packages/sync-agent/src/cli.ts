@@ -93,7 +93,7 @@ function loadConfig(cmd: Command): AgentConfig {
 function storeFor(config: AgentConfig) {
   return createObjectStore({
     endpoint: config.endpoint, region: config.region, bucket: config.bucket, forcePathStyle: config.forcePathStyle,
-    maxSockets: config.concurrency * 2,
+    maxSockets: config.concurrency * 2, requestTimeoutMs: config.requestTimeout,
   });
 }
 
@@ -115,7 +115,7 @@ async function runPush(cmd: Command, names: string[], io: Io): Promise<number> {
     try {
       const report = await pushWorkspace({
         config, store, log, workspace, dryRun: opts.dryRun, force: opts.force,
-        onPlan: (p) => progress.start(workspace, p.uploads.length + p.copies.length, p.uploadBytes),
+        onPlan: (p) => progress.start(workspace, new Set([...p.newContent, ...p.plainWrites].map((e) => e.path)).size, p.uploadBytes),
         onBytes: (n) => progress.bytes(n),
         onFile: () => progress.file(),
       });
@@ -228,10 +228,8 @@ function formatPlan(r: PushReport): string {
   const p = r.plan!;
   const lines = [
     ...p.uploads.map((u) => `upload  ${r.workspace}/${u}`),
-    ...p.copies.map((c) => `copy    ${r.workspace}/${c.from} -> ${r.workspace}/${c.to}`),
     ...p.deletes.map((d) => `delete  ${r.workspace}/${d}`),
-    `${r.workspace}: would upload ${p.uploads.length} (${formatBytes(p.uploadBytes)}), copy ${p.copies.length}, delete ${p.deletes.length}, keep ${r.unchanged} (dry run)`,
+    `${r.workspace}: would upload ${p.uploads.length} (${formatBytes(p.uploadBytes)}), change ${p.changed.length} in the tree, delete ${p.deletes.length}, keep ${r.unchanged} (dry run)`,
   ];
   return `${lines.join('\n')}\n`;
 }
-

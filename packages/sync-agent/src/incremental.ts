@@ -7,27 +7,23 @@
  */
 import { lstat } from 'node:fs/promises';
 import path from 'node:path';
-import { compareUtf8, isSafeRelativePath, type Filter } from '@workspace-sync/shared';
+import { isSafeRelativePath, type Filter } from '@workspace-sync/shared';
 import type { HashedEntry } from './planner.js';
 import { assertWorkspaceDir } from './push.js';
 import { entryFor, scanWorkspace, type LocalEntry, type Skipped } from './scan.js';
 import { hashSnapshot } from './snapshot.js';
-import type { HashRecord, StateStore, WorkspaceState } from './state.js';
+import type { AgentState, StateStore } from './state.js';
 import { syncSnapshot, type SyncOptions, type SyncOutcome } from './sync.js';
 
 /** What watch knows of one workspace between syncs. */
 export interface Mirror {
   local: ReadonlyMap<string, HashedEntry>;
-  state: WorkspaceState;
+  state: AgentState;
   skipped: readonly Skipped[];
 }
 
-export function mirrorFrom(outcome: SyncOutcome): Mirror | undefined {
-  if (!outcome.state) return undefined;
-  // Kept in manifest order, so that each batch's manifest is one long sorted run: sorting it is then
-  // linear rather than n log n (and this re-sort of a nearly sorted view is linear too).
-  const local = new Map([...outcome.local].sort(([a], [b]) => compareUtf8(a, b)));
-  return { local, state: outcome.state, skipped: outcome.report.skipped };
+export function mirrorFrom(outcome: SyncOutcome): Mirror {
+  return { local: outcome.local, state: outcome.state, skipped: outcome.report.skipped };
 }
 
 export interface ChangedPaths {
@@ -50,11 +46,14 @@ export async function syncChanges(
   const local = new Map(mirror.local);
   const skipped = new Map(mirror.skipped.map((s) => [s.path, s]));
   const toHash = new Map<string, LocalEntry>();
-  const forget = (p: string) => { local.delete(p); skipped.delete(p); };
+  /** Every path this batch looked at: the plan considers these and only these. */
+  const touched = new Set<string>();
+  const forget = (p: string) => { if (local.delete(p)) touched.add(p); skipped.delete(p); touched.add(p); };
   const forgetUnder = (dir: string) => {
     const head = `${dir}/`;
-    for (const p of local.keys()) if (p.startsWith(head)) local.delete(p);
+    for (const p of local.keys()) if (p.startsWith(head)) { local.delete(p); touched.add(p); }
     for (const p of skipped.keys()) if (p.startsWith(head)) skipped.delete(p);
+    for (const p of mirror.state.view.entries.keys()) if (p.startsWith(head)) touched.add(p);
     forget(dir);
     forget(head);
   };
@@ -84,6 +83,7 @@ export async function syncChanges(
       if (code !== 'ENOENT' && code !== 'ENOTDIR') skipped.set(p, { path: p, reason: `cannot stat (${code})` });
       return;
     }
+    touched.add(p);
     if (st.isDirectory()) { await rescan(p); return; }
     try {
       const e = await entryFor(wsDir, p, st);
@@ -98,15 +98,12 @@ export async function syncChanges(
   for (const dir of changed.dirs) await rescan(dir);
   await Promise.all(changed.files.map(look));
 
-  const snap = await hashSnapshot(wsDir, toHash, mirror.state.files);
-  for (const e of snap.entries.values()) local.set(e.path, e);
+  const snap = await hashSnapshot(wsDir, toHash, mirror.state.records);
+  for (const e of snap.entries.values()) { local.set(e.path, e); touched.add(e.path); }
   for (const s of snap.skipped) skipped.set(s.path, s);
-  const records: Record<string, HashRecord> = {};
-  for (const p of local.keys()) {
-    const rec = snap.records[p] ?? mirror.state.files[p];
-    if (rec) records[p] = rec;
-  }
+  touched.delete('');
   return syncSnapshot(opts, {
-    wsDir, entries: local, records, skipped: [...skipped.values()], hashed: snap.hashed,
+    wsDir, entries: local, records: snap.records, skipped: [...skipped.values()], hashed: snap.hashed,
+    paths: [...touched].filter((p) => !p.endsWith('/')), gone: [...touched].filter((p) => !local.has(p)),
   }, opts.stateStore, mirror.state, started);
 }

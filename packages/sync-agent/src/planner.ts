@@ -1,73 +1,132 @@
 /**
- * Pure planning: the local snapshot against what the remote holds → uploads, server-side copies,
- * deletes, and whether a new manifest must be published. No I/O here; push and watch both use it.
+ * Pure planning: the local snapshot against the committed view → which tree entries change, which
+ * contents the store lacks, which plain objects must be written or deleted. No I/O here; push and
+ * watch both use it. `paths` says which paths to look at: every one for a push, the changed ones
+ * for a watch batch, so a batch costs O(what changed).
  */
-import { SyncError, type ManifestEntry } from '@workspace-sync/shared';
+import { sha256Hex, SyncError } from '@workspace-sync/shared';
+import type { Skipped } from './scan.js';
+import { contentAt, type View, type ViewEntry } from './view.js';
 
 /** A local file or symlink with its content hash (for symlinks: sha256 of the target text). */
 export type HashedEntry =
   | { type: 'file'; path: string; size: number; mtimeMs: number; mode: number; sha256: string }
   | { type: 'symlink'; path: string; target: string; mtimeMs: number; sha256: string };
 
-/** An object known to exist at `<workspace prefix><path>`. */
-export interface RemoteObject {
-  path: string;
-  type: 'file' | 'symlink';
-  sha256: string;
+export type HashedFile = Extract<HashedEntry, { type: 'file' }>;
+
+/** What a plain object is known to hold (from the journal or a verified listing). */
+export interface PlainObject {
   etag: string;
-  size: number;
+  /** sha256 of the body (for a symlink: of its target) and the permission bits in its metadata. */
+  sha256: string;
+  mode: number;
+}
+
+/** Content uploaded by an earlier run that was not committed (from the journal). */
+export interface ContentLocation {
+  pack: string | undefined;
+  offset: number;
+  chunks: readonly string[] | undefined;
+}
+
+export interface PlanInput {
+  local: ReadonlyMap<string, HashedEntry>;
+  view: View;
+  /** Paths to consider; each is looked up in `local` and in the view. */
+  paths: Iterable<string>;
+  skipped: readonly Skipped[];
+  /** Plain objects whose state is known apart from the view (undefined value: unknown, e.g. an intent without a result). */
+  plain: ReadonlyMap<string, PlainObject | undefined>;
+  pending: ReadonlyMap<string, ContentLocation>;
 }
 
 export interface Plan {
-  uploads: HashedEntry[];
-  /** Server-side copies of identical content already in the bucket (renames, duplicates). */
-  copies: Array<{ from: string; entry: HashedEntry }>;
-  /** Entries whose object is already right; `etag` is the object's. */
-  unchanged: Array<{ entry: HashedEntry; etag: string }>;
-  /** Paths whose objects must go (after the manifest is committed). */
-  deletes: string[];
+  /** Entries whose tree entry is new or different. */
+  changed: HashedEntry[];
+  /** Paths leaving the tree. */
+  removed: string[];
+  /** Files whose bytes the store does not have, one per sha256. */
+  newContent: HashedFile[];
+  /** Entries whose plain object must be (re)written. */
+  plainWrites: HashedEntry[];
+  /** Plain objects to delete once the commit is published. */
+  plainDeletes: string[];
+  changes: { added: string[]; modified: string[]; deleted: string[] };
   uploadBytes: number;
-  copyBytes: number;
-  /** True when the committed manifest does not already describe exactly this snapshot. */
-  manifestChanged: boolean;
+  /** A new commit is needed (the tree changes, or there is no v2 commit yet). */
+  commit: boolean;
 }
 
-export function planSync(
-  local: ReadonlyMap<string, HashedEntry>,
-  remote: ReadonlyMap<string, RemoteObject>,
-  committed: ReadonlyMap<string, ManifestEntry> | undefined,
-): Plan {
-  const bySha = new Map<string, string>();
-  for (const o of remote.values()) if (o.type === 'file' && o.size > 0 && !bySha.has(o.sha256)) bySha.set(o.sha256, o.path);
-
-  const plan: Plan = { uploads: [], copies: [], unchanged: [], deletes: [], uploadBytes: 0, copyBytes: 0, manifestChanged: committed === undefined };
-  for (const entry of local.values()) {
-    const there = remote.get(entry.path);
-    if (there && there.type === entry.type && there.sha256 === entry.sha256) {
-      plan.unchanged.push({ entry, etag: there.etag });
-      if (!plan.manifestChanged && !sameManifestEntry(committed?.get(entry.path), entry, there.etag)) plan.manifestChanged = true;
+export function planSync(input: PlanInput): Plan {
+  const { local, view, plain, pending } = input;
+  const plan: Plan = {
+    changed: [], removed: [], newContent: [], plainWrites: [], plainDeletes: [],
+    changes: { added: [], modified: [], deleted: [] }, uploadBytes: 0, commit: view.head === undefined,
+  };
+  const queued = new Set<string>();
+  const kept = keptMatcher(input.skipped);
+  const seen = new Set<string>();
+  for (const p of input.paths) {
+    if (seen.has(p)) continue;
+    seen.add(p);
+    const e = local.get(p);
+    const c = view.entries.get(p);
+    if (!e) {
+      if (kept(p)) continue;
+      if (c) {
+        plan.removed.push(p);
+        plan.changes.deleted.push(p);
+      }
+      if (c || plain.has(p)) plan.plainDeletes.push(p);
       continue;
     }
-    plan.manifestChanged = true;
-    const source = entry.type === 'file' && entry.size > 0 ? bySha.get(entry.sha256) : undefined;
-    if (source !== undefined) {
-      plan.copies.push({ from: source, entry });
-      plan.copyBytes += entry.type === 'file' ? entry.size : 0;
-    } else {
-      plan.uploads.push(entry);
-      plan.uploadBytes += entry.type === 'file' ? entry.size : Buffer.byteLength(entry.target);
+    // Before the first v2 commit (a migration from v1), every file needs its bytes in the store.
+    const sameTree = view.head !== undefined && c !== undefined && sameTreeEntry(c, e);
+    if (!sameTree) {
+      plan.changed.push(e);
+      if (!c) plan.changes.added.push(p);
+      else if (!sameContent(c, e)) plan.changes.modified.push(p);
+    }
+    const held = plain.has(p) ? plain.get(p) : c?.etag !== undefined ? heldByView(c) : undefined;
+    const plainOk = held !== undefined && held.sha256 === e.sha256 && (e.type === 'symlink' || held.mode === e.mode);
+    if (!plainOk) plan.plainWrites.push(e);
+    if (e.type === 'file' && e.size > 0 && !queued.has(e.sha256) && !pending.has(e.sha256)
+      && (view.head === undefined || !contentAt(view, e.sha256))) {
+      queued.add(e.sha256);
+      plan.newContent.push(e);
+      plan.uploadBytes += e.size;
     }
   }
-  for (const p of remote.keys()) if (!local.has(p)) plan.deletes.push(p);
-  if (committed) for (const p of committed.keys()) if (!local.has(p)) plan.manifestChanged = true;
-  plan.deletes.sort();
+  plan.commit ||= plan.changed.length > 0 || plan.removed.length > 0;
+  plan.plainDeletes.sort();
   return plan;
 }
 
-function sameManifestEntry(m: ManifestEntry | undefined, e: HashedEntry, etag: string): boolean {
-  if (!m || m.type !== e.type || m.etag !== etag || m.mtimeMs !== e.mtimeMs) return false;
-  if (m.type === 'file' && e.type === 'file') return m.sha256 === e.sha256 && m.size === e.size && m.mode === e.mode;
-  return m.type === 'symlink' && e.type === 'symlink' && m.target === e.target;
+/** The tree entry would be identical: same kind, content, mode, size and mtime. */
+export function sameTreeEntry(c: ViewEntry, e: HashedEntry): boolean {
+  if (c.mtimeMs !== e.mtimeMs) return false;
+  return sameContent(c, e);
+}
+
+function sameContent(c: ViewEntry, e: HashedEntry): boolean {
+  if (c.type === 'file' && e.type === 'file') return c.sha256 === e.sha256 && c.size === e.size && c.mode === e.mode;
+  return c.type === 'symlink' && e.type === 'symlink' && c.target === e.target;
+}
+
+function heldByView(c: ViewEntry): PlainObject {
+  return c.type === 'file'
+    ? { etag: c.etag!, sha256: c.sha256, mode: c.mode }
+    : { etag: c.etag!, sha256: sha256Hex(c.target), mode: 0o777 };
+}
+
+/** Paths we could not read keep their committed version; a path ending in '/' covers a directory. */
+function keptMatcher(skipped: readonly Skipped[]): (p: string) => boolean {
+  if (skipped.length === 0) return () => false;
+  const exact = new Set<string>();
+  const dirs: string[] = [];
+  for (const s of skipped) (s.path.endsWith('/') ? dirs.push(s.path) : exact.add(s.path));
+  return (p) => exact.has(p) || dirs.some((d) => p.startsWith(d));
 }
 
 export interface DeleteGuard {
@@ -79,6 +138,10 @@ export interface DeleteGuard {
 /** Deleting more than half of a workspace (and more than this many files) needs --force or --max-delete. */
 export const DEFAULT_DELETE_FLOOR = 10;
 
+/**
+ * `deletes` counts this sync's deletes plus those of the recent burst (watch passes the deletes of
+ * the last minute), so a slow `rm -r` is refused as a whole, not batch by batch.
+ */
 export function checkDeleteGuard(workspace: string, deletes: number, remoteCount: number, guard: DeleteGuard): void {
   if (guard.force || deletes === 0) return;
   if (guard.maxDelete !== undefined) {
@@ -94,11 +157,4 @@ export function checkDeleteGuard(workspace: string, deletes: number, remoteCount
       hint: 'check the workspace directory; pass --max-delete N or --force if this is intended (--dry-run lists them)',
     });
   }
-}
-
-/** Manifest entry for a synced local entry, given its object's ETag. */
-export function toManifestEntry(e: HashedEntry, etag: string): ManifestEntry {
-  return e.type === 'file'
-    ? { path: e.path, type: 'file', size: e.size, mtimeMs: e.mtimeMs, mode: e.mode, sha256: e.sha256, etag }
-    : { path: e.path, type: 'symlink', target: e.target, mtimeMs: e.mtimeMs, etag };
 }

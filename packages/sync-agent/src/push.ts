@@ -19,7 +19,7 @@ export async function pushWorkspace(opts: PushOptions): Promise<PushReport> {
 }
 
 /** The push path, returning what watch needs to go on incrementally; `filter` lets it share its own. */
-export async function reconcileWorkspace(opts: SyncOptions & { filter?: Filter }): Promise<SyncOutcome> {
+export async function reconcileWorkspace(opts: SyncOptions & { filter?: Filter; stateStore?: StateStore }): Promise<SyncOutcome> {
   const started = performance.now();
   const { config, workspace } = opts;
   const wsDir = path.join(config.root, workspace);
@@ -34,16 +34,17 @@ export async function reconcileWorkspace(opts: SyncOptions & { filter?: Filter }
       hint: 'check its permissions; nothing was changed in the bucket', cause: err,
     });
   }
-  const stateStore = workspaceStateStore(opts);
-  const state = await stateStore.load();
-  const snap = await hashSnapshot(wsDir, scan.entries, state?.files);
+  const stateStore = opts.stateStore ?? workspaceStateStore(opts);
+  const state = stateStore.load();
+  const snap = await hashSnapshot(wsDir, scan.entries, state?.records);
+  const gone = state ? [...state.records.keys()].filter((p) => !snap.entries.has(p)) : [];
   return syncSnapshot(opts, {
-    wsDir, entries: snap.entries, records: snap.records, skipped: [...scan.skipped, ...snap.skipped], hashed: snap.hashed,
+    wsDir, entries: snap.entries, records: snap.records, skipped: [...scan.skipped, ...snap.skipped], hashed: snap.hashed, gone,
   }, stateStore, state, started);
 }
 
-export function workspaceStateStore(opts: Pick<SyncOptions, 'config' | 'workspace'>): StateStore {
-  return openStateStore(stateDirFor(opts.config.stateDir, opts.config, opts.config.root), opts.workspace);
+export function workspaceStateStore(opts: Pick<SyncOptions, 'config' | 'workspace' | 'log'>): StateStore {
+  return openStateStore(stateDirFor(opts.config.stateDir, opts.config, opts.config.root), opts.workspace, opts.log);
 }
 
 /** The workspace must be an existing, readable directory: anything else is an error, never deletes. */

@@ -1,117 +1,189 @@
 /**
- * What the bucket holds for one workspace. Trusted path: the manifest is unchanged since our last push
- * (one conditional GET answering 304), so the state index's copy of it is the truth. Otherwise (no state,
- * another machine pushed, the manifest vanished): fetch the manifest and list the workspace prefix, and
- * identify objects the manifest does not describe by their sha256 metadata where that can save an upload.
+ * What the bucket holds for one workspace. Trusted path: the head is unchanged since our last
+ * commit (one conditional GET answering 304), so the state index's view is the truth. Otherwise
+ * (no state, another machine pushed, a crash after the head was written): the view is rebuilt from
+ * the head's commit (its trees, a few GETs of tree packs), or from a v1 manifest, and the plain
+ * objects are listed; a plain object is vouched for only when its ETag is one we recorded, or when
+ * its sha256 metadata says it holds the bytes the local file has. Anything else is rewritten or
+ * deleted by the plan.
  */
 import PQueue from 'p-queue';
 import {
-  decodeManifest, isSafeRelativePath, isSyncError, manifestKey, sha256Hex, workspacePrefix,
-  type Manifest, type ManifestEntry, type ObjectStore, type PackInfo,
+  createTreeReader, decodeCommit, decodeManifest, headKey, isSafeRelativePath, isSyncError, manifestKey, SyncError, walkTree, workspacePrefix,
+  type Commit, type ObjectStore,
 } from '@workspace-sync/shared';
-import type { HashedEntry, RemoteObject } from './planner.js';
-import type { JournalRecord, WorkspaceState } from './state.js';
+import type { HashedEntry, PlainObject } from './planner.js';
+import { emptyState, type AgentState } from './state.js';
+import { addEntry, type HeadInfo, type ViewEntry } from './view.js';
 
-export interface RemoteView {
-  /** The committed manifest's entries; undefined when there is none. */
-  committed: Map<string, ManifestEntry> | undefined;
-  /** The committed manifest's packs (entries refer to them by index). */
-  packs: PackInfo[];
-  manifestEtag: string | undefined;
-  generation: number;
-  objects: Map<string, RemoteObject>;
+export interface RemoteBase {
+  state: AgentState;
   trusted: boolean;
   /** Requests this took (for --json and tests of the O(1) claim). */
   requests: number;
+  /** A v1 manifest is there: once a v2 commit lands, it is replaced by a stub old readers refuse. */
+  v1Manifest: boolean;
 }
 
-export function remoteFromEntry(e: ManifestEntry): RemoteObject {
-  return e.type === 'file'
-    ? { path: e.path, type: 'file', sha256: e.sha256, etag: e.etag, size: e.size }
-    : { path: e.path, type: 'symlink', sha256: sha256Hex(e.target), etag: e.etag, size: Buffer.byteLength(e.target) };
-}
-
-export async function loadRemote(opts: {
+export interface LoadOptions {
   store: ObjectStore;
   prefix: string;
   workspace: string;
-  state: WorkspaceState | undefined;
-  journal: JournalRecord[];
+  saved: AgentState | undefined;
   local: ReadonlyMap<string, HashedEntry>;
   concurrency: number;
-}): Promise<RemoteView> {
-  const { store, prefix, workspace, state, journal, local } = opts;
-  const key = manifestKey(prefix, workspace);
+}
+
+export async function loadBase(opts: LoadOptions): Promise<RemoteBase> {
+  const { store, prefix, workspace, saved } = opts;
+  const key = headKey(prefix, workspace);
   let requests = 1;
-  let manifest: Manifest | undefined;
-  let etag: string | undefined;
-  try {
-    const res = await store.get(key, state?.manifestEtag ? { ifNoneMatch: state.manifestEtag } : {});
-    if (res.notModified) {
-      const objects = new Map(state!.entries.map((e) => [e.path, remoteFromEntry(e)]));
-      for (const k of state!.pendingDeletes) {
-        const p = k.slice(workspacePrefix(prefix, workspace).length);
-        if (!objects.has(p)) objects.set(p, unknownObject(p, '', 0));
-      }
-      for (const j of journal) objects.set(j.path, { path: j.path, type: 'file', sha256: j.sha256, etag: j.etag, size: j.size });
-      return {
-        committed: new Map(state!.entries.map((e) => [e.path, e])), packs: Array.isArray(state!.packs) ? state!.packs : [], manifestEtag: state!.manifestEtag,
-        generation: state!.generation, objects, trusted: true, requests,
-      };
-    }
-    manifest = decodeManifest(res.body, `s3://${store.bucket}/${key}`);
-    etag = res.etag;
-  } catch (err) {
-    if (!isSyncError(err, 'OBJECT_NOT_FOUND')) throw err;
+  const res = await store.get(key, saved?.view.head ? { ifNoneMatch: saved.view.head.etag } : {}).catch((err: unknown) => {
+    if (isSyncError(err, 'OBJECT_NOT_FOUND')) return undefined;
+    throw err;
+  });
+  if (res?.notModified) return { state: saved!, trusted: true, requests, v1Manifest: false };
+
+  const state = emptyState();
+  if (saved) {
+    // The stat cache is about local files, and content that landed is still there: both carry over.
+    for (const [p, r] of saved.records) state.records.set(p, r);
+    for (const [s, l] of saved.pending) state.pending.set(s, l);
   }
+  let v1Manifest = false;
+  if (res) {
+    const commit = decodeCommit(res.body, `s3://${store.bucket}/${key}`);
+    checkWorkspace(commit, workspace, key);
+    requests += await loadCommitView(state, opts, commit, res.etag);
+  } else {
+    requests++;
+    v1Manifest = await loadV1(state, opts);
+  }
+  requests += await verifyPlain(state, opts);
+  return { state, trusted: false, requests, v1Manifest };
+}
 
-  // Full compare: the listing says what exists; the manifest and journal say what it is.
-  const described = new Map<string, { sha256: string; etag: string; type: 'file' | 'symlink'; size: number }>();
-  for (const e of manifest?.entries ?? []) described.set(e.path, remoteFromEntry(e));
-  for (const j of journal) described.set(j.path, { sha256: j.sha256, etag: j.etag, type: 'file', size: j.size });
+function checkWorkspace(commit: Commit, workspace: string, key: string): void {
+  if (commit.workspace === workspace) return;
+  throw new SyncError('MANIFEST_INVALID', `head ${key} names another workspace (${commit.workspace})`, {
+    hint: 'the head was copied or written by something else; delete it to start a new history for this workspace',
+  });
+}
 
-  const objects = new Map<string, RemoteObject>();
-  const toIdentify: RemoteObject[] = [];
+/** Builds the view from a commit's trees; returns the requests it took. */
+async function loadCommitView(state: AgentState, opts: LoadOptions, commit: Commit, etag: string): Promise<number> {
+  const { store, prefix, workspace } = opts;
+  const reader = createTreeReader({ store, prefix, workspace });
+  const view = state.view;
+  view.head = headOf(commit, etag);
+  view.dirs.set('', { ref: commit.root, changedAtMs: Date.parse(commit.createdAt), files: commit.stats.files, bytes: commit.stats.bytes });
+  await walkTree(reader, commit.root, (e) => {
+    if (e.kind === 'dir') {
+      view.dirs.set(e.path, { ref: e.ref, changedAtMs: e.changedAtMs, files: e.files, bytes: e.bytes });
+      return;
+    }
+    const entry: ViewEntry = e.kind === 'file'
+      ? { type: 'file', size: e.size, mtimeMs: e.mtimeMs, mode: e.mode, sha256: e.sha256, pack: e.pack, offset: e.offset, chunks: e.chunks, etag: undefined }
+      : { type: 'symlink', target: e.target, mtimeMs: e.mtimeMs, etag: undefined };
+    addEntry(view, e.path, entry);
+  });
+  if (!view.children.has('')) view.children.set('', new Set());
+  return reader.fetches;
+}
+
+export function headOf(commit: Commit, etag: string): HeadInfo {
+  return { etag, stem: `${String(commit.generation).padStart(12, '0')}-${commit.id}`, generation: commit.generation };
+}
+
+/**
+ * A workspace last pushed in format v1: its manifest describes the plain objects (with their ETags)
+ * but its content is not in the v2 store, so the plan uploads every file's bytes once (a migration).
+ */
+async function loadV1(state: AgentState, opts: LoadOptions): Promise<boolean> {
+  const { store, prefix, workspace } = opts;
+  const key = manifestKey(prefix, workspace);
+  let body: Buffer;
+  try {
+    const res = await store.get(key);
+    if (res.notModified) return false;
+    body = res.body;
+  } catch (err) {
+    if (isSyncError(err, 'OBJECT_NOT_FOUND')) return false;
+    throw err;
+  }
+  let manifest;
+  try {
+    manifest = decodeManifest(body, `s3://${store.bucket}/${key}`);
+  } catch (err) {
+    // A stub left by a migration whose head is gone: start a new history rather than fail forever.
+    if (isSyncError(err, 'MANIFEST_TOO_NEW')) return true;
+    throw err;
+  }
+  state.view.v1Generation = manifest.generation;
+  for (const e of manifest.entries) {
+    addEntry(state.view, e.path, e.type === 'file'
+      ? { type: 'file', size: e.size, mtimeMs: e.mtimeMs, mode: e.mode, sha256: e.sha256, pack: undefined, offset: 0, chunks: undefined, etag: e.etag }
+      : { type: 'symlink', target: e.target, mtimeMs: e.mtimeMs, etag: e.etag });
+  }
+  // v1 entries say nothing about where v2 content is.
+  state.view.bySha.clear();
+  return true;
+}
+
+/**
+ * Lists the plain objects and decides what each is known to hold. Returns the requests it took.
+ * An object the view describes keeps its ETag only when the listing shows the same one; an object
+ * of the same size as the local file is identified by its sha256 metadata; everything else is unknown.
+ */
+async function verifyPlain(state: AgentState, opts: LoadOptions): Promise<number> {
+  const { store, prefix, workspace, saved, local } = opts;
   const wsPrefix = workspacePrefix(prefix, workspace);
+  const listed = new Map<string, { etag: string; size: number }>();
   for await (const item of store.list(wsPrefix)) {
     if ('commonPrefix' in item) continue;
     const p = item.key.slice(wsPrefix.length);
-    if (!isSafeRelativePath(p)) continue;
-    const d = described.get(p);
-    if (d && d.etag === item.etag) { objects.set(p, { path: p, ...d }); continue; }
-    const obj = unknownObject(p, item.etag, item.size);
-    objects.set(p, obj);
-    const mine = local.get(p);
-    if (mine?.type === 'file' && mine.size === item.size) toIdentify.push(obj);
+    if (isSafeRelativePath(p)) listed.set(p, { etag: item.etag, size: item.size });
   }
-  requests += 1; // listing pages are few; counted as one logical listing
-
-  // An object with the same size as the local file may be the same bytes (a crashed push from another
-  // machine, a previous tool): its sha256 metadata decides without re-uploading.
+  let requests = 1;
+  const view = state.view;
+  for (const [p, e] of view.entries) {
+    const l = listed.get(p);
+    const old = saved?.view.entries.get(p);
+    // The ETag recorded when we wrote it, for the same content, and the object still has it.
+    const recorded = e.etag ?? (old && sameContent(old, e) ? old.etag : undefined);
+    e.etag = l && recorded === l.etag ? l.etag : undefined;
+  }
+  const toIdentify: Array<[string, { etag: string; size: number }]> = [];
+  for (const [p, l] of listed) {
+    if (view.entries.get(p)?.etag !== undefined) continue;
+    // Written by an earlier run of ours (journaled result) and untouched since.
+    const known = saved?.plain.get(p);
+    if (known && known.etag === l.etag) { state.plain.set(p, known); continue; }
+    const mine = local.get(p);
+    const size = mine?.type === 'file' ? mine.size : mine ? Buffer.byteLength(mine.target) : -1;
+    if (size === l.size) toIdentify.push([p, l]);
+    else state.plain.set(p, undefined);
+  }
   const queue = new PQueue({ concurrency: opts.concurrency });
-  for (const obj of toIdentify) {
+  for (const [p, l] of toIdentify) {
     queue.add(async () => {
-      const info = await store.head(`${wsPrefix}${obj.path}`);
+      const info = await store.head(`${wsPrefix}${p}`);
       requests++;
-      if (info?.metadata.sha256 && /^[0-9a-f]{64}$/.test(info.metadata.sha256)) {
-        objects.set(obj.path, { ...obj, sha256: info.metadata.sha256, etag: info.etag });
+      const sha256 = info?.metadata.sha256;
+      const mode = Number(info?.metadata.mode);
+      if (info && info.etag === l.etag && sha256 && /^[0-9a-f]{64}$/.test(sha256)) {
+        const obj: PlainObject = { etag: info.etag, sha256, mode: Number.isFinite(mode) ? mode & 0o7777 : -1 };
+        state.plain.set(p, obj);
+      } else {
+        state.plain.set(p, undefined);
       }
     });
   }
   await queue.onIdle();
-
-  return {
-    committed: manifest ? new Map(manifest.entries.map((e) => [e.path, e])) : undefined,
-    packs: manifest?.packs ?? [],
-    manifestEtag: etag,
-    generation: manifest?.generation ?? 0,
-    objects,
-    trusted: false,
-    requests,
-  };
+  return requests;
 }
 
-function unknownObject(p: string, etag: string, size: number): RemoteObject {
-  // A sha256 that matches nothing: the object is overwritten or deleted, never trusted.
-  return { path: p, type: 'file', sha256: `unknown:${etag}`, etag, size };
+function sameContent(a: ViewEntry, b: ViewEntry): boolean {
+  if (a.type === 'file' && b.type === 'file') return a.sha256 === b.sha256 && a.mode === b.mode;
+  return a.type === 'symlink' && b.type === 'symlink' && a.target === b.target;
 }

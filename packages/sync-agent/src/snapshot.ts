@@ -9,10 +9,10 @@ import type { HashedEntry } from './planner.js';
 import type { LocalEntry, Skipped } from './scan.js';
 import { cachedHash, type HashRecord } from './state.js';
 
-export interface Snapshot {
+export interface HashedSnapshot {
   entries: Map<string, HashedEntry>;
-  /** Hash records for every file in the snapshot, to save in the state index. */
-  records: Record<string, HashRecord>;
+  /** Hash records of the files hashed now (the others' records are unchanged). */
+  records: Map<string, HashRecord>;
   skipped: Skipped[];
   hashed: number;
 }
@@ -20,10 +20,10 @@ export interface Snapshot {
 export async function hashSnapshot(
   wsDir: string,
   local: ReadonlyMap<string, LocalEntry>,
-  previous: Record<string, HashRecord> | undefined,
+  previous: ReadonlyMap<string, HashRecord> | undefined,
   concurrency = 8,
-): Promise<Snapshot> {
-  const out: Snapshot = { entries: new Map(), records: {}, skipped: [], hashed: 0 };
+): Promise<HashedSnapshot> {
+  const out: HashedSnapshot = { entries: new Map(), records: new Map(), skipped: [], hashed: 0 };
   const queue = new PQueue({ concurrency });
   const now = () => Date.now();
   for (const e of local.values()) {
@@ -31,10 +31,9 @@ export async function hashSnapshot(
       out.entries.set(e.path, { ...e, sha256: sha256Hex(e.target) });
       continue;
     }
-    const cached = cachedHash(previous?.[e.path], e);
+    const cached = cachedHash(previous?.get(e.path), e);
     if (cached) {
       out.entries.set(e.path, { type: 'file', path: e.path, size: e.size, mtimeMs: e.mtimeMs, mode: e.mode, sha256: cached });
-      out.records[e.path] = previous![e.path]!;
       continue;
     }
     queue.add(async () => {
@@ -43,7 +42,7 @@ export async function hashSnapshot(
         const { sha256, stat } = await hashFileStable(abs);
         out.hashed++;
         out.entries.set(e.path, { type: 'file', path: e.path, size: stat.size, mtimeMs: stat.mtimeMs, mode: stat.mode & 0o7777, sha256 });
-        out.records[e.path] = { size: stat.size, mtimeMs: stat.mtimeMs, ctimeMs: stat.ctimeMs, ino: stat.ino, sha256, hashedAtMs: now() };
+        out.records.set(e.path, { size: stat.size, mtimeMs: stat.mtimeMs, ctimeMs: stat.ctimeMs, ino: stat.ino, sha256, hashedAtMs: now() });
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         if (code === 'ENOENT') return; // deleted since the scan: simply not part of this snapshot

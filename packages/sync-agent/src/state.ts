@@ -1,22 +1,31 @@
 /**
- * The local state index of one workspace: what each file's stat looked like when it was hashed, and
- * which manifest (by ETag) the remote held after our last push, with its entries. It lets a no-op push
- * be one stat walk plus one conditional GET. It is a cache: a missing or unreadable state file, or a
- * remote manifest that is not the one recorded, means a full compare, never blind trust.
+ * The local state index of one workspace: the committed view (format v2: entries, directory trees,
+ * which plain objects are known to hold what), the stat cache (what each file's stat looked like
+ * when it was hashed), and what an interrupted run left behind. It is a cache: a missing or
+ * unreadable state, or a head that is not the one recorded, means a full compare, never blind trust.
  *
- * The journal records objects uploaded by a push that has not committed its manifest yet, so a push
- * killed half-way is completed by the next one without uploading the same bytes again.
+ * Storage: a snapshot (`<ws>.state.json`, rewritten atomically with temp file + rename) and an
+ * append-only journal (`<ws>.journal`, JSON lines) of everything since: plain-object intents (written
+ * before a plain object is sent, so the next run knows which objects it cannot vouch for), their
+ * results, content that landed, and each commit's delta. A batch therefore appends O(what changed)
+ * bytes; the journal is folded into a new snapshot once it is large. A torn last line (a crash) is
+ * ignored: what it would have recorded is simply not known.
  *
- * Writes are atomic (temp file + rename); the journal is append-only JSON lines (a torn last line from a
- * crash is ignored).
+ * Failure to write (a full disk): the state files are removed, so no later run trusts them, and the
+ * sync goes on (publishing never depends on this cache); only if they cannot be removed either does
+ * the sync stop with a clear error.
  */
 import { createHash } from 'node:crypto';
-import { appendFileSync, mkdirSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { appendFileSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { ManifestEntry, PackInfo } from '@workspace-sync/shared';
+import { SyncError, type Logger, type TreeRef } from '@workspace-sync/shared';
+import type { ContentLocation, PlainObject } from './planner.js';
+import { addEntry, applyCommit, emptyView, type DirInfo, type HeadInfo, type View, type ViewChange, type ViewEntry } from './view.js';
 
-export const STATE_VERSION = 1;
+export const STATE_VERSION = 2;
+/** Content landed by a run that did not commit is reused only this long (garbage collection's grace is longer). */
+export const PENDING_CONTENT_TTL_MS = 30 * 60_000;
+const COMPACT_LINES = 2_000;
 
 /**
  * How close to the hashing time an mtime may be before the cached hash is not trusted (git's "racily
@@ -36,36 +45,54 @@ export interface HashRecord {
   hashedAtMs: number;
 }
 
-export interface WorkspaceState {
-  version: number;
-  workspace: string;
-  /** ETag of the manifest we last published or saw; undefined before the first push. */
-  manifestEtag: string | undefined;
-  generation: number;
-  /** Entries of that manifest. */
-  entries: ManifestEntry[];
-  /** Packs of that manifest (absent in states written before packs existed). */
-  packs?: PackInfo[];
-  files: Record<string, HashRecord>;
-  /** Keys dropped from the committed manifest whose DeleteObjects has not completed. */
-  pendingDeletes: string[];
+/** The cached sha256 for this stat, if it can be trusted. */
+export function cachedHash(rec: HashRecord | undefined, st: { size: number; mtimeMs: number; ctimeMs: number; ino: number }): string | undefined {
+  if (!rec) return undefined;
+  if (rec.size !== st.size || rec.mtimeMs !== st.mtimeMs || rec.ctimeMs !== st.ctimeMs || rec.ino !== st.ino) return undefined;
+  if (rec.hashedAtMs - rec.mtimeMs < racyWindowMs(rec.mtimeMs)) return undefined;
+  return rec.sha256;
 }
 
-export interface JournalRecord {
-  path: string;
-  key: string;
-  sha256: string;
-  size: number;
-  etag: string;
+export interface AgentState {
+  view: View;
+  records: Map<string, HashRecord>;
+  /** Plain objects whose state differs from what the view says: known (written, not committed) or unknown (undefined). */
+  plain: Map<string, PlainObject | undefined>;
+  /** Content that landed in a run that did not commit, by sha256, with when it landed. */
+  pending: Map<string, ContentLocation & { at: number }>;
+  /** Plain objects a commit dropped whose deletion has not been confirmed. */
+  pendingDeletes: Set<string>;
+  /** Paths the server kept refusing, and until when they are not retried unless they change (not persisted). */
+  rejected: Map<string, number>;
+}
+
+export function emptyState(): AgentState {
+  return { view: emptyView(), records: new Map(), plain: new Map(), pending: new Map(), pendingDeletes: new Set(), rejected: new Map() };
+}
+
+/** What one commit changes in the state, as journaled. */
+export interface CommitDelta extends ViewChange {
+  records: ReadonlyMap<string, HashRecord>;
+  recordRemoves: readonly string[];
+  /** Plain objects to delete now that the commit is published. */
+  deletes: readonly string[];
 }
 
 export interface StateStore {
-  load(): Promise<WorkspaceState | undefined>;
-  save(state: WorkspaceState): Promise<void>;
-  readJournal(): Promise<JournalRecord[]>;
-  appendJournal(rec: JournalRecord): Promise<void>;
-  clearJournal(): Promise<void>;
   readonly file: string;
+  load(): AgentState | undefined;
+  /** Plain objects about to be written or deleted: unknown until their results are recorded. */
+  intent(paths: readonly string[]): void;
+  plain(path: string, obj: PlainObject): void;
+  content(sha256: string, loc: ContentLocation): void;
+  commit(delta: CommitDelta): void;
+  deleted(paths: readonly string[]): void;
+  /** Writes a fresh snapshot of `state` and empties the journal. */
+  save(state: AgentState): void;
+  /** Whether a write failed (the state files were removed; the next run compares fully). */
+  readonly broken: boolean;
+  /** The journal has grown enough to be folded into a new snapshot. */
+  readonly compactDue: boolean;
 }
 
 /** One directory per (endpoint, bucket, prefix, root), so two remotes never share state. */
@@ -74,67 +101,200 @@ export function stateDirFor(stateRoot: string, remote: { endpoint: string | unde
   return path.join(stateRoot, id.slice(0, 16));
 }
 
-export function openStateStore(dir: string, workspace: string): StateStore {
-  const file = path.join(dir, `${encodeURIComponent(workspace)}.state.json`);
-  const journal = path.join(dir, `${encodeURIComponent(workspace)}.journal`);
-  let journalDirReady = false;
-  return {
-    file,
-    async load() {
-      let raw: string;
-      try {
-        raw = await readFile(file, 'utf8');
-      } catch {
-        return undefined;
-      }
-      try {
-        const s = JSON.parse(raw) as WorkspaceState;
-        if (s.version !== STATE_VERSION || s.workspace !== workspace || typeof s.files !== 'object' || !Array.isArray(s.entries)) return undefined;
-        return s;
-      } catch {
-        return undefined;
-      }
-    },
-    async save(state) {
-      await mkdir(dir, { recursive: true });
-      const tmp = `${file}.${process.pid}.tmp`;
-      await writeFile(tmp, JSON.stringify(state));
-      await rename(tmp, file);
-    },
-    async readJournal() {
-      let raw: string;
-      try {
-        raw = await readFile(journal, 'utf8');
-      } catch {
-        return [];
-      }
-      const out: JournalRecord[] = [];
-      for (const line of raw.split('\n')) {
-        if (!line) continue;
-        try {
-          out.push(JSON.parse(line) as JournalRecord);
-        } catch {
-          // a line torn by a crash: that upload is simply not known to have finished
-        }
-      }
-      return out;
-    },
-    async appendJournal(rec) {
-      // Synchronous and small: one write per landed object, cheaper than a thread-pool round trip,
-      // and in the page cache before the next object is counted as done.
-      if (!journalDirReady) { mkdirSync(dir, { recursive: true }); journalDirReady = true; }
-      appendFileSync(journal, `${JSON.stringify(rec)}\n`);
-    },
-    async clearJournal() {
-      await rm(journal, { force: true });
-    },
-  };
+// ---- encoding ----
+
+type RawEntry = [string, 'f', number, number, number, string, string | null, number, string[] | null, string | null]
+  | [string, 'l', string, number, string | null];
+type RawDir = [string, string, number, number, string, number, number, number];
+type RawRecord = [string, number, number, number, number, string, number];
+
+const encEntry = (p: string, e: ViewEntry): RawEntry => (e.type === 'file'
+  ? [p, 'f', e.size, e.mtimeMs, e.mode, e.sha256, e.pack ?? null, e.offset, e.chunks ? [...e.chunks] : null, e.etag ?? null]
+  : [p, 'l', e.target, e.mtimeMs, e.etag ?? null]);
+
+function decEntry(r: RawEntry): [string, ViewEntry] {
+  if (r[1] === 'f') {
+    return [r[0], { type: 'file', size: r[2], mtimeMs: r[3], mode: r[4], sha256: r[5], pack: r[6] ?? undefined, offset: r[7], chunks: r[8] ?? undefined, etag: r[9] ?? undefined }];
+  }
+  return [r[0], { type: 'symlink', target: r[2], mtimeMs: r[3], etag: r[4] ?? undefined }];
 }
 
-/** The cached sha256 for this stat, if it can be trusted. */
-export function cachedHash(rec: HashRecord | undefined, st: { size: number; mtimeMs: number; ctimeMs: number; ino: number }): string | undefined {
-  if (!rec) return undefined;
-  if (rec.size !== st.size || rec.mtimeMs !== st.mtimeMs || rec.ctimeMs !== st.ctimeMs || rec.ino !== st.ino) return undefined;
-  if (rec.hashedAtMs - rec.mtimeMs < racyWindowMs(rec.mtimeMs)) return undefined;
-  return rec.sha256;
+const encDir = (p: string, d: DirInfo): RawDir => [p, d.ref[0], d.ref[1], d.ref[2], d.ref[3], d.changedAtMs, d.files, d.bytes];
+const decDir = (r: RawDir): [string, DirInfo] => [r[0], { ref: [r[1], r[2], r[3], r[4]] as TreeRef, changedAtMs: r[5], files: r[6], bytes: r[7] }];
+const encRecord = (p: string, r: HashRecord): RawRecord => [p, r.size, r.mtimeMs, r.ctimeMs, r.ino, r.sha256, r.hashedAtMs];
+const decRecord = (r: RawRecord): [string, HashRecord] => [r[0], { size: r[1], mtimeMs: r[2], ctimeMs: r[3], ino: r[4], sha256: r[5], hashedAtMs: r[6] }];
+
+interface Snapshot {
+  version: number;
+  workspace: string;
+  head: HeadInfo | null;
+  v1Generation: number;
+  entries: RawEntry[];
+  dirs: RawDir[];
+  records: RawRecord[];
+  plain: Array<[string, PlainObject | null]>;
+  pending: Array<[string, ContentLocation & { at: number }]>;
+  pendingDeletes: string[];
+}
+
+type Line =
+  | { t: 'i'; p: string[] }
+  | { t: 'w'; p: string; o: PlainObject }
+  | { t: 'b'; s: string; l: ContentLocation; at: number }
+  | { t: 'c'; head: HeadInfo; up: RawEntry[]; rm: string[]; dirs: Array<RawDir | [string, null]>; rec: RawRecord[]; rrm: string[]; del: string[] }
+  | { t: 'g'; p: string[] };
+
+function replay(state: AgentState, line: Line): void {
+  switch (line.t) {
+    case 'i':
+      for (const p of line.p) state.plain.set(p, undefined);
+      return;
+    case 'w':
+      state.plain.set(line.p, line.o);
+      return;
+    case 'b':
+      state.pending.set(line.s, { ...line.l, at: line.at });
+      return;
+    case 'c': {
+      const upserts = new Map(line.up.map(decEntry));
+      const removes = new Set(line.rm);
+      // The name sets of changed directories are rebuilt from the entries after loading.
+      applyCommit(state.view, {
+        upserts, removes, head: line.head, children: new Map(),
+        dirs: new Map(line.dirs.map((d) => (d[1] === null ? [d[0], null] : decDir(d as RawDir)))),
+      });
+      for (const r of line.rec) { const [p, rec] = decRecord(r); state.records.set(p, rec); }
+      for (const p of line.rrm) state.records.delete(p);
+      for (const p of upserts.keys()) state.plain.delete(p);
+      for (const p of line.del) state.pendingDeletes.add(p);
+      state.pending.clear();
+      return;
+    }
+    case 'g':
+      for (const p of line.p) { state.pendingDeletes.delete(p); state.plain.delete(p); }
+      return;
+  }
+}
+
+export function openStateStore(dir: string, workspace: string, log?: Logger): StateStore {
+  const base = path.join(dir, encodeURIComponent(workspace));
+  const file = `${base}.state.json`;
+  const journalFile = `${base}.journal`;
+  let lines = 0;
+  let broken = false;
+  let dirReady = false;
+
+  const fail = (err: unknown) => {
+    if (broken) return;
+    broken = true;
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    try {
+      removeIfThere(journalFile);
+      removeIfThere(file);
+    } catch (rmErr) {
+      throw new SyncError('STATE_UNWRITABLE', `cannot write the state index in ${dir} (${code}) and cannot remove it (${(rmErr as NodeJS.ErrnoException).code})`, {
+        hint: 'free space or fix permissions there (--state-dir / SYNC_STATE_DIR); nothing unsafe was published', cause: err,
+      });
+    }
+    log?.error({ workspace, dir, code, hint: 'free space or fix permissions (--state-dir / SYNC_STATE_DIR)' },
+      `cannot write the state index (${code}): syncing goes on without it; the next run compares the workspace with the bucket in full`);
+  };
+  const append = (line: Line) => {
+    if (broken) return;
+    try {
+      if (!dirReady) { mkdirSync(dir, { recursive: true }); dirReady = true; }
+      // Synchronous and small: in the page cache before the request it announces is sent.
+      appendFileSync(journalFile, `${JSON.stringify(line)}\n`);
+      lines++;
+    } catch (err) {
+      fail(err);
+    }
+  };
+
+  const store: StateStore = {
+    file,
+    get broken() { return broken; },
+    get compactDue() { return lines >= COMPACT_LINES; },
+    load() {
+      lines = 0;
+      let snap: Snapshot | undefined;
+      let text: string | undefined;
+      try { snap = JSON.parse(readFileSync(file, 'utf8')) as Snapshot; } catch { /* none yet, or unreadable */ }
+      // A first run killed before its first snapshot still leaves a journal worth replaying.
+      try { text = readFileSync(journalFile, 'utf8'); } catch { /* no journal */ }
+      if (snap && (snap.version !== STATE_VERSION || snap.workspace !== workspace || !Array.isArray(snap.entries))) return undefined;
+      if (!snap && text === undefined) return undefined;
+      snap ??= { version: STATE_VERSION, workspace, head: null, v1Generation: 0, entries: [], dirs: [], records: [], plain: [], pending: [], pendingDeletes: [] };
+      const state = emptyState();
+      try {
+        state.view.head = snap.head ?? undefined;
+        state.view.v1Generation = snap.v1Generation;
+        for (const r of snap.entries) state.view.entries.set(...decEntry(r));
+        for (const r of snap.dirs) state.view.dirs.set(...decDir(r));
+        for (const r of snap.records) state.records.set(...decRecord(r));
+        for (const [p, o] of snap.plain) state.plain.set(p, o ?? undefined);
+        for (const [s, l] of snap.pending) state.pending.set(s, l);
+        for (const p of snap.pendingDeletes) state.pendingDeletes.add(p);
+        for (const raw of (text ?? '').split('\n')) {
+          if (!raw) continue;
+          let line: Line;
+          try { line = JSON.parse(raw) as Line; } catch { continue; }
+          replay(state, line);
+          lines++;
+        }
+      } catch {
+        return undefined;
+      }
+      // Names and content index follow from the entries.
+      const entries = state.view.entries;
+      state.view.entries = new Map();
+      for (const [p, e] of entries) addEntry(state.view, p, e);
+      const now = Date.now();
+      for (const [s, l] of state.pending) if (now - l.at > PENDING_CONTENT_TTL_MS) state.pending.delete(s);
+      return state;
+    },
+    intent(paths) { append({ t: 'i', p: [...paths] }); },
+    plain(p, o) { append({ t: 'w', p, o }); },
+    content(s, l) { append({ t: 'b', s, l: { pack: l.pack, offset: l.offset, chunks: l.chunks }, at: Date.now() }); },
+    deleted(paths) { if (paths.length) append({ t: 'g', p: [...paths] }); },
+    commit(d) {
+      append({
+        t: 'c', head: d.head, up: [...d.upserts].map(([p, e]) => encEntry(p, e)), rm: [...d.removes],
+        dirs: [...d.dirs].map(([p, info]) => (info ? encDir(p, info) : [p, null])),
+        rec: [...d.records].map(([p, r]) => encRecord(p, r)), rrm: [...d.recordRemoves], del: [...d.deletes],
+      });
+    },
+    save(state) {
+      if (broken) return;
+      const snap: Snapshot = {
+        version: STATE_VERSION, workspace, head: state.view.head ?? null, v1Generation: state.view.v1Generation,
+        entries: [...state.view.entries].map(([p, e]) => encEntry(p, e)),
+        dirs: [...state.view.dirs].map(([p, d]) => encDir(p, d)),
+        records: [...state.records].map(([p, r]) => encRecord(p, r)),
+        plain: [...state.plain].map(([p, o]) => [p, o ?? null]),
+        pending: [...state.pending], pendingDeletes: [...state.pendingDeletes],
+      };
+      const tmp = `${file}.${process.pid}.tmp`;
+      try {
+        if (!dirReady) { mkdirSync(dir, { recursive: true }); dirReady = true; }
+        writeFileSync(tmp, JSON.stringify(snap));
+        renameSync(tmp, file);
+        rmSync(journalFile, { force: true });
+        lines = 0;
+      } catch (err) {
+        try { rmSync(tmp, { force: true }); } catch { /* the failure below removes the state either way */ }
+        fail(err);
+      }
+    },
+  };
+  return store;
+}
+
+/** Removes a file; one that cannot exist (no such directory, or a file where a directory would be) is not an error. */
+function removeIfThere(file: string): void {
+  try {
+    rmSync(file, { force: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOTDIR') throw err;
+  }
 }

@@ -1,21 +1,32 @@
 /**
  * The core both push and watch run once they know the local side of a workspace (a hashed snapshot):
- * remote view → plan → guards → transfers → manifest (the commit point) → state → deletes.
- * A crash anywhere before the manifest PUT leaves the previous manifest valid and the journal lets the
- * next run skip what already landed; deletes run only after the commit.
+ * remote base → plan → guards → transfers (content and plain objects) → trees → commit, published by
+ * a conditional write of the head (the commit point) → state → deletes of plain objects.
+ *
+ * A crash anywhere before the head is written leaves the previous commit valid and fully readable
+ * (everything it references is immutable); the journal lets the next run reuse content that landed
+ * and tells it which plain objects it cannot vouch for. A lost race for the head is rebased: this
+ * machine's tree over the other writer's commit, which stays in the history.
  */
-import { hostname } from 'node:os';
+import { gzipSync } from 'node:zlib';
 import {
-  encodeManifest, manifestKey, MANIFEST_FORMAT, MANIFEST_VERSION, objectKey, SyncError,
-  type AgentConfig, type Logger, type Manifest, type ManifestEntry, type ObjectStore, type PackInfo,
+  COMMIT_FORMAT, createTreeReader, diffTrees, FORMAT_VERSION, headKey, manifestKey, objectKey, sha256Hex, SyncError,
+  type AgentConfig, type Commit, type Logger, type ObjectStore,
 } from '@workspace-sync/shared';
-import { updatePacks, type PackLimits } from './pack.js';
-import { checkDeleteGuard, planSync, toManifestEntry, type HashedEntry, type Plan } from './planner.js';
-import { loadRemote } from './remote.js';
+import { commitChanges, makeCommit, publish, writeTreePacks } from './commit.js';
+import { newObjectName, PackWriter } from './packer.js';
+import { checkDeleteGuard, planSync, sameTreeEntry, type ContentLocation, type HashedEntry, type Plan, type PlainObject } from './planner.js';
+import { headOf, loadBase } from './remote.js';
 import type { Skipped } from './scan.js';
-import type { HashRecord, StateStore, WorkspaceState } from './state.js';
-import { executeTransfers, type TransferContext } from './uploader.js';
-import { AGENT_VERSION } from './version.js';
+import type { AgentState, HashRecord, StateStore } from './state.js';
+import { buildTrees } from './trees.js';
+import { executeTransfers, type TransferContext, type TransferResult } from './uploader.js';
+import { applyCommit, contentAt, type ViewEntry } from './view.js';
+
+/** Rounds of rebasing over other writers' commits before giving up with CONFLICT. */
+const MAX_REBASES = 5;
+/** An object the server refused (after the client's retries) is tried again after this, or when it changes. */
+const REJECTED_BACKOFF_MS = 5 * 60_000;
 
 export interface SyncOptions {
   config: AgentConfig;
@@ -24,12 +35,12 @@ export interface SyncOptions {
   workspace: string;
   dryRun?: boolean;
   force?: boolean;
+  /** Deletes this workspace already had in the recent burst (watch), counted by the delete guard. */
+  recentDeletes?: number;
   onPlan?: (plan: Plan) => void;
   onBytes?: TransferContext['onBytes'];
   onFile?: TransferContext['onFile'];
   signal?: AbortSignal;
-  /** Overrides the pack limits (tests). */
-  packLimits?: PackLimits;
 }
 
 export interface PushReport {
@@ -43,181 +54,290 @@ export interface PushReport {
   bytes: number;
   seconds: number;
   hashed: number;
+  /** A new commit was published (the head moved). */
   manifestWritten: boolean;
+  /** ETag of the head after this sync. */
   manifestEtag: string | undefined;
   generation: number;
   requests: number;
   trustedState: boolean;
-  plan?: { uploads: string[]; copies: Array<{ from: string; to: string }>; deletes: string[]; uploadBytes: number };
+  /** Other writers' commits this sync was rebased over. */
+  conflicts: number;
+  changes: { added: number; modified: number; deleted: number };
+  plan?: { uploads: string[]; deletes: string[]; uploadBytes: number; changed: string[] };
 }
 
-/** The local side of a workspace: every synced entry, hashed, with the hash records to keep. */
+/** The local side of a workspace: every synced entry, hashed, with the hash records made now. */
 export interface LocalSnapshot {
   wsDir: string;
   entries: ReadonlyMap<string, HashedEntry>;
-  records: Record<string, HashRecord>;
+  records: ReadonlyMap<string, HashRecord>;
   skipped: Skipped[];
   hashed: number;
+  /** Paths that may have changed (a watch batch); undefined: look at everything. */
+  paths?: Iterable<string>;
+  /** Paths that left the local side (their stat records go). */
+  gone?: Iterable<string>;
 }
 
 export interface SyncOutcome {
   report: PushReport;
-  /** The state as saved (unchanged on a dry run). */
-  state: WorkspaceState | undefined;
-  /** The local entries as they now are in the bucket's manifest (what landed is what was read). */
+  /** The state after this sync (the base state on a dry run). */
+  state: AgentState;
+  /** The local entries as they now are in the bucket. */
   local: Map<string, HashedEntry>;
 }
 
 export async function syncSnapshot(
-  opts: SyncOptions,
-  snap: LocalSnapshot,
-  stateStore: StateStore,
-  state: WorkspaceState | undefined,
-  started: number,
+  opts: SyncOptions, snap: LocalSnapshot, stateStore: StateStore, saved: AgentState | undefined, started: number,
 ): Promise<SyncOutcome> {
   const { config, store, log, workspace } = opts;
-  const { wsDir } = snap;
-  const journal = await stateStore.readJournal();
-  const skipped = [...snap.skipped];
-  const remote = await loadRemote({ store, prefix: config.prefix, workspace, state, journal, local: snap.entries, concurrency: config.concurrency });
-  log.debug({ workspace, local: snap.entries.size, remote: remote.objects.size, trusted: remote.trusted, hashed: snap.hashed }, 'compared');
-
-  if (snap.entries.size === 0 && remote.objects.size > 0) {
-    throw new SyncError('WORKSPACE_EMPTY', `workspace "${workspace}" has no files to sync but ${remote.objects.size} objects exist in the bucket; refusing to delete them`, {
-      hint: `check ${wsDir} (an unmounted disk or a wrong --root?); nothing was changed in the bucket`,
+  const target = { store, prefix: config.prefix, workspace };
+  const base = await loadBase({ ...target, saved, local: snap.entries, concurrency: config.concurrency });
+  const st = base.state;
+  const view = st.view;
+  if (snap.entries.size === 0 && view.entries.size > 0) {
+    throw new SyncError('WORKSPACE_EMPTY', `workspace "${workspace}" has no files to sync but its last commit has ${view.entries.size}; refusing to delete them`, {
+      hint: `check ${snap.wsDir} (an unmounted disk or a wrong --root?); nothing was changed in the bucket`,
     });
   }
 
-  const plan = planSync(snap.entries, remote.objects, remote.committed);
-  // Paths we could not read keep their previous remote version rather than being deleted.
-  const kept = keptEntries(skipped, remote.committed);
-  const pending = new Set(remote.trusted ? state?.pendingDeletes ?? [] : []);
-  const wsKey = (p: string) => objectKey(config.prefix, workspace, p);
-  plan.deletes = plan.deletes.filter((p) => !isCovered(p, skipped));
-  const newDeletes = plan.deletes.filter((p) => !pending.has(wsKey(p)));
-  checkDeleteGuard(workspace, newDeletes.length, remote.committed?.size ?? remote.objects.size, { maxDelete: config.maxDelete, force: !!opts.force });
+  // Plain objects left unknown are retried every sync, except those the server keeps refusing: those
+  // wait for their backoff (or a change of their own), so one bad object never stalls the workspace.
+  const now = Date.now();
+  const retry = [...st.plain.keys()].filter((p) => !((st.rejected.get(p) ?? 0) > now));
+  const paths = base.trusted && snap.paths
+    ? [...snap.paths, ...retry, ...st.pendingDeletes]
+    : [...snap.entries.keys(), ...view.entries.keys(), ...retry, ...st.pendingDeletes];
+  const plan = planSync({ local: snap.entries, view, paths, skipped: snap.skipped, plain: st.plain, pending: st.pending });
+  // A burst (watch) counts as one: its earlier deletes count here, against the size before it.
+  const recent = opts.recentDeletes ?? 0;
+  checkDeleteGuard(workspace, plan.removed.length + recent, view.entries.size + recent, { maxDelete: config.maxDelete, force: !!opts.force });
   opts.onPlan?.(plan);
 
   const report: PushReport = {
-    workspace, dryRun: !!opts.dryRun, uploaded: 0, copied: 0, deleted: 0, unchanged: plan.unchanged.length, skipped,
-    bytes: 0, seconds: 0, hashed: snap.hashed, manifestWritten: false, manifestEtag: remote.manifestEtag,
-    generation: remote.generation, requests: remote.requests, trustedState: remote.trusted,
+    workspace, dryRun: !!opts.dryRun, uploaded: 0, copied: 0, deleted: 0, unchanged: 0, skipped: [...snap.skipped],
+    bytes: 0, seconds: 0, hashed: snap.hashed, manifestWritten: false, manifestEtag: view.head?.etag,
+    generation: view.head?.generation ?? view.v1Generation, requests: base.requests, trustedState: base.trusted, conflicts: 0,
+    changes: { added: plan.changes.added.length, modified: plan.changes.modified.length, deleted: plan.changes.deleted.length },
+  };
+  report.unchanged = snap.entries.size - new Set([...plan.changed, ...plan.plainWrites].map((e) => e.path)).size;
+  const finish = (local: Map<string, HashedEntry>): SyncOutcome => {
+    report.seconds = (performance.now() - started) / 1000;
+    return { report, state: st, local };
   };
   if (opts.dryRun) {
     report.plan = {
-      uploads: plan.uploads.map((e) => e.path), copies: plan.copies.map((c) => ({ from: c.from, to: c.entry.path })),
-      deletes: plan.deletes, uploadBytes: plan.uploadBytes,
+      uploads: [...new Set([...plan.newContent, ...plan.plainWrites].map((e) => e.path))].sort(),
+      changed: plan.changed.map((e) => e.path).sort(), deletes: plan.plainDeletes, uploadBytes: plan.uploadBytes,
     };
-    report.seconds = (performance.now() - started) / 1000;
-    return { report, state, local: new Map(snap.entries) };
+    return finish(new Map(snap.entries));
   }
 
-  const transfers = await executeTransfers(plan, {
-    store, prefix: config.prefix, workspace, wsDir, concurrency: config.concurrency,
-    multipartThreshold: config.multipartThreshold, journal: (r) => stateStore.appendJournal(r),
-    onBytes: opts.onBytes, onFile: opts.onFile, log, signal: opts.signal,
+  // The journal and the in-memory state learn the same things, so a retried batch plans from what really happened.
+  const journal: TransferContext['journal'] = {
+    intent(ps) { stateStore.intent(ps); for (const p of ps) st.plain.set(p, undefined); },
+    plain(p, o) { stateStore.plain(p, o); st.plain.set(p, o); },
+    content(s, l) { stateStore.content(s, l); st.pending.set(s, { ...l, at: Date.now() }); },
+  };
+  const packs = new PackWriter({
+    ...target, landed: (pack) => { for (const [s, offset] of pack.members) journal.content(s, { pack: pack.name, offset, chunks: undefined }); },
   });
-  report.requests += transfers.landed.size;
-  skipped.push(...transfers.skipped);
-  for (const { how } of transfers.landed.values()) how === 'copied' ? report.copied++ : report.uploaded++;
-  report.bytes = transfers.bytes;
+  const contentOf = (sha: string): ContentLocation | undefined =>
+    (view.head !== undefined ? contentAt(view, sha) : undefined) ?? st.pending.get(sha) ?? packs.locations.get(sha);
+  const ctx: TransferContext = {
+    ...target, wsDir: snap.wsDir, concurrency: config.concurrency, multipartThreshold: config.multipartThreshold, packs, contentOf, journal,
+    onBytes: opts.onBytes, onFile: opts.onFile, log, signal: opts.signal,
+  };
+  const transfers = await executeTransfers(plan, ctx);
+  count(report, transfers);
+  for (const p of transfers.landed.keys()) st.rejected.delete(p);
+  for (const p of transfers.rejected) st.rejected.set(p, now + REJECTED_BACKOFF_MS);
 
-  // The new manifest: what landed, what was already right, and the previous version of what we could not read.
-  let entries: ManifestEntry[] = [];
-  const records = { ...snap.records };
+  // What the new tree holds: landed entries as read now; paths that vanished meanwhile leave it;
+  // paths that could not be read or stored keep their committed version.
   const local = new Map(snap.entries);
-  for (const { entry, etag } of plan.unchanged) entries.push(toManifestEntry(entry, etag));
-  for (const { entry, etag, stat: st } of transfers.landed.values()) {
-    entries.push(toManifestEntry(entry, etag));
-    local.set(entry.path, entry);
-    if (entry.type === 'file' && st) {
-      records[entry.path] = { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, sha256: entry.sha256, hashedAtMs: st.readAtMs };
-    }
-  }
-  const listed = new Set(entries.map((e) => e.path));
-  for (const e of kept) if (!listed.has(e.path)) { entries.push(e); listed.add(e.path); }
+  const upserts = new Map<string, ViewEntry>();
+  const removes = new Set(plan.removed);
+  const plainDeletes = new Set(plan.plainDeletes);
+  const records = new Map(snap.records);
   for (const s of transfers.skipped) {
     local.delete(s.path);
-    const prev = remote.committed?.get(s.path);
-    if (prev && !listed.has(s.path)) { entries.push(prev); listed.add(s.path); }
+    records.delete(s.path);
+    const committed = view.entries.get(s.path);
+    if (committed) local.set(s.path, asHashed(s.path, committed));
   }
-  // Files that vanished since the scan are gone locally: their remote copies go too.
-  const deletes = new Set(plan.deletes.map(wsKey));
   for (const p of transfers.vanished) {
     local.delete(p);
-    delete records[p];
-    if (remote.objects.has(p) && !listed.has(p)) deletes.add(wsKey(p));
+    records.delete(p);
+    if (view.entries.has(p)) { removes.add(p); report.changes.deleted++; }
+    plainDeletes.add(p);
   }
-  for (const k of pending) deletes.add(k);
+  for (const [p, l] of transfers.landed) {
+    local.set(p, l.entry);
+    if (l.stat && l.entry.type === 'file') records.set(p, { ...l.stat, sha256: l.entry.sha256, hashedAtMs: l.stat.readAtMs });
+    const old = view.entries.get(p);
+    // What the plain object holds: written now, or known from the journal or a verified listing, or the view's.
+    const etag = plainEtag(l.plain ?? st.plain.get(p), l.entry) ?? (old && sameTreeEntry(old, l.entry) ? old.etag : undefined);
+    const location = l.entry.type === 'file' && l.entry.size > 0 ? l.location ?? contentOf(l.entry.sha256) : undefined;
+    const entry = toViewEntry(l.entry, location, etag);
+    if (!old || view.head === undefined || !sameTreeEntry(old, l.entry) || old.etag !== etag) upserts.set(p, entry);
+  }
+  report.skipped.push(...transfers.skipped, ...transfers.notMirrored);
 
-  const mustPublish = plan.manifestChanged || transfers.landed.size > 0 || transfers.vanished.length > 0;
-  let manifestEtag = remote.manifestEtag;
-  let generation = remote.generation;
-  let packs: PackInfo[] = remote.packs;
-  let obsoletePacks: string[] = [];
-  if (mustPublish) {
-    const packed = await updatePacks(entries, remote, {
-      store, prefix: config.prefix, workspace, wsDir, log, enabled: config.pack, limits: opts.packLimits,
+  const treeUpserts = new Map([...upserts].filter(([p, e]) => {
+    const old = view.entries.get(p);
+    return view.head === undefined || !old || !sameTreeEntry(old, asHashed(p, e));
+  }));
+  const mustCommit = view.head === undefined || treeUpserts.size > 0 || removes.size > 0;
+  const recordRemoves = [...(snap.gone ?? []), ...removes].filter((p) => !local.has(p));
+
+  if (mustCommit) {
+    const now = new Date();
+    const build = buildTrees(view, treeUpserts, removes, now.getTime(), newObjectName);
+    await writeTreePacks(target, build.packs);
+    report.requests += build.packs.length;
+    const changedBytes = [...plan.changes.added, ...plan.changes.modified].reduce((n, p) => {
+      const e = local.get(p);
+      return n + (e?.type === 'file' ? e.size : 0);
+    }, 0);
+    const deleted = [...new Set([...plan.changes.deleted, ...transfers.vanished.filter((p) => view.entries.has(p))])];
+    const ourBase = view.head ? view.dirs.get('')?.ref : undefined;
+    let baseHead = view.head;
+    let commit = makeCommit({
+      workspace, generation: (baseHead?.generation ?? view.v1Generation) + 1, parent: baseHead?.stem ?? null, root: build.root, stats: build.stats,
+      changes: commitChanges(plan.changes.added, plan.changes.modified, deleted, changedBytes), createdAt: now,
     });
-    ({ entries, packs } = packed);
-    obsoletePacks = packed.obsolete;
-    report.requests += packed.requests;
-    generation += 1;
-    const manifest: Manifest = {
-      format: MANIFEST_FORMAT, version: MANIFEST_VERSION, workspace, generation, createdAt: new Date().toISOString(),
-      writer: { host: hostname(), agent: `sync-agent/${AGENT_VERSION}` }, entries, ...(packs.length > 0 ? { packs } : {}),
-    };
-    const res = await store.put(manifestKey(config.prefix, workspace), encodeManifest(manifest), {
-      contentType: 'application/json', contentEncoding: undefined, cacheControl: 'no-cache',
+    const touched = new Set<string>();
+    for (let round = 0; ; round++) {
+      const res = await publish(target, commit, baseHead);
+      report.requests += 2;
+      if (res.ok) {
+        applyCommit(view, { upserts, removes, dirs: build.dirs, children: build.children, head: res.head });
+        for (const p of upserts.keys()) st.plain.delete(p);
+        break;
+      }
+      if (round >= MAX_REBASES) {
+        throw new SyncError('CONFLICT', `workspace "${workspace}" keeps being pushed by another writer (${res.current.writer.host}); gave up after ${MAX_REBASES} rebases`, {
+          hint: 'run one sync-agent per workspace, or retry once the other writer is done; nothing was lost (sync-agent log shows every generation)',
+        });
+      }
+      report.conflicts++;
+      log.warn({ workspace, generation: res.current.generation, writer: res.current.writer },
+        `workspace "${workspace}" was pushed by ${res.current.writer.host} while this sync ran: publishing this machine's copy over it (its generation ${res.current.generation} stays in the history)`);
+      const rebase = await rebaseOver(target, res.current, ourBase, build.root);
+      report.requests += rebase.requests;
+      checkDeleteGuard(workspace, rebase.theirsOnly, res.current.stats.files, { maxDelete: config.maxDelete, force: !!opts.force });
+      // Plain objects the other writer may have written or deleted: rewritten (or deleted) from this tree once it is published.
+      for (const p of rebase.touched) { touched.add(p); if (!local.has(p)) plainDeletes.add(p); }
+      baseHead = headOf(res.current, res.etag);
+      commit = makeCommit({ workspace, generation: res.current.generation + 1, parent: baseHead.stem, root: build.root, stats: build.stats, changes: rebase.changes, createdAt: now });
+    }
+    stateStore.commit({
+      upserts, removes, dirs: build.dirs, children: build.children, head: view.head!, records, recordRemoves, deletes: [...plainDeletes],
     });
-    manifestEtag = res.etag;
+    if (touched.size > 0) journal.intent([...touched].filter((p) => local.has(p)));
     report.manifestWritten = true;
-    report.requests++;
+    report.manifestEtag = view.head!.etag;
+    report.generation = view.head!.generation;
+    if (base.v1Manifest) await retireV1(target, log);
+  } else if (upserts.size > 0 || records.size > 0 || recordRemoves.length > 0 || plainDeletes.size > 0) {
+    // Only plain objects or the stat cache changed: the commit stays, the state learns it.
+    applyCommit(view, { upserts, removes: new Set(), dirs: new Map(), children: new Map(), head: view.head! });
+    for (const p of upserts.keys()) st.plain.delete(p);
+    stateStore.commit({ upserts, removes: new Set(), dirs: new Map(), children: new Map(), head: view.head!, records, recordRemoves, deletes: [...plainDeletes] });
+  }
+  for (const [p, r] of records) st.records.set(p, r);
+  for (const p of recordRemoves) st.records.delete(p);
+  for (const p of plainDeletes) st.pendingDeletes.add(p);
+  st.pending.clear();
+
+  // Plain objects the other writer touched and this tree has: written again now the head is ours.
+  const failed = new Set(transfers.skipped.map((s) => s.path));
+  const repairs = [...st.plain].filter(([p, o]) => o === undefined && local.has(p) && !transfers.landed.has(p) && !failed.has(p)).map(([p]) => local.get(p)!);
+  if (repairs.length > 0) {
+    const again = await executeTransfers({ changed: [], newContent: [], plainWrites: repairs }, { ...ctx, packs: new PackWriter({ ...target, landed: () => {} }) });
+    count(report, again);
+    const fixed = new Map<string, ViewEntry>();
+    for (const [p, l] of again.landed) {
+      const e = view.entries.get(p);
+      const etag = plainEtag(l.plain, l.entry);
+      if (e && etag) { fixed.set(p, { ...e, etag }); st.plain.delete(p); }
+    }
+    applyCommit(view, { upserts: fixed, removes: new Set(), dirs: new Map(), children: new Map(), head: view.head! });
+    stateStore.commit({ upserts: fixed, removes: new Set(), dirs: new Map(), children: new Map(), head: view.head!, records: new Map(), recordRemoves: [], deletes: [] });
   }
 
-  const newState: WorkspaceState = {
-    version: 1, workspace, manifestEtag, generation, entries: mustPublish ? entries : [...(remote.committed?.values() ?? [])],
-    packs, files: records, pendingDeletes: [...deletes],
+  if (st.pendingDeletes.size > 0) {
+    const keys = [...st.pendingDeletes].map((p) => objectKey(config.prefix, workspace, p));
+    const { failed } = await store.deleteMany(keys);
+    report.requests += Math.ceil(keys.length / 1000);
+    const failedKeys = new Set(failed.map((f) => f.key));
+    for (const f of failed) log.warn({ key: f.key, error: f.message }, 'delete failed; will retry on the next sync');
+    const done = [...st.pendingDeletes].filter((p) => !failedKeys.has(objectKey(config.prefix, workspace, p)));
+    report.deleted += done.length;
+    for (const p of done) { st.pendingDeletes.delete(p); st.plain.delete(p); }
+    stateStore.deleted(done);
+  }
+  if (stateStore.compactDue || !base.trusted) stateStore.save(st);
+  return finish(local);
+}
+
+function count(report: PushReport, t: TransferResult): void {
+  report.uploaded += t.uploaded;
+  report.copied += t.copied;
+  report.bytes += t.bytes;
+  report.requests += t.uploaded + t.copied + t.blobs;
+}
+
+function plainEtag(plain: PlainObject | undefined, e: HashedEntry): string | undefined {
+  if (!plain) return undefined;
+  return plain.sha256 === e.sha256 && (e.type === 'symlink' || plain.mode === e.mode) ? plain.etag : undefined;
+}
+
+function toViewEntry(e: HashedEntry, loc: ContentLocation | undefined, etag: string | undefined): ViewEntry {
+  return e.type === 'file'
+    ? { type: 'file', size: e.size, mtimeMs: e.mtimeMs, mode: e.mode, sha256: e.sha256, pack: loc?.pack, offset: loc?.offset ?? 0, chunks: loc?.chunks, etag }
+    : { type: 'symlink', target: e.target, mtimeMs: e.mtimeMs, etag };
+}
+
+function asHashed(path: string, e: ViewEntry): HashedEntry {
+  return e.type === 'file'
+    ? { type: 'file', path, size: e.size, mtimeMs: e.mtimeMs, mode: e.mode, sha256: e.sha256 }
+    : { type: 'symlink', path, target: e.target, mtimeMs: e.mtimeMs, sha256: sha256Hex(e.target) };
+}
+
+/**
+ * What rebasing over another writer's commit takes: which paths it may have written as plain objects
+ * (everything that differs between our base and its tree), how many of its files this tree drops
+ * (for the delete guard), and the changes this commit makes relative to it.
+ */
+async function rebaseOver(
+  t: { store: ObjectStore; prefix: string; workspace: string }, theirs: Commit, ourBase: Commit['root'] | undefined, ours: Commit['root'],
+): Promise<{ touched: string[]; theirsOnly: number; changes: Commit['changes']; requests: number }> {
+  const reader = createTreeReader(t);
+  const [theirChanges, mine] = await Promise.all([diffTrees(reader, ourBase, theirs.root), diffTrees(reader, theirs.root, ours)]);
+  const touched = [
+    ...theirChanges.added.map((e) => e.path), ...theirChanges.modified.map((m) => m.after.path),
+    ...theirChanges.deleted.map((e) => e.path), ...theirChanges.touched.map((e) => e.path),
+  ];
+  const bytes = [...mine.added, ...mine.modified.map((m) => m.after)].reduce((n, e) => n + (e.kind === 'file' ? e.size : 0), 0);
+  return {
+    touched, theirsOnly: mine.deleted.length, requests: reader.fetches,
+    changes: commitChanges(mine.added.map((e) => e.path), mine.modified.map((m) => m.after.path), mine.deleted.map((e) => e.path), bytes),
   };
-  // A no-op leaves the state index as it was: skip rewriting it (megabytes for a large workspace).
-  const stateUnchanged = state !== undefined && remote.trusted && !mustPublish && deletes.size === 0
-    && journal.length === 0 && state.pendingDeletes.length === 0 && sameRecords(records, state.files);
-  if (!stateUnchanged) {
-    await stateStore.save(newState);
-    await stateStore.clearJournal();
-  }
-
-  if (deletes.size > 0) {
-    const { failed } = await store.deleteMany([...deletes]);
-    report.requests += Math.ceil(deletes.size / 1000);
-    report.deleted = deletes.size - failed.length;
-    for (const f of failed) log.warn({ key: f.key, error: f.message }, 'delete failed; will retry on the next push');
-    newState.pendingDeletes = failed.map((f) => f.key);
-    await stateStore.save(newState);
-  }
-  if (obsoletePacks.length > 0) {
-    // Best effort: a pack left behind is only storage, and the next repack lists and removes it.
-    const { failed } = await store.deleteMany(obsoletePacks);
-    report.requests += Math.ceil(obsoletePacks.length / 1000);
-    for (const f of failed) log.debug({ key: f.key, error: f.message }, 'deleting an old pack failed');
-  }
-  report.manifestEtag = manifestEtag;
-  report.generation = generation;
-  report.seconds = (performance.now() - started) / 1000;
-  return { report, state: newState, local };
 }
 
-function sameRecords(a: Record<string, HashRecord>, b: Record<string, HashRecord>): boolean {
-  const keys = Object.keys(a);
-  if (keys.length !== Object.keys(b).length) return false;
-  return keys.every((k) => a[k] === b[k]);
-}
-
-function isCovered(p: string, skipped: readonly Skipped[]): boolean {
-  return skipped.some((s) => (s.path.endsWith('/') ? p.startsWith(s.path) : p === s.path));
-}
-
-function keptEntries(skipped: readonly Skipped[], committed: ReadonlyMap<string, ManifestEntry> | undefined): ManifestEntry[] {
-  if (!committed || skipped.length === 0) return [];
-  return [...committed.values()].filter((e) => isCovered(e.path, skipped));
+/**
+ * After the first v2 commit of a workspace last pushed in v1: its manifest becomes a stub whose
+ * version says 2, so a v1 mount refuses it ("upgrade workspace-sync") instead of serving a view that
+ * no longer changes. Best effort: the head is already the truth for v2 readers.
+ */
+async function retireV1(t: { store: ObjectStore; prefix: string; workspace: string }, log: Logger): Promise<void> {
+  const stub = { format: 'workspace-sync.manifest', version: FORMAT_VERSION, workspace: t.workspace, head: headKey(t.prefix, t.workspace), commitFormat: COMMIT_FORMAT };
+  try {
+    await t.store.put(manifestKey(t.prefix, t.workspace), gzipSync(Buffer.from(JSON.stringify(stub))), { contentType: 'application/json', cacheControl: 'no-cache' });
+  } catch (err) {
+    log.warn({ workspace: t.workspace, err: (err as Error).message }, 'could not replace the v1 manifest with a stub; v1 mounts keep showing the last v1 push');
+  }
 }

@@ -1,25 +1,37 @@
 /**
- * Executes the transfers of a plan: server-side copies first (their sources may be overwritten by
- * uploads of the same push), then uploads, in parallel with p-queue. Each object that lands is recorded
- * in the journal before anything else happens, so a crash never costs a re-upload.
+ * Executes the transfers of a plan, in parallel with p-queue:
+ * - small files are read once (stat-checked around the read): the same bytes go into a data pack
+ *   (when the store lacks them) and into the plain object;
+ * - larger files become blobs named by their sha256, uploaded multipart while being hashed, and
+ *   completed only if what was streamed hashes to that name and the file did not change meanwhile
+ *   (otherwise the upload is aborted and the file re-hashed): nothing torn ever completes at a key.
+ *   Their plain objects are server-side copies of the blob, which is immutable and verified;
+ * - symlinks' plain objects hold the target.
+ * Every plain write is journaled as an intent before it is sent and as a result after it landed.
  *
- * What is uploaded is exactly what was hashed: small files are read into memory once (stat-checked
- * around the read); large files stream through lib-storage multipart while being hashed, and are sent
- * again if the file changed during the upload. A file that vanished since the scan is reported, not fatal.
- * S3 errors abort the run (the SDK already retried them); nothing after them is committed.
+ * What is committed is exactly what was read: a file changed since it was hashed is described as
+ * read now. A file that vanished is reported, not fatal; an object the server keeps rejecting
+ * (after the client's retries) is skipped and reported so the rest of the workspace is published;
+ * an outage (nothing lands) aborts the run, and nothing after it is committed.
  */
+import { createHash } from 'node:crypto';
 import { createReadStream, type Stats } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { Transform } from 'node:stream';
+import { pipeline, Transform } from 'node:stream';
 import PQueue from 'p-queue';
 import mime from 'mime-types';
-import { isSyncError, objectKey, readFileStable, SyncError, type Logger, type ObjectStore } from '@workspace-sync/shared';
-import type { HashedEntry, Plan } from './planner.js';
-import type { JournalRecord } from './state.js';
+import {
+  blobKey, CHUNK_SIZE, hashFileStable, isSyncError, objectKey, readFileStable, SyncError,
+  type Logger, type ObjectStore,
+} from '@workspace-sync/shared';
+import { PACK_MAX_FILE, type PackWriter } from './packer.js';
+import type { ContentLocation, HashedEntry, HashedFile, Plan, PlainObject } from './planner.js';
 import { fileFromStats, type Skipped } from './scan.js';
+import type { StateStore } from './state.js';
 
+/** S3's limit on a key's length in bytes. */
+export const MAX_KEY_BYTES = 1024;
 
 export interface TransferContext {
   store: ObjectStore;
@@ -27,32 +39,46 @@ export interface TransferContext {
   workspace: string;
   wsDir: string;
   concurrency: number;
+  /** Blobs at least this big are uploaded in parts; smaller ones in one PUT the server verifies against its sha256. */
   multipartThreshold: number;
-  journal: (rec: JournalRecord) => Promise<void>;
-  onBytes?: (bytes: number) => void;
-  onFile?: (entry: HashedEntry, how: 'uploaded' | 'copied') => void;
+  packs: PackWriter;
+  /** Where the store already holds bytes with this sha256 (committed, or landed in an earlier run). */
+  contentOf: (sha256: string) => ContentLocation | undefined;
+  journal: Pick<StateStore, 'intent' | 'plain' | 'content'>;
+  onBytes?: ((bytes: number) => void) | undefined;
+  onFile?: ((entry: HashedEntry, how: 'uploaded' | 'copied') => void) | undefined;
   log: Logger;
-  signal?: AbortSignal;
-}
-
-export interface TransferResult {
-  /** Entries now in the bucket, with the ETag of their object (may differ from the plan if the file changed). */
-  landed: Map<string, Landed>;
-  skipped: Skipped[];
-  /** Planned paths that no longer exist locally. */
-  vanished: string[];
-  bytes: number;
-}
-
-export interface Landed {
-  entry: HashedEntry;
-  etag: string;
-  how: 'uploaded' | 'copied';
-  /** The stat the upload read under (files only), for the state index. */
-  stat?: StatLike;
+  signal?: AbortSignal | undefined;
 }
 
 export interface StatLike { size: number; mtimeMs: number; ctimeMs: number; ino: number; readAtMs: number }
+
+export interface Landed {
+  /** The entry as read now. */
+  entry: HashedEntry;
+  /** Where its bytes are stored (files with content). */
+  location: ContentLocation | undefined;
+  /** What its plain object holds now, when it was written by this run. */
+  plain: PlainObject | undefined;
+  /** The stat the file was read under, for the state index. */
+  stat: StatLike | undefined;
+}
+
+export interface TransferResult {
+  landed: Map<string, Landed>;
+  /** Files that could not be read or stored: their committed version stays. */
+  skipped: Skipped[];
+  /** Of those, the ones the server kept refusing (retried later, not at once). */
+  rejected: string[];
+  /** Committed, but without a plain object (a key over S3's limit). */
+  notMirrored: Skipped[];
+  /** Planned paths that no longer exist locally. */
+  vanished: string[];
+  bytes: number;
+  uploaded: number;
+  copied: number;
+  blobs: number;
+}
 
 const S_IFREG = 0o100000;
 const S_IFLNK = 0o120000;
@@ -73,130 +99,258 @@ export function contentTypeFor(e: HashedEntry): string {
   return mime.lookup(e.path) || 'application/octet-stream';
 }
 
-export async function executeTransfers(plan: Pick<Plan, 'copies' | 'uploads'>, ctx: TransferContext): Promise<TransferResult> {
-  const result: TransferResult = { landed: new Map(), skipped: [], vanished: [], bytes: 0 };
+/** Errors about one object that the server keeps refusing, as opposed to an outage or a configuration problem. */
+function rejectsObject(err: unknown): boolean {
+  return isSyncError(err, 'S3_ERROR');
+}
+
+export async function executeTransfers(plan: Pick<Plan, 'changed' | 'newContent' | 'plainWrites'>, ctx: TransferContext): Promise<TransferResult> {
+  const result: TransferResult = {
+    landed: new Map(), skipped: [], rejected: [], notMirrored: [], vanished: [], bytes: 0, uploaded: 0, copied: 0, blobs: 0,
+  };
   const queue = new PQueue({ concurrency: ctx.concurrency });
   let fatal: unknown;
+  let rejected: unknown;
 
-  const record = async (entry: HashedEntry, etag: string, how: 'uploaded' | 'copied', stat?: StatLike) => {
-    const key = objectKey(ctx.prefix, ctx.workspace, entry.path);
-    await ctx.journal({ path: entry.path, key, sha256: entry.sha256, size: entry.type === 'file' ? entry.size : 0, etag });
-    result.landed.set(entry.path, stat ? { entry, etag, how, stat } : { entry, etag, how });
+  const needsContent = new Set(plan.newContent.map((e) => e.path));
+  const needsPlain = new Set(plan.plainWrites.map((e) => e.path));
+  const work = new Map<string, HashedEntry>();
+  for (const e of [...plan.changed, ...plan.newContent, ...plan.plainWrites]) work.set(e.path, e);
+
+  const tooLong = new Set<string>();
+  for (const p of work.keys()) {
+    if (Buffer.byteLength(objectKey(ctx.prefix, ctx.workspace, p)) <= MAX_KEY_BYTES) continue;
+    tooLong.add(p);
+    needsPlain.delete(p);
+    result.notMirrored.push({ path: p, reason: `its object key would be longer than S3's ${MAX_KEY_BYTES} bytes; it is committed (the mount serves it) but has no plain object` });
+  }
+  // One journal line before anything is sent: these plain objects are unknown until their results are recorded.
+  const intended = new Set(needsPlain);
+  if (intended.size > 0) ctx.journal.intent([...intended]);
+
+  const putPlain = async (entry: HashedEntry, body: Buffer, sha256?: string) => {
+    if (!intended.has(entry.path)) { ctx.journal.intent([entry.path]); intended.add(entry.path); }
+    const { etag } = await ctx.store.put(objectKey(ctx.prefix, ctx.workspace, entry.path), body, {
+      contentType: contentTypeFor(entry), metadata: objectMetadata(entry), sha256,
+    });
+    result.uploaded++;
+    result.bytes += body.length;
+    ctx.onBytes?.(body.length);
+    return landPlain(entry, etag, 'uploaded');
+  };
+  const landPlain = (entry: HashedEntry, etag: string, how: 'uploaded' | 'copied'): PlainObject => {
+    const plain: PlainObject = { etag, sha256: entry.sha256, mode: entry.type === 'file' ? entry.mode : 0o777 };
+    ctx.journal.plain(entry.path, plain);
     ctx.onFile?.(entry, how);
+    return plain;
   };
 
-  const guarded = (fn: () => Promise<void>) => async () => {
-    if (fatal !== undefined || ctx.signal?.aborted) return;
-    try {
-      await fn();
-    } catch (err) {
-      if (fatal === undefined) fatal = err;
-      queue.clear();
-    }
-  };
-
-  const upload = async (entry: HashedEntry) => {
-    const key = objectKey(ctx.prefix, ctx.workspace, entry.path);
-    if (entry.type === 'symlink') {
-      const body = Buffer.from(entry.target);
-      const { etag } = await ctx.store.put(key, body, { contentType: contentTypeFor(entry), metadata: objectMetadata(entry) });
-      result.bytes += body.length;
-      ctx.onBytes?.(body.length);
-      await record(entry, etag, 'uploaded');
+  const job = async (planned: HashedEntry) => {
+    const p = planned.path;
+    if (planned.type === 'symlink') {
+      const plain = needsPlain.has(p) ? await putPlain(planned, Buffer.from(planned.target)) : undefined;
+      result.landed.set(p, { entry: planned, location: undefined, plain, stat: undefined });
       return;
     }
-    const abs = path.join(ctx.wsDir, entry.path);
-    try {
-      const fresh = entry.size >= ctx.multipartThreshold
-        ? await uploadLarge(ctx, key, entry, abs)
-        : await uploadSmall(ctx, key, entry, abs);
-      result.bytes += fresh.entry.type === 'file' ? fresh.entry.size : 0;
-      await record(fresh.entry, fresh.etag, 'uploaded', fresh.stat);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT') { result.vanished.push(entry.path); return; }
-      if (code === 'EACCES' || code === 'EPERM' || code === 'EISDIR' || code === 'ELOOP') {
-        result.skipped.push({ path: entry.path, reason: `cannot read (${code})` });
-        return;
-      }
-      if (isSyncError(err, 'FILE_UNSTABLE')) { result.skipped.push({ path: entry.path, reason: err.message }); return; }
-      throw err;
+    const abs = path.join(ctx.wsDir, p);
+    if (planned.size > PACK_MAX_FILE) {
+      await largeFile(planned, abs);
+      return;
     }
+    const known = planned.size === 0 ? undefined : ctx.contentOf(planned.sha256);
+    if (!needsPlain.has(p) && !needsContent.has(p) && (known || planned.size === 0)) {
+      result.landed.set(p, { entry: planned, location: known, plain: undefined, stat: undefined });
+      return;
+    }
+    const readAtMs = Date.now();
+    const read = await readFileStable(abs);
+    const entry: HashedFile = { ...fileFromStats(p, read.stat), sha256: read.sha256 };
+    let location: ContentLocation | undefined;
+    if (entry.size > PACK_MAX_FILE) {
+      // It grew past the pack limit since it was hashed: store it as a blob instead.
+      await largeFile(entry, abs);
+      return;
+    }
+    if (entry.size > 0) location = ctx.contentOf(entry.sha256) ?? ctx.packs.add(entry.sha256, read.data);
+    const changed = entry.sha256 !== planned.sha256 || entry.mode !== planned.mode;
+    const plain = (needsPlain.has(p) || changed) && !tooLong.has(p) ? await putPlain(entry, read.data, read.sha256) : undefined;
+    result.landed.set(p, { entry, location, plain, stat: { ...statOf(read.stat), readAtMs } });
   };
 
-  for (const { from, entry } of plan.copies) {
-    queue.add(guarded(async () => {
-      const src = objectKey(ctx.prefix, ctx.workspace, from);
-      const dst = objectKey(ctx.prefix, ctx.workspace, entry.path);
-      try {
-        const { etag } = await ctx.store.copy(src, dst, { contentType: contentTypeFor(entry), metadata: objectMetadata(entry) });
-        await record(entry, etag, 'copied');
-      } catch (err) {
-        // The source may be gone (another writer) or the server may mangle the copy source's encoding:
-        // uploading from the local file gives the same result.
-        if (!isSyncError(err, 'OBJECT_NOT_FOUND')) throw err;
-        ctx.log.debug({ from, to: entry.path }, 'server-side copy failed; uploading instead');
-        await upload(entry);
+  const largeFile = async (planned: HashedFile, abs: string) => {
+    const p = planned.path;
+    let entry = planned;
+    let stat: StatLike | undefined;
+    let location = ctx.contentOf(planned.sha256);
+    let sourceEtag: string | undefined;
+    if (!location) {
+      const blob = planned.size < ctx.multipartThreshold ? await putBlob(ctx, planned, abs) : await uploadBlob(ctx, planned, abs);
+      result.blobs++;
+      result.bytes += blob.entry.size;
+      ({ entry, stat } = blob);
+      sourceEtag = blob.etag;
+      location = { pack: undefined, offset: 0, chunks: blob.chunks };
+      ctx.journal.content(entry.sha256, location);
+    }
+    let plain: PlainObject | undefined;
+    if ((needsPlain.has(p) || entry !== planned) && !tooLong.has(p)) {
+      if (location.pack !== undefined) {
+        // Content stored in a pack by an older layout: send the file itself.
+        const read = await readFileStable(abs);
+        plain = await putPlain({ ...fileFromStats(p, read.stat), sha256: read.sha256 }, read.data, read.sha256);
+      } else {
+        plain = await copyFromBlob(entry, sourceEtag);
       }
-    }));
+    }
+    result.landed.set(p, { entry, location, plain, stat });
+  };
+
+  const copyFromBlob = async (entry: HashedFile, sourceEtag: string | undefined): Promise<PlainObject> => {
+    if (!intended.has(entry.path)) { ctx.journal.intent([entry.path]); intended.add(entry.path); }
+    const { etag } = await ctx.store.copy(blobKey(ctx.prefix, ctx.workspace, entry.sha256), objectKey(ctx.prefix, ctx.workspace, entry.path), {
+      contentType: contentTypeFor(entry), metadata: objectMetadata(entry), sourceIfMatch: sourceEtag,
+    });
+    result.copied++;
+    return landPlain(entry, etag, 'copied');
+  };
+
+  for (const e of work.values()) {
+    queue.add(async () => {
+      if (fatal !== undefined || ctx.signal?.aborted) return;
+      try {
+        await job(e);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') { result.vanished.push(e.path); return; }
+        if (code === 'EACCES' || code === 'EPERM' || code === 'EISDIR' || code === 'ELOOP' || code === 'ENXIO') {
+          result.skipped.push({ path: e.path, reason: `cannot read (${code})` });
+          return;
+        }
+        if (isSyncError(err, 'FILE_UNSTABLE')) { result.skipped.push({ path: e.path, reason: err.message }); return; }
+        if (rejectsObject(err)) {
+          rejected ??= err;
+          result.rejected.push(e.path);
+          result.skipped.push({ path: e.path, reason: `the server rejected it after retries: ${(err as Error).message}` });
+          return;
+        }
+        if (fatal === undefined) fatal = err;
+        queue.clear();
+      }
+    });
   }
   await queue.onIdle();
-  if (fatal === undefined) for (const entry of plan.uploads) queue.add(guarded(() => upload(entry)));
-  await queue.onIdle();
+  if (fatal === undefined) {
+    try {
+      await ctx.packs.finish();
+    } catch (err) {
+      fatal = err;
+    }
+  }
   if (fatal !== undefined) throw fatal;
+  // Nothing landed and everything was refused: that is the server failing, not one bad object.
+  if (rejected !== undefined && result.landed.size === 0) throw rejected;
   return result;
 }
 
-type FileEntryH = Extract<HashedEntry, { type: 'file' }>;
-
-async function uploadSmall(ctx: TransferContext, key: string, entry: FileEntryH, abs: string) {
+/**
+ * A blob small enough for one PUT: the bytes read (as one stable version of the file) are named by
+ * their own sha256, which the request is signed with, so the server refuses anything else.
+ */
+async function putBlob(ctx: TransferContext, planned: HashedFile, abs: string): Promise<{ entry: HashedFile; etag: string; chunks: string[] | undefined; stat: StatLike }> {
   const readAtMs = Date.now();
   const read = await readFileStable(abs);
-  // The file may have changed since it was hashed for planning: upload and describe what was read now.
-  const fresh: FileEntryH = { ...fileFromStats(entry.path, read.stat), sha256: read.sha256 };
-  const { etag } = await ctx.store.put(key, read.data, { contentType: contentTypeFor(fresh), metadata: objectMetadata(fresh), sha256: read.sha256 });
+  const { etag } = await ctx.store.put(blobKey(ctx.prefix, ctx.workspace, read.sha256), read.data, { contentType: 'application/octet-stream', sha256: read.sha256 });
   ctx.onBytes?.(read.data.length);
-  return { entry: fresh, etag, stat: { ...statOf(read.stat), readAtMs } };
+  const chunks = new ChunkHasher(CHUNK_SIZE);
+  chunks.update(read.data);
+  return {
+    entry: { ...fileFromStats(planned.path, read.stat), sha256: read.sha256 }, etag,
+    chunks: read.data.length > CHUNK_SIZE ? chunks.digests() : undefined, stat: { ...statOf(read.stat), readAtMs },
+  };
 }
 
-async function uploadLarge(ctx: TransferContext, key: string, entry: FileEntryH, abs: string, attempts = 3) {
+/**
+ * Uploads a large file as the blob named by its sha256. The multipart upload is completed only if
+ * the streamed bytes hash to that name and the file's stat did not change; otherwise the stream
+ * fails, which aborts the upload, and the file is hashed again under its new content.
+ */
+async function uploadBlob(ctx: TransferContext, planned: HashedFile, abs: string, attempts = 3): Promise<{ entry: HashedFile; etag: string; chunks: string[] | undefined; stat: StatLike }> {
+  let expected = planned.sha256;
   for (let i = 0; i < attempts; i++) {
+    if (i > 0) expected = (await hashFileStable(abs)).sha256;
     const fh = await open(abs, 'r');
     try {
       const readAtMs = Date.now();
       const before = await fh.stat();
-      const hash = createHash('sha256');
+      const whole = createHash('sha256');
+      const chunks = new ChunkHasher(CHUNK_SIZE);
+      let changed = false;
       const tap = new Transform({
-        transform(chunk: Buffer, _enc, cb) { hash.update(chunk); ctx.onBytes?.(chunk.length); cb(null, chunk); },
+        transform(chunk: Buffer, _enc, cb) {
+          whole.update(chunk);
+          chunks.update(chunk);
+          ctx.onBytes?.(chunk.length);
+          cb(null, chunk);
+        },
+        flush(cb) {
+          fh.stat().then((after) => {
+            if (!sameVersion(before, after) || whole.digest('hex') !== expected) {
+              changed = true;
+              cb(new Error('the file changed while it was uploaded'));
+            } else {
+              cb();
+            }
+          }, cb);
+        },
       });
-      const stream = createReadStream('', { fd: fh.fd, autoClose: false, start: 0, highWaterMark: 1024 * 1024 }).pipe(tap);
-      // sha256 is only known after the upload; metadata carries the planned hash and is corrected below if needed.
-      const planned: FileEntryH = { ...fileFromStats(entry.path, before), sha256: entry.sha256 };
-      const { etag } = await ctx.store.upload(key, stream, {
-        contentType: contentTypeFor(planned), metadata: objectMetadata(planned),
-        partSize: partSizeFor(before.size), queueSize: 4,
-      });
-      const after = await fh.stat();
-      const sha256 = hash.digest('hex');
-      if (after.size !== before.size || after.mtimeMs !== before.mtimeMs || after.ctimeMs !== before.ctimeMs) {
-        ctx.log.debug({ path: entry.path }, 'file changed during upload; sending it again');
-        continue;
+      const body = pipeline(createReadStream('', { fd: fh.fd, autoClose: false, start: 0, highWaterMark: 1024 * 1024 }), tap, () => {});
+      try {
+        const { etag } = await ctx.store.upload(blobKey(ctx.prefix, ctx.workspace, expected), body, {
+          contentType: 'application/octet-stream', partSize: partSizeFor(before.size), queueSize: 4,
+        });
+        const entry: HashedFile = { ...fileFromStats(planned.path, before), sha256: expected };
+        return { entry, etag, chunks: before.size > CHUNK_SIZE ? chunks.digests() : undefined, stat: { ...statOf(before), readAtMs } };
+      } catch (err) {
+        if (!changed) throw err;
+        ctx.log.debug({ path: planned.path }, 'file changed during upload; upload aborted, hashing it again');
       }
-      const fresh: FileEntryH = { ...planned, sha256 };
-      if (sha256 !== entry.sha256) {
-        // Same bytes, corrected metadata: a copy onto itself replaces metadata without re-sending data.
-        const fixed = await ctx.store.copy(key, key, { contentType: contentTypeFor(fresh), metadata: objectMetadata(fresh) });
-        return { entry: fresh, etag: fixed.etag || etag, stat: { ...statOf(after), readAtMs } };
-      }
-      return { entry: fresh, etag, stat: { ...statOf(after), readAtMs } };
     } finally {
       await fh.close();
     }
   }
-  throw new SyncError('FILE_UNSTABLE', `${entry.path} kept changing while it was uploaded`, {
-    hint: 'it will be picked up by the next push once it settles',
+  throw new SyncError('FILE_UNSTABLE', `${planned.path} kept changing while it was uploaded`, {
+    hint: 'it keeps its previous version in the bucket and is picked up again once it settles',
   });
 }
+
+/** sha256 of each `size`-byte piece of a stream. */
+class ChunkHasher {
+  private readonly done: string[] = [];
+  private hash = createHash('sha256');
+  private filled = 0;
+  constructor(private readonly size: number) {}
+
+  update(data: Buffer): void {
+    let pos = 0;
+    while (pos < data.length) {
+      const n = Math.min(this.size - this.filled, data.length - pos);
+      this.hash.update(data.subarray(pos, pos + n));
+      this.filled += n;
+      pos += n;
+      if (this.filled === this.size) {
+        this.done.push(this.hash.digest('hex'));
+        this.hash = createHash('sha256');
+        this.filled = 0;
+      }
+    }
+  }
+
+  digests(): string[] {
+    return this.filled > 0 ? [...this.done, this.hash.digest('hex')] : this.done;
+  }
+}
+
+const sameVersion = (a: Stats, b: Stats) => a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.ino === b.ino;
 
 function statOf(st: Stats): Omit<StatLike, 'readAtMs'> {
   return { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino };

@@ -22,6 +22,8 @@ import { Batcher, type BatchPolicy } from './batcher.js';
 import type { FsChange, PendingChange } from './coalesce.js';
 import { mirrorFrom, syncChanges, type ChangedPaths, type Mirror } from './incremental.js';
 import { reconcileWorkspace, workspaceStateStore } from './push.js';
+import type { Skipped } from './scan.js';
+import type { StateStore } from './state.js';
 import type { SyncOutcome } from './sync.js';
 import type { WatchMetrics } from './watch-metrics.js';
 import { watchTree, type TreeWatcher } from './watcher.js';
@@ -61,7 +63,12 @@ export interface WorkspaceSummary {
   lastSyncAt: string | undefined;
   /** Why the workspace is refused, failing or missing. */
   reason: string | undefined;
+  /** Files the last sync could not store for a reason that may pass (kept changing, refused by the server). */
+  unsynced: Skipped[];
 }
+
+/** Deletes within this window count as one burst for the delete guard (a slow `rm -r` is refused as a whole). */
+export const DELETE_WINDOW_MS = 5 * 60_000;
 
 /** Backoff after failed syncs: 0.5 s doubling to 15 s. */
 export function retryDelayMs(failures: number): number {
@@ -77,6 +84,7 @@ export class WorkspaceSync {
   private filter: Filter;
   private watcher: TreeWatcher | undefined;
   private readonly batcher: Batcher;
+  private readonly stateStore: StateStore;
   private mirror: Mirror | undefined;
   private needFull = true;
   /** Ignore files changed: read them all again when the next sync starts (they have settled by then). */
@@ -90,6 +98,11 @@ export class WorkspaceSync {
   private stopped = false;
   private lastSyncAt: number | undefined;
   private readonly totals = { syncs: 0, uploaded: 0, copied: 0, deleted: 0, bytes: 0, errors: 0 };
+  /** Tree deletes of recent syncs, for the burst-wide delete guard. */
+  private recentDeletes: Array<{ at: number; n: number }> = [];
+  /** Files not synced for a reason that may pass (unstable, refused by the server), as of the last sync. */
+  private unsynced: Skipped[] = [];
+  private readonly reported = new Set<string>();
   private firstAttempt: () => void = () => {};
   /** Resolves after the first sync attempt (successful or not). */
   readonly started: Promise<void>;
@@ -97,6 +110,7 @@ export class WorkspaceSync {
   constructor(readonly name: string, private readonly ctx: WatchContext) {
     this.filter = this.newFilter();
     this.batcher = new Batcher(ctx.policy);
+    this.stateStore = workspaceStateStore({ config: ctx.config, workspace: name, log: ctx.log });
     this.pollMs = ctx.pollMs;
     this.started = new Promise((resolve) => { this.firstAttempt = resolve; });
   }
@@ -191,6 +205,7 @@ export class WorkspaceSync {
     return {
       workspace: this.name, status: this.status, ...this.totals, queued: this.batcher.size, polling: this.polling,
       lastSyncAt: this.lastSyncAt === undefined ? undefined : new Date(this.lastSyncAt).toISOString(), reason: this.reason,
+      unsynced: this.unsynced.map((s) => ({ ...s })),
     };
   }
 
@@ -298,7 +313,10 @@ export class WorkspaceSync {
   private async sync(full: boolean, batch: PendingChange[]): Promise<boolean> {
     const started = performance.now();
     const { config, store, log, force } = this.ctx;
-    const opts = { config, store, log, workspace: this.name, force };
+    const now = Date.now();
+    this.recentDeletes = this.recentDeletes.filter((d) => now - d.at < DELETE_WINDOW_MS);
+    const recentDeletes = this.recentDeletes.reduce((n, d) => n + d.n, 0);
+    const opts = { config, store, log, workspace: this.name, force, recentDeletes };
     try {
       await this.watcher?.ready;
       if (this.refilter) {
@@ -309,9 +327,9 @@ export class WorkspaceSync {
       this.needFull = false;
       let outcome: SyncOutcome;
       if (full) {
-        outcome = await reconcileWorkspace({ ...opts, filter: this.filter });
+        outcome = await reconcileWorkspace({ ...opts, filter: this.filter, stateStore: this.stateStore });
       } else {
-        outcome = await syncChanges({ ...opts, filter: this.filter, stateStore: workspaceStateStore(opts) }, this.mirror!, changedPaths(batch));
+        outcome = await syncChanges({ ...opts, filter: this.filter, stateStore: this.stateStore }, this.mirror!, changedPaths(batch));
       }
       this.mirror = mirrorFrom(outcome);
       this.succeeded(full ? 'reconcile' : 'batch', outcome, batch.length, performance.now() - started);
@@ -345,13 +363,21 @@ export class WorkspaceSync {
     this.totals.deleted += r.deleted;
     this.totals.bytes += r.bytes;
     metrics.synced(this.name, kind, r);
+    if (r.changes.deleted > 0) this.recentDeletes.push({ at: Date.now(), n: r.changes.deleted });
+    this.unsynced = r.skipped.filter((s) => /kept changing|rejected/.test(s.reason));
     this.ctx.remoteOk();
     this.setStatus(this.batcher.size > 0 || this.needFull ? 'pending' : 'synced');
     const files = r.uploaded + r.copied + r.deleted;
     const line = {
       workspace: this.name, files, uploaded: r.uploaded, copied: r.copied, deleted: r.deleted, bytes: r.bytes, ms: Math.round(ms),
     };
-    for (const s of r.skipped) log.debug({ workspace: this.name, path: s.path }, `skipped: ${s.reason}`);
+    // Each reason once per path: a file skipped batch after batch is one warning, not a stream.
+    for (const s of r.skipped) {
+      const id = `${s.path}\0${s.reason.replace(/\(\d+ attempts\)/, '')}`;
+      if (this.reported.has(id)) continue;
+      this.reported.add(id);
+      log.warn({ workspace: this.name, path: s.path }, `not synced: ${s.reason}`);
+    }
     if (kind === 'reconcile') log.info({ ...line, unchanged: r.unchanged, skipped: r.skipped.length }, 'reconciled');
     else if (files > 0 || r.manifestWritten) log.info(line, 'synced');
     else log.debug({ ...line, changes }, 'batch changed nothing');

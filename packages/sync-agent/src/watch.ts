@@ -163,6 +163,9 @@ export async function startWatch(opts: WatchOptions): Promise<WatchHandle> {
       for (const w of workspaces) {
         if (w.status === 'missing' || w.status === 'refused') reasons.push(`workspace ${w.workspace}: ${w.reason}`);
         else if (w.status === 'failing' && outageSince === undefined) reasons.push(`workspace ${w.workspace}: ${w.reason}`);
+        if (w.unsynced.length > 0) {
+          reasons.push(`workspace ${w.workspace}: ${w.unsynced.length} file(s) not synced, e.g. ${w.unsynced[0]!.path}: ${w.unsynced[0]!.reason}`);
+        }
       }
       if (inotifyLimitHit) reasons.push('inotify watch limit reached: polling (raise fs.inotify.max_user_watches)');
       return { status: reasons.length ? 'degraded' : 'ok', reasons, watches: watchCount(), workspaces };

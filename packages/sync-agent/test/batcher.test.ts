@@ -37,7 +37,7 @@ describe('Batcher', () => {
     expect(batches.flatMap((x) => x.changes.map((c) => c.path))).toEqual(['a.ts']);
   });
 
-  it('turns a long burst into one batch per max delay, never taking a path written within the settle time', () => {
+  it('turns a long burst into one batch per max delay, taking a path written within the settle time only once it waited max delay', () => {
     const b = new Batcher(policy);
     // 3 s of writes: a new file every 5 ms, and one hot file rewritten every 20 ms.
     const events: Array<[number, FsChange]> = [];
@@ -52,8 +52,18 @@ describe('Batcher', () => {
     expect(new Set(seen).size).toBe(600);
     expect(seen.length).toBe(600);
     for (const { at, changes } of batches) {
-      for (const c of changes) expect(at - c.lastAt).toBeGreaterThanOrEqual(policy.settleMs);
+      for (const c of changes) expect(at - c.lastAt >= policy.settleMs || at - c.firstAt >= policy.maxDelayMs).toBe(true);
     }
+  });
+
+  it('syncs a file that never settles (a log appended to every 5 ms) at least once per max delay', () => {
+    const b = new Batcher(policy);
+    const events: Array<[number, FsChange]> = [];
+    for (let t = 0; t < 5_000; t += 5) events.push([t, change('app.log')]);
+    const batches = drive(b, events, 5_000);
+    const taken = batches.filter((x) => x.changes.some((c) => c.path === 'app.log')).map((x) => x.at);
+    expect(taken.length).toBeGreaterThanOrEqual(Math.floor(5_000 / (2 * policy.maxDelayMs)));
+    for (let i = 1; i < taken.length; i++) expect(taken[i]! - taken[i - 1]!).toBeLessThanOrEqual(2 * policy.maxDelayMs + policy.quietMs);
   });
 
   it('holds deletes until the workspace is quiet, at most deleteMaxDelayMs', () => {

@@ -8,10 +8,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import {
-  createObjectStore, decodeManifest, isSyncError, manifestKey, sha256Hex, type ManifestEntry, type ObjectStore,
-} from '@workspace-sync/shared';
-import { startTestS3, type EmbeddedS3 } from '@workspace-sync/testkit';
+import { createObjectStore, isSyncError, sha256Hex, type FlatEntry, type ObjectStore } from '@workspace-sync/shared';
+import { readCommitted, startTestS3, type EmbeddedS3 } from '@workspace-sync/testkit';
 import { afterAll, beforeAll } from 'vitest';
 
 export const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'sync-agent.js');
@@ -43,7 +41,8 @@ export interface Harness {
   write(rel: string, content: string | Buffer): void;
   /** Spawns `sync-agent watch`; resolves once it has reconciled every workspace. */
   startAgent(opts?: { args?: string[]; endpoint?: string; wrap?: string[]; waitReady?: boolean }): Promise<Agent>;
-  manifest(workspace: string): Promise<Map<string, ManifestEntry> | undefined>;
+  /** The workspace's committed tree (path → entry), read from its head; undefined before the first commit. */
+  committed(workspace: string): Promise<Map<string, FlatEntry> | undefined>;
   keys(workspace: string): Promise<string[]>;
   cleanup(): Promise<void>;
 }
@@ -96,15 +95,8 @@ export function createHarness(s3: EmbeddedS3, name: string): Harness {
       if (opts.waitReady !== false) await agent.waitForLog((l) => l.msg === 'watching', 'the agent to start', 60_000);
       return agent;
     },
-    async manifest(workspace) {
-      try {
-        const res = await store.get(manifestKey(prefix, workspace));
-        if (res.notModified) throw new Error('unexpected 304');
-        return new Map(decodeManifest(res.body, 'test').entries.map((e) => [e.path, e]));
-      } catch (err) {
-        if (isSyncError(err, 'OBJECT_NOT_FOUND')) return undefined;
-        throw err;
-      }
+    async committed(workspace) {
+      return (await readCommitted(store, prefix, workspace))?.entries;
     },
     async keys(workspace) {
       const out: string[] = [];
@@ -206,21 +198,21 @@ export async function waitFor<T>(fn: () => Promise<T | undefined | false | null>
   }
 }
 
-/** Resolves once the manifest of `workspace` lists exactly `expected` (path → content). */
-export async function waitForContent(h: Harness, workspace: string, expected: Record<string, string>, what: string, timeoutMs?: number): Promise<Map<string, ManifestEntry>> {
+/** Resolves once the committed tree of `workspace` holds exactly `expected` (path → content). */
+export async function waitForContent(h: Harness, workspace: string, expected: Record<string, string>, what: string, timeoutMs?: number): Promise<Map<string, FlatEntry>> {
   return waitFor(async () => {
-    const m = await h.manifest(workspace);
+    const m = await h.committed(workspace);
     if (!m || !sameContent(m, expected)) return undefined;
     return m;
   }, what, timeoutMs);
 }
 
-export function sameContent(m: ReadonlyMap<string, ManifestEntry>, expected: Record<string, string>): boolean {
+export function sameContent(m: ReadonlyMap<string, FlatEntry>, expected: Record<string, string>): boolean {
   const paths = Object.keys(expected);
   if (m.size !== paths.length) return false;
   return paths.every((p) => {
     const e = m.get(p);
-    return e?.type === 'file' && e.sha256 === sha256Hex(expected[p]!);
+    return e?.kind === 'file' && e.sha256 === sha256Hex(expected[p]!);
   });
 }
 

@@ -77,7 +77,7 @@ describe('sync-agent watch resilience', () => {
     h.write('app/src/a.ts', 'a2');
     for (let i = 0; i < 20; i++) { expected[`src/n${i}.ts`] = `n${i}`; h.write(`app/src/n${i}.ts`, `n${i}`); }
     await waitFor(async () => (await agent.metric('sync_agent_queued_changes', { workspace: 'app' })) === 21, 'all 21 changes to be queued');
-    expect((await h.manifest('app'))?.size).toBe(1);
+    expect((await h.committed('app'))?.size).toBe(1);
 
     expect(await agent.stop()).toEqual({ code: 0, signal: null });
     await waitForContent(h, 'app', expected, 'the flushed manifest', 5_000);

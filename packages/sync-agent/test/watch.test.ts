@@ -81,7 +81,7 @@ describe('sync-agent watch', () => {
     }
   });
 
-  it('turns a burst of 1000 files into few manifest writes, all landing', async () => {
+  it('turns a burst of 1000 files into few commits, all landing', async () => {
     h = createHarness(s3, 'burst');
     const proxy = await startCountingProxy(s3.endpoint);
     try {
@@ -96,9 +96,9 @@ describe('sync-agent watch', () => {
         expected[`src/gen${i}.ts`] = `export const v${i} = ${i};`;
       }
       await waitForContent(h, 'app', expected, 'the 1000 files to be synced', 60_000);
-      const manifestWrites = proxy.count('PUT', `.sync/app/manifest.json.gz`);
-      expect(manifestWrites).toBeGreaterThanOrEqual(1);
-      expect(manifestWrites).toBeLessThanOrEqual(10);
+      const headWrites = proxy.count('PUT', `.sync/.heads/app`);
+      expect(headWrites).toBeGreaterThanOrEqual(1);
+      expect(headWrites).toBeLessThanOrEqual(10);
       expect(proxy.count('PUT', `${h.prefix}app/src/gen`)).toBe(1000);
     } finally {
       await proxy.close();
@@ -188,7 +188,7 @@ describe('sync-agent watch', () => {
     h.write('loose.txt', 'loose');
     h.write('first/b.txt', 'b');
     await waitForContent(h, 'first', { 'a.txt': 'a', 'b.txt': 'b' }, 'a later edit');
-    expect(await h.manifest('.hidden')).toBeUndefined();
+    expect(await h.committed('.hidden')).toBeUndefined();
   });
 
   it('deletes nothing when a workspace directory disappears, and syncs it again when it returns', async () => {
@@ -199,7 +199,7 @@ describe('sync-agent watch', () => {
     const agent = await h.startAgent();
     await waitForContent(h, 'app', files, 'the initial reconcile');
     const before = await h.keys('app');
-    const manifestBefore = await h.store.head(`${h.prefix}.sync/app/manifest.json.gz`);
+    const headBefore = await h.store.head(`${h.prefix}.sync/.heads/app`);
 
     rmSync(path.join(h.root, 'app'), { recursive: true });
     await agent.waitForLog((l) => l.msg.startsWith('workspace directory disappeared'), 'the disappearance to be reported');
@@ -210,7 +210,7 @@ describe('sync-agent watch', () => {
     h.write('other/o.txt', 'o2');
     await waitForContent(h, 'other', { 'o.txt': 'o2' }, 'the other workspace');
     expect(await h.keys('app')).toEqual(before);
-    expect((await h.store.head(`${h.prefix}.sync/app/manifest.json.gz`))?.etag).toBe(manifestBefore?.etag);
+    expect((await h.store.head(`${h.prefix}.sync/.heads/app`))?.etag).toBe(headBefore?.etag);
 
     // Back (a remounted disk): reconciled, nothing lost, edits made meanwhile land.
     for (const [rel, content] of Object.entries(files)) h.write(`app/${rel}`, content);
@@ -232,7 +232,7 @@ describe('sync-agent watch safety and usage', () => {
     expect(refusal.level).toBe(50);
     expect((await agent.health()).reasons.join()).toMatch(/refusing to delete/);
     expect(await h.keys('app')).toEqual(Object.keys(files));
-    await waitForContent(h, 'app', files, 'the manifest to be unchanged', 1_000);
+    await waitForContent(h, 'app', files, 'the commit to be unchanged', 1_000);
     // Files back: the workspace syncs again.
     h.write('app/f0.txt', 'f0 back');
     await waitForContent(h, 'app', { 'f0.txt': 'f0 back' }, 'the returned file to sync (the others stay deleted, as the user left them)');

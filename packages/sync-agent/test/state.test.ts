@@ -1,0 +1,92 @@
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { sha256Hex } from '@workspace-sync/shared';
+import { openStateStore } from '../src/state.js';
+import type { ViewEntry } from '../src/view.js';
+
+const dir = () => mkdtempSync(path.join(tmpdir(), 'wsync-state-'));
+const entry = (content: string, etag?: string): ViewEntry => ({
+  type: 'file', size: content.length, mtimeMs: 1, mode: 0o644, sha256: sha256Hex(content), pack: 'aaaaaaaaaaaaaaaa', offset: 0, chunks: undefined, etag,
+});
+const head = (generation: number) => ({ etag: `h${generation}`, stem: `${String(generation).padStart(12, '0')}-0123456789abcdef`, generation });
+const rec = (sha: string) => ({ size: 1, mtimeMs: 1, ctimeMs: 1, ino: 1, sha256: sha, hashedAtMs: 5 });
+
+describe('state index', () => {
+  it('replays the journal over the snapshot: commits, plain intents and results, content, deletes', () => {
+    const d = dir();
+    const s = openStateStore(d, 'ws');
+    expect(s.load()).toBeUndefined();
+    s.commit({
+      upserts: new Map([['a', entry('a', 'ea')], ['b/c', entry('c', 'ec')]]), removes: new Set(), head: head(1),
+      dirs: new Map([['', { ref: ['bbbbbbbbbbbbbbbb', 0, 10, sha256Hex('root')], changedAtMs: 1, files: 2, bytes: 2 }]]), children: new Map(),
+      records: new Map([['a', rec(sha256Hex('a'))]]), recordRemoves: [], deletes: [],
+    });
+    s.intent(['a', 'x']);
+    s.plain('a', { etag: 'ea2', sha256: sha256Hex('a'), mode: 0o644 });
+    s.content(sha256Hex('new'), { pack: 'cccccccccccccccc', offset: 3, chunks: undefined });
+    s.commit({
+      upserts: new Map([['d', entry('d')]]), removes: new Set(['b/c']), head: head(2), dirs: new Map(), children: new Map(),
+      records: new Map(), recordRemoves: ['b/c'], deletes: ['b/c'],
+    });
+    s.deleted(['b/c']);
+
+    const st = openStateStore(d, 'ws').load()!;
+    expect(st.view.head).toEqual(head(2));
+    expect([...st.view.entries.keys()].sort()).toEqual(['a', 'd']);
+    expect(st.view.children.get('')).toEqual(new Set(['a', 'd']));
+    expect(st.view.bySha.get(sha256Hex('d'))).toBe('d');
+    // 'a' was written (result recorded) but not part of a commit since: its plain state stays known apart from the view.
+    expect(st.plain.get('a')).toEqual({ etag: 'ea2', sha256: sha256Hex('a'), mode: 0o644 });
+    // 'x' got an intent and no result: unknown.
+    expect(st.plain.has('x') && st.plain.get('x') === undefined).toBe(true);
+    expect(st.pendingDeletes.size).toBe(0);
+    expect(st.records.has('b/c')).toBe(false);
+    expect(st.records.get('a')?.sha256).toBe(sha256Hex('a'));
+  });
+
+  it('ignores a line torn by a crash, and keeps what came before it', () => {
+    const d = dir();
+    const s = openStateStore(d, 'ws');
+    s.intent(['p']);
+    appendFileSync(path.join(d, 'ws.journal'), '{"t":"w","p":"p","o":{"etag":');
+    const st = openStateStore(d, 'ws').load()!;
+    expect(st.plain.has('p')).toBe(true);
+    expect(st.plain.get('p')).toBeUndefined();
+  });
+
+  it('drops content that landed too long ago to be reused (garbage collection may have removed it)', () => {
+    const d = dir();
+    writeFileSync(path.join(d, 'ws.journal'), `${JSON.stringify({ t: 'b', s: sha256Hex('old'), l: { pack: 'aaaaaaaaaaaaaaaa', offset: 0 }, at: Date.now() - 3_600_000 })}\n`);
+    appendFileSync(path.join(d, 'ws.journal'), `${JSON.stringify({ t: 'b', s: sha256Hex('new'), l: { pack: 'aaaaaaaaaaaaaaaa', offset: 9 }, at: Date.now() })}\n`);
+    const st = openStateStore(d, 'ws').load()!;
+    expect([...st.pending.keys()]).toEqual([sha256Hex('new')]);
+  });
+
+  it('folds the journal into a snapshot and starts a new journal', () => {
+    const d = dir();
+    const s = openStateStore(d, 'ws');
+    s.intent(['q']);
+    const st = s.load()!;
+    s.save(st);
+    expect(existsSync(path.join(d, 'ws.journal'))).toBe(false);
+    expect(JSON.parse(readFileSync(path.join(d, 'ws.state.json'), 'utf8')).plain).toEqual([['q', null]]);
+    expect(openStateStore(d, 'ws').load()!.plain.has('q')).toBe(true);
+  });
+
+  it('a state that cannot be written is removed, so no later run trusts it, and syncing goes on', () => {
+    const d = dir();
+    const s = openStateStore(d, 'ws');
+    s.intent(['a']);
+    s.save(s.load()!);
+    // The state directory turns into something that cannot hold files (a full disk behaves alike).
+    const blocked = path.join(d, 'blocked');
+    writeFileSync(blocked, 'not a directory');
+    const broken = openStateStore(path.join(blocked, 'sub'), 'ws');
+    expect(() => broken.intent(['b'])).not.toThrow();
+    expect(broken.broken).toBe(true);
+    // The good store's files stay; the broken one has none to trust.
+    expect(openStateStore(path.join(blocked, 'sub'), 'ws').load()).toBeUndefined();
+  });
+});

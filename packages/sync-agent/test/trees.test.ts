@@ -1,0 +1,97 @@
+import { describe, expect, it } from 'vitest';
+import { decodeTree, sha256Hex, type TreeEntry, type TreeRef } from '@workspace-sync/shared';
+import { buildTrees } from '../src/trees.js';
+import { applyCommit, emptyView, type View, type ViewEntry } from '../src/view.js';
+
+const f = (content: string, mtimeMs = 1): ViewEntry => ({
+  type: 'file', size: content.length, mtimeMs, mode: 0o644, sha256: sha256Hex(content), pack: '1111111111111111', offset: 0, chunks: undefined, etag: undefined,
+});
+
+let seq = 0;
+const names = () => (++seq).toString(16).padStart(16, '0');
+
+/** Commits `upserts`/`removes` onto `view` and returns the packs written, keyed by name. */
+function commit(view: View, upserts: Record<string, ViewEntry>, removes: string[] = [], now = 5000) {
+  const up = new Map(Object.entries(upserts));
+  const build = buildTrees(view, up, new Set(removes), now, names);
+  applyCommit(view, { upserts: up, removes: new Set(removes), dirs: build.dirs, children: build.children, head: { etag: 'e', stem: 's', generation: 1 } });
+  return build;
+}
+
+/** Reads the tree back from the packs written so far, as path → entry. */
+function readBack(packs: Map<string, Buffer>, root: TreeRef): Map<string, TreeEntry> {
+  const out = new Map<string, TreeEntry>();
+  const walk = (ref: TreeRef, dir: string) => {
+    const body = packs.get(ref[0])!.subarray(ref[1], ref[1] + ref[2]);
+    expect(sha256Hex(body)).toBe(ref[3]);
+    for (const e of decodeTree(body, 'test')) {
+      const p = dir ? `${dir}/${e.name}` : e.name;
+      out.set(p, e);
+      if (e.kind === 'dir') walk(e.ref, p);
+    }
+  };
+  walk(root, '');
+  return out;
+}
+
+describe('buildTrees', () => {
+  it('writes every directory once for a first commit, with counts and sizes', () => {
+    const view = emptyView();
+    const packs = new Map<string, Buffer>();
+    const b = commit(view, { 'a.js': f('aa'), 'src/x.ts': f('xxx'), 'src/deep/y.ts': f('y'), 'link': { type: 'symlink', target: 'a.js', mtimeMs: 1, etag: undefined } });
+    for (const p of b.packs) packs.set(p.name, p.body);
+    const tree = readBack(packs, b.root);
+    expect([...tree.keys()].sort()).toEqual(['a.js', 'link', 'src', 'src/deep', 'src/deep/y.ts', 'src/x.ts']);
+    expect(tree.get('src')).toMatchObject({ kind: 'dir', files: 2, bytes: 4, changedAtMs: 5000 });
+    expect(b.stats).toEqual({ files: 4, dirs: 2, bytes: 6 });
+  });
+
+  it('rewrites only the directories on the path from a change to the root', () => {
+    const view = emptyView();
+    const packs = new Map<string, Buffer>();
+    const first: Record<string, ViewEntry> = {};
+    for (let d = 0; d < 20; d++) for (let i = 0; i < 5; i++) first[`d${d}/sub/f${i}`] = f(`${d}-${i}`);
+    for (const p of commit(view, first).packs) packs.set(p.name, p.body);
+    const before = new Map(view.dirs);
+    const b = commit(view, { 'd7/sub/f3': f('edited') }, [], 9000);
+    for (const p of b.packs) packs.set(p.name, p.body);
+    expect([...b.dirs.keys()].sort()).toEqual(['', 'd7', 'd7/sub']);
+    for (const [d, info] of view.dirs) if (!['', 'd7', 'd7/sub'].includes(d)) expect(info).toBe(before.get(d));
+    const tree = readBack(packs, b.root);
+    expect(tree.get('d7/sub/f3')).toMatchObject({ sha256: sha256Hex('edited') });
+    expect(tree.get('d7')).toMatchObject({ changedAtMs: 9000 });
+    expect(tree.get('d8')).toMatchObject({ changedAtMs: 5000 });
+    expect(tree.size).toBe(100 + 40);
+  });
+
+  it('drops directories left empty, and turns a symlink into a directory in one commit', () => {
+    const view = emptyView();
+    const packs = new Map<string, Buffer>();
+    for (const p of commit(view, { 'keep': f('k'), 'gone/a/b': f('b'), 'lnk': { type: 'symlink', target: 'keep', mtimeMs: 1, etag: undefined } }).packs) packs.set(p.name, p.body);
+    const b = commit(view, { 'lnk/r.txt': f('x') }, ['gone/a/b', 'lnk']);
+    for (const p of b.packs) packs.set(p.name, p.body);
+    const tree = readBack(packs, b.root);
+    expect([...tree.keys()].sort()).toEqual(['keep', 'lnk', 'lnk/r.txt']);
+    expect(tree.get('lnk')).toMatchObject({ kind: 'dir', files: 1 });
+    expect(view.dirs.has('gone')).toBe(false);
+    expect(view.dirs.has('gone/a')).toBe(false);
+    expect(view.children.get('')).toEqual(new Set(['keep', 'lnk']));
+  });
+
+  it('turns a directory into a file of the same name', () => {
+    const view = emptyView();
+    const packs = new Map<string, Buffer>();
+    for (const p of commit(view, { 'x/1': f('1'), 'x/2': f('2') }).packs) packs.set(p.name, p.body);
+    const b = commit(view, { x: f('now a file') }, ['x/1', 'x/2']);
+    for (const p of b.packs) packs.set(p.name, p.body);
+    const tree = readBack(packs, b.root);
+    expect([...tree.keys()]).toEqual(['x']);
+    expect(tree.get('x')).toMatchObject({ kind: 'file' });
+  });
+
+  it('writes an empty root for an empty workspace', () => {
+    const b = buildTrees(emptyView(), new Map(), new Set(), 1, names);
+    expect(b.stats).toEqual({ files: 0, dirs: 0, bytes: 0 });
+    expect(decodeTree(b.packs[0]!.body, 'root')).toEqual([]);
+  });
+});
