@@ -140,6 +140,27 @@ export const OPTIONS: readonly OptionDef[] = [
     default: () => 10_000,
   },
   {
+    key: 'keepGenerations', flag: '--keep-generations <n>', env: ['SYNC_KEEP_GENERATIONS'],
+    help: 'history: the last N generations of every workspace stay restorable', scope: ['agent'],
+    expected: 'an integer from 2 to 1000000', kind: 'number', parse: asInt(2, 1_000_000), default: () => 100,
+  },
+  {
+    key: 'keepFor', flag: '--keep-for <duration>', env: ['SYNC_KEEP_FOR'],
+    help: 'history: every generation younger than this stays restorable', scope: ['agent'],
+    expected: 'a duration such as 7d or 12h', kind: 'string', parse: asDuration, default: () => 7 * 86_400_000,
+  },
+  {
+    key: 'gcGrace', flag: '--gc-grace <duration>', env: ['SYNC_GC_GRACE'],
+    help: 'garbage collection never removes anything younger than this (it protects pushes in flight)', scope: ['agent'],
+    expected: 'a duration of at least 1m, such as 1h', kind: 'string',
+    parse: (raw) => { const n = asDuration(raw); if (n < 60_000) throw new Error('below 1m'); return n; }, default: () => 3_600_000,
+  },
+  {
+    key: 'gcEvery', flag: '--gc-every <n>', env: ['SYNC_GC_EVERY'],
+    help: 'push and watch collect garbage after every N commits of a workspace (0: only `sync-agent gc`)', scope: ['agent'],
+    expected: 'a non-negative integer', kind: 'number', parse: asInt(0, 1_000_000), default: () => 50,
+  },
+  {
     key: 'cacheDir', flag: '--cache-dir <dir>', env: ['CACHE_DIR'], help: 'on-disk content cache',
     scope: ['mount'], expected: 'a directory path', kind: 'string', isPath: true, parse: asString,
     default: () => path.join(xdgCache(), 'workspace-sync', 'mount'),
@@ -206,6 +227,10 @@ export interface AgentConfig extends CommonConfig {
   concurrency: number;
   exclude: string[];
   requestTimeout: number;
+  keepGenerations: number;
+  keepFor: number;
+  gcGrace: number;
+  gcEvery: number;
   maxDelete: number | undefined;
   multipartThreshold: number;
 }

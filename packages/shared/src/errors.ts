@@ -27,6 +27,8 @@ export const ErrorCodes = {
   INTERRUPTED: 'INTERRUPTED',
   STATE_UNWRITABLE: 'STATE_UNWRITABLE',
   CONFLICT: 'CONFLICT',
+  TARGET_NOT_EMPTY: 'TARGET_NOT_EMPTY',
+  GENERATION_NOT_FOUND: 'GENERATION_NOT_FOUND',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
@@ -69,6 +71,7 @@ export function exitCodeFor(err: unknown): number {
     case 'CONFIG_INVALID':
     case 'USAGE':
     case 'WORKSPACE_UNKNOWN':
+    case 'GENERATION_NOT_FOUND':
       return ExitCodes.USAGE;
     case 'ENDPOINT_UNREACHABLE':
     case 'BAD_CREDENTIALS':
@@ -87,6 +90,7 @@ export function exitCodeFor(err: unknown): number {
     case 'WORKSPACE_EMPTY':
     case 'DELETE_LIMIT':
     case 'STATE_UNWRITABLE':
+    case 'TARGET_NOT_EMPTY':
       return ExitCodes.REFUSED;
     case 'FILE_UNSTABLE':
     case 'PARTIAL':

@@ -25,6 +25,8 @@ describe('exitCodeFor', () => {
     INTERRUPTED: ExitCodes.INTERRUPTED,
     STATE_UNWRITABLE: ExitCodes.REFUSED,
     CONFLICT: ExitCodes.REMOTE,
+    TARGET_NOT_EMPTY: ExitCodes.REFUSED,
+    GENERATION_NOT_FOUND: ExitCodes.USAGE,
   };
 
   it('maps every code (and the table covers every code)', () => {

@@ -10,10 +10,12 @@
  */
 import { gzipSync } from 'node:zlib';
 import {
-  COMMIT_FORMAT, createTreeReader, diffTrees, FORMAT_VERSION, headKey, manifestKey, objectKey, sha256Hex, SyncError,
+  COMMIT_FORMAT, createTreeReader, diffTrees, FORMAT_VERSION, headKey, manifestKey, objectKey, packKey, sha256Hex, SyncError,
+  treePackKey, walkTree,
   type AgentConfig, type Commit, type Logger, type ObjectStore,
 } from '@workspace-sync/shared';
 import { commitChanges, makeCommit, publish, writeTreePacks } from './commit.js';
+import { collectGarbage } from './gc.js';
 import { newObjectName, PackWriter } from './packer.js';
 import { checkDeleteGuard, planSync, sameTreeEntry, type ContentLocation, type HashedEntry, type Plan, type PlainObject } from './planner.js';
 import { headOf, loadBase } from './remote.js';
@@ -209,6 +211,7 @@ export async function syncSnapshot(
       changes: commitChanges(plan.changes.added, plan.changes.modified, deleted, changedBytes), createdAt: now,
     });
     const touched = new Set<string>();
+    await checkReusedContent(target, build, packs.written, started, config.gcGrace);
     for (let round = 0; ; round++) {
       const res = await publish(target, commit, baseHead);
       report.requests += 2;
@@ -241,6 +244,12 @@ export async function syncSnapshot(
     report.manifestEtag = view.head!.etag;
     report.generation = view.head!.generation;
     if (base.v1Manifest) await retireV1(target, log);
+    if (config.gcEvery > 0 && report.generation % config.gcEvery === 0) {
+      // Best effort: a failed collection leaves garbage for the next one, never a broken commit.
+      await collectGarbage({
+        ...target, keepGenerations: config.keepGenerations, keepForMs: config.keepFor, graceMs: config.gcGrace, dryRun: false, log,
+      }).catch((err: unknown) => log.warn({ workspace, err: (err as Error).message }, 'garbage collection failed; it runs again later'));
+    }
   } else if (upserts.size > 0 || records.size > 0 || recordRemoves.length > 0 || plainDeletes.size > 0) {
     // Only plain objects or the stat cache changed: the commit stays, the state learns it.
     applyCommit(view, { upserts, removes: new Set(), dirs: new Map(), children: new Map(), head: view.head! });
@@ -281,6 +290,35 @@ export async function syncSnapshot(
   }
   if (stateStore.compactDue || !base.trusted) stateStore.save(st);
   return finish(local);
+}
+
+/**
+ * Garbage collection spares anything younger than its grace period and everything retained commits
+ * use; content this commit reuses belongs to its base. A push that ran for longer than half the grace
+ * period checks that what it reuses is still there before committing to it.
+ */
+async function checkReusedContent(
+  t: { store: ObjectStore; prefix: string; workspace: string }, build: ReturnType<typeof buildTrees>, written: readonly string[],
+  started: number, graceMs: number,
+): Promise<void> {
+  if (performance.now() - started < graceMs / 2) return;
+  const fresh = new Set([...written, ...build.packs.map((p) => p.name)]);
+  const reader = createTreeReader(t);
+  const dataPacks = new Set<string>();
+  const treePacks = new Set<string>();
+  await walkTree(reader, build.root, (e) => {
+    if (e.kind === 'dir') { if (!fresh.has(e.ref[0])) treePacks.add(e.ref[0]); return !fresh.has(e.ref[0]) ? false : undefined; }
+    if (e.kind === 'file' && e.pack !== undefined && !fresh.has(e.pack)) dataPacks.add(e.pack);
+    return undefined;
+  });
+  const keys = [...[...dataPacks].map((n) => packKey(t.prefix, t.workspace, n)), ...[...treePacks].map((n) => treePackKey(t.prefix, t.workspace, n))];
+  for (const key of keys) {
+    if (!(await t.store.head(key))) {
+      throw new SyncError('CONFLICT', `this push ran longer than half the gc grace period and ${key} it reuses was removed meanwhile`, {
+        hint: 'push again (it re-uploads what is missing); raise --gc-grace if pushes take this long',
+      });
+    }
+  }
 }
 
 function count(report: PushReport, t: TransferResult): void {
