@@ -15,6 +15,9 @@
  * (gitlink) or an untracked directory holding a repository is synced with its own rules: its own index,
  * `.gitignore` files and info/exclude. `.git` itself is never synced. The directories from the work
  * tree's top down to the workspace are never excluded: sync-agent decides which workspaces exist.
+ * Nothing below a sparse-directory entry of a sparse index is synced (git lists none of it from the
+ * work tree). Known difference: git reads a skip-worktree `.gitignore` missing from the work tree
+ * (sparse checkout) from the object store; here it counts as empty.
  *
  * Outside a work tree, or with `gitIndex: false`, the workspaces root plays git's top: its `.gitignore`
  * and the workspace's apply, `<workspace>/.git/info/exclude` is layer 3, and nothing is tracked.
@@ -274,6 +277,7 @@ export function createFilter(opts: FilterOptions): Filter {
     const name = rel.slice(rel.lastIndexOf('/') + 1);
     if (name === '.git') return pruned({ ...GIT_RULE, dir: rel });
     const { scope } = parent;
+    if (scope.tracked.isSparseDir(rel)) return pruned({ source: 'git', pattern: 'outside the sparse checkout', dir: rel });
     let { ignored, rule } = parent;
     if (!ignored) {
       const m = gitMatch(prefix + toBytes(rel), true, parent.lists, scope);
@@ -343,8 +347,7 @@ export function createFilter(opts: FilterOptions): Filter {
     trackedOnly(relDir) {
       const s = dirState(relDir);
       if (s.pruned || !s.ignored) return undefined;
-      const names = s.scope.tracked.children(relDir);
-      return names && [...names.keys()];
+      return [...s.scope.tracked.children(relDir).keys()];
     },
     why(rel, isDir) {
       if (rel.split('/').includes('.git')) return { excluded: true, tracked: false, rule: GIT_RULE };

@@ -8,16 +8,18 @@ import { GITLINK_MODE, type IndexEntry, SPARSE_DIR_MODE } from './git-index.js';
 export type TrackedKind = 'file' | 'dir' | 'gitlink';
 
 export interface TrackedPaths {
-  /** A tracked file or symlink (or anything below a sparse-directory entry, whose files git tracks). */
+  /** A tracked file or symlink. */
   isFile(rel: string): boolean;
   isGitlink(rel: string): boolean;
-  /** The directory holds tracked paths below it, or is itself a gitlink or sparse directory. */
-  hasBelow(relDir: string): boolean;
   /**
-   * The names the index has directly under `relDir`, with what each is; undefined when the directory
-   * lies at or under a sparse-directory entry (its content is not listed: every file there is tracked).
+   * A sparse-directory entry of a sparse index (a directory outside the sparse checkout): git lists
+   * neither its untracked files nor, from the work tree, its tracked ones (they live in tree objects).
    */
-  children(relDir: string): ReadonlyMap<string, TrackedKind> | undefined;
+  isSparseDir(rel: string): boolean;
+  /** The directory holds tracked paths below it, or is itself a gitlink. */
+  hasBelow(relDir: string): boolean;
+  /** The names the index has directly under `relDir`, with what each is. */
+  children(relDir: string): ReadonlyMap<string, TrackedKind>;
   /** Every tracked workspace-relative path, sorted; sparse directories end in `/`. */
   all(): readonly string[];
 }
@@ -70,28 +72,23 @@ export function trackedPaths(entries: readonly IndexEntry[], strip = '', prefix 
     built = b;
     return b;
   };
-  const underSparse = (rel: string, b: Built): boolean => {
-    if (b.sparse.size === 0) return false;
-    for (let i = rel.length; i > 0; i = rel.lastIndexOf('/', i - 1)) if (b.sparse.has(rel.slice(0, i))) return true;
-    return false;
-  };
   let sorted: string[] | undefined;
   return {
     isFile(rel) {
-      const b = build();
-      return b.files.has(rel) || underSparse(rel, b);
+      return build().files.has(rel);
     },
     isGitlink(rel) {
       return build().gitlinks.has(rel);
     },
+    isSparseDir(rel) {
+      return build().sparse.has(rel);
+    },
     hasBelow(relDir) {
       const b = build();
-      return b.dirs.has(relDir) || b.gitlinks.has(relDir) || underSparse(relDir, b);
+      return b.dirs.has(relDir) || b.gitlinks.has(relDir);
     },
     children(relDir) {
-      const b = build();
-      if (underSparse(relDir, b)) return undefined;
-      return b.dirs.get(relDir) ?? new Map();
+      return build().dirs.get(relDir) ?? new Map();
     },
     all() {
       if (sorted) return sorted;
