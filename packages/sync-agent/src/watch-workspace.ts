@@ -195,7 +195,7 @@ export class WorkspaceSync {
   }
 
   private newFilter(): Filter {
-    return createFilter({ root: this.ctx.config.root, workspace: this.name, excludes: this.ctx.config.exclude });
+    return createFilter({ root: this.ctx.config.root, workspace: this.name, excludes: this.ctx.config.exclude, gitIndex: this.ctx.config.gitIndex });
   }
 
   private async createWatcher(): Promise<TreeWatcher> {
