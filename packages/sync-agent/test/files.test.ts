@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createFilter, resolveConfig, type AgentConfig } from '@workspace-sync/shared';
+import { main } from '../src/cli.js';
 import { explainPaths, formatExplanation, listFiles, locate } from '../src/files.js';
 import { scanWorkspace } from '../src/scan.js';
 
@@ -123,5 +124,34 @@ describe('files --why', () => {
     expect(locate('/w/root', '/w/root/app/z', '/')).toEqual({ workspace: 'app', rel: 'z' });
     expect(() => locate('/w/root', '/etc/passwd', '/')).toThrow(/not a path in a workspace/);
     expect(() => locate('/w/root', '.hidden/x', '/elsewhere')).toThrow(/not a path in a workspace/);
+  });
+});
+
+describe('the files command', () => {
+  const run = async (args: string[], root: string) => {
+    let out = '';
+    let err = '';
+    const saved = process.env.WORKSPACES_DIR;
+    process.env.WORKSPACES_DIR = root;
+    try {
+      const code = await main(['node', 'sync-agent', 'files', ...args], { out: (s) => { out += s; }, err: (s) => { err += s; } });
+      return { code, out, err };
+    } finally {
+      if (saved === undefined) delete process.env.WORKSPACES_DIR;
+      else process.env.WORKSPACES_DIR = saved;
+    }
+  };
+
+  it('--why prints one line per path; without paths, or with two targets and no --why, it is a usage error', async () => {
+    const { root } = fixture();
+    const why = await run(['--why', 'app/dist/out.js', 'app/src/exports/vite/build/index.js'], root);
+    expect(why).toMatchObject({ code: 0, err: '' });
+    expect(why.out.split('\n').filter(Boolean)).toHaveLength(2);
+    expect(why.out).toContain('app/dist/out.js: excluded by dist/ (defaults)');
+    expect((await run(['--why'], root)).code).toBe(2);
+    expect((await run(['app', 'other'], root)).code).toBe(2);
+    const listed = await run(['app', '--git-index', 'false'], root);
+    expect(listed.out).not.toContain('node_modules/patched/index.js');
+    expect((await run(['app'], root)).out).toContain('node_modules/patched/index.js');
   });
 });
