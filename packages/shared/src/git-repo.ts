@@ -5,7 +5,9 @@
  *
  * Not modelled: GIT_DIR / GIT_WORK_TREE / GIT_CEILING_DIRECTORIES (a daemon's environment is not the
  * developer's shell), `core.worktree` (the directory holding `.git` is the work tree, as in every
- * ordinary checkout, worktree and submodule), and safe.directory ownership checks.
+ * ordinary checkout, worktree and submodule), and safe.directory ownership checks. A `.git` that is not
+ * a repository is passed over, as git passes over such a directory; git stops with an error at a broken
+ * `.git` file (a worktree whose repository is gone), where the walk goes on upwards instead.
  */
 import { closeSync, fstatSync, lstatSync, openSync, readSync, statSync } from 'node:fs';
 import path from 'node:path';
