@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `make demo`: copies examples/workspaces next to some typical clutter (node_modules, .git, build
 // output, logs, secrets), starts the embedded S3 server on loopback, pushes every workspace, pushes
-// again (a no-op), then prints what landed in the bucket and what was left out.
+// again (a no-op), then prints what landed in the bucket, what was left out, and why (files --why).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -16,6 +16,16 @@ const agent = path.join(repo, 'packages/sync-agent/bin/sync-agent.js');
 
 rmSync(work, { recursive: true, force: true });
 cpSync(path.join(repo, 'examples/workspaces'), root, { recursive: true, verbatimSymlinks: true });
+// Each workspace is a git checkout of its sources (committed before the clutter arrives), so tracked
+// files such as www/public/vendor/ are synced even where a default exclude (vendor/) matches.
+const git = (ws, ...args) => execFileSync('git', ['-c', 'user.name=demo', '-c', 'user.email=demo@example.com', ...args], {
+  cwd: path.join(root, ws), stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, GIT_CONFIG_GLOBAL: '/dev/null', GIT_CONFIG_NOSYSTEM: '1' },
+});
+for (const ws of ['www', 'api']) {
+  git(ws, 'init', '-q');
+  git(ws, 'add', '-A');
+  git(ws, 'commit', '-qm', 'sources');
+}
 const clutter = {
   'www/node_modules/react/package.json': '{"name":"react"}',
   'www/node_modules/react/index.js': 'module.exports = {};',
@@ -37,7 +47,6 @@ for (const [rel, body] of Object.entries(clutter)) {
   mkdirSync(path.dirname(path.join(root, rel)), { recursive: true });
   writeFileSync(path.join(root, rel), body);
 }
-for (const ws of ['www', 'api']) execFileSync('git', ['init', '-q', path.join(root, ws)]);
 
 const s3 = await startEmbeddedS3({ dir: path.join(work, 's3') });
 Object.assign(process.env, s3.env);
@@ -80,7 +89,8 @@ try {
   }
   console.log(`\nLeft out locally (${leftOut.length} files):`);
   for (const [g, count] of [...groups].sort()) console.log(`  ${g}${g.endsWith('/') ? ` (${count} file${count === 1 ? '' : 's'})` : ''}`);
-  console.log('\nTry: sync-agent files www   |   sync-agent push --dry-run   (with the env above; see README)');
+  run('why is a file left out, and why is a tracked one under vendor/ kept?', ['files', '--why', 'www/npm-debug.log', 'www/public/vendor/confetti.js']);
+  console.log('\nTry: sync-agent files www   |   sync-agent files --why PATH   |   sync-agent push --dry-run   (with the env above; see README)');
 } finally {
   await s3.stop();
 }

@@ -122,6 +122,11 @@ export const OPTIONS: readonly OptionDef[] = [
     expected: 'a list of gitignore patterns', kind: 'list', parse: asList, default: () => [],
   },
   {
+    key: 'gitIndex', flag: '--git-index <bool>', env: ['SYNC_GIT_INDEX'],
+    help: 'in a git work tree, sync tracked files whatever the ignore rules say, like git ls-files (false: ignore rules alone decide)',
+    scope: ['agent'], expected: 'true or false', kind: 'boolean', parse: asBool, default: () => true,
+  },
+  {
     key: 'maxDelete', flag: '--max-delete <n>', env: ['SYNC_MAX_DELETE'],
     help: 'refuse a push that deletes more objects than this (default: more than half of a workspace)',
     scope: ['agent'], expected: 'a non-negative integer', kind: 'number', parse: asInt(0, Number.MAX_SAFE_INTEGER),
@@ -226,6 +231,7 @@ export interface AgentConfig extends CommonConfig {
   stateDir: string;
   concurrency: number;
   exclude: string[];
+  gitIndex: boolean;
   requestTimeout: number;
   keepGenerations: number;
   keepFor: number;

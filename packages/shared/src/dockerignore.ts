@@ -13,6 +13,8 @@
 
 export interface DockerPattern {
   text: string;
+  /** 1-based line in the .dockerignore. */
+  line: number;
   exclusion: boolean;
   match: (path: string) => boolean;
 }
@@ -44,8 +46,8 @@ function clean(p: string): string {
 }
 
 /** ignorefile.ReadAll: the pattern lines of a .dockerignore. */
-function readLines(text: string): string[] {
-  const out: string[] = [];
+function readLines(text: string): Array<{ text: string; line: number }> {
+  const out: Array<{ text: string; line: number }> = [];
   text.split('\n').forEach((raw, i) => {
     let line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
     if (i === 0 && line.startsWith('\uFEFF')) line = line.slice(1);
@@ -58,7 +60,7 @@ function readLines(text: string): string[] {
       p = clean(p);
       if (p.length > 1 && p.startsWith('/')) p = p.slice(1);
     }
-    out.push(invert ? `!${p}` : p);
+    out.push({ text: invert ? `!${p}` : p, line: i + 1 });
   });
   return out;
 }
@@ -168,7 +170,7 @@ function compile(pattern: string): ((path: string) => boolean) | undefined {
 
 export function parseDockerignore(text: string): DockerIgnore {
   const patterns: DockerPattern[] = [];
-  for (const line of readLines(text)) {
+  for (const { text: line, line: lineNo } of readLines(text)) {
     let p = clean(trimSpace(line));
     const exclusion = p.startsWith('!');
     if (exclusion) {
@@ -176,7 +178,7 @@ export function parseDockerignore(text: string): DockerIgnore {
       p = p.slice(1);
     }
     const match = isValidGoPattern(p) ? compile(p) : undefined;
-    if (match) patterns.push({ text: p, exclusion, match });
+    if (match) patterns.push({ text: p, line: lineNo, exclusion, match });
   }
   const onlyPrefixExceptions = !patterns.some((p) => p.exclusion && /[*[\]?^\\]/.test(withoutTrailingGlob(p.text)));
   return { patterns, onlyPrefixExceptions };
@@ -194,11 +196,13 @@ export function rootMatchInfo(d: DockerIgnore): boolean[] {
 }
 
 /**
- * patternmatcher's MatchesUsingParentResults: whether `rel` is excluded, and its own per-pattern
- * flags for its children. A pattern that matched the parent matches the child.
+ * patternmatcher's MatchesUsingParentResults: whether `rel` is excluded, its own per-pattern flags
+ * for its children, and the last pattern that matched (the one that decides; -1 for none). A pattern
+ * that matched the parent matches the child.
  */
-export function dockerMatch(d: DockerIgnore, rel: string, parent: readonly boolean[]): { excluded: boolean; info: boolean[] } {
+export function dockerMatch(d: DockerIgnore, rel: string, parent: readonly boolean[]): { excluded: boolean; info: boolean[]; decidedBy: number } {
   let excluded = false;
+  let decidedBy = -1;
   const info = d.patterns.map(() => false);
   d.patterns.forEach((p, i) => {
     let match = parent[i]!;
@@ -208,9 +212,12 @@ export function dockerMatch(d: DockerIgnore, rel: string, parent: readonly boole
       match = p.match(rel);
     }
     info[i] = match;
-    if (match) excluded = !p.exclusion;
+    if (match) {
+      excluded = !p.exclusion;
+      decidedBy = i;
+    }
   });
-  return { excluded, info };
+  return { excluded, info, decidedBy };
 }
 
 /** Whether BuildKit skips the excluded directory `rel` rather than walking it for exceptions. */

@@ -5,7 +5,8 @@
  * "byte strings": one JS char per UTF-8 byte (latin1 of the UTF-8 encoding). That keeps `?` and
  * `[é]` exactly as git sees them (one byte, not one character).
  *
- * Not ported: core.ignoreCase (off, as on any Linux repository) and the index (no tracked files here).
+ * Not ported: core.ignoreCase (off, as on any Linux repository). Tracked files are the filter's
+ * business (filter.ts, tracked.ts): these rules only ever decide untracked paths.
  */
 
 const NEGATIVE = 1;
@@ -13,9 +14,20 @@ const MUSTBEDIR = 2;
 const NODIR = 4;
 const ENDSWITH = 8;
 
+/** Where a pattern comes from, for `sync-agent files --why`. */
+export interface PatternOrigin {
+  source: 'exclude' | 'gitignore' | 'info-exclude' | 'defaults';
+  /** The ignore file (absolute), for the sources that are files. */
+  file?: string;
+}
+
 export interface GitPattern {
   /** The pattern bytes, without a leading `!` and a trailing `/`. */
   pattern: string;
+  /** The whole pattern as written (bytes), and its 1-based line in its file (0 when not from a file). */
+  text: string;
+  line: number;
+  origin?: PatternOrigin;
   flags: number;
   /** Directory the pattern is relative to, as a byte string ending in `/`, or '' for the top. */
   base: string;
@@ -67,7 +79,7 @@ export function parsePattern(line: string, base: string): GitPattern | undefined
   // match_pathname() drops a leading slash: the pattern is relative to its base anyway.
   const body = !(flags & NODIR) && pattern.startsWith('/') ? pattern.slice(1) : pattern;
   const prefix = simpleLength(body);
-  return { pattern, flags, base, literal: body.slice(0, prefix), rest: body.slice(prefix), suffix };
+  return { pattern, text: line, line: 0, flags, base, literal: body.slice(0, prefix), rest: body.slice(prefix), suffix };
 }
 
 /** git's trim_trailing_spaces(): unescaped trailing spaces go; tabs and `\ ` stay. */
@@ -94,14 +106,19 @@ export function parseIgnoreFile(bytes: string, base: string): GitPattern[] {
   if (text.length > 0 && !text.endsWith('\n')) text += '\n';
   const out: GitPattern[] = [];
   let start = 0;
+  let lineNo = 0;
   for (let i = text.indexOf('\n'); i >= 0; start = i + 1, i = text.indexOf('\n', start)) {
+    lineNo++;
     if (i === start || text[start] === '#') continue;
     const end = text[i - 1] === '\r' ? i - 1 : i;
     let line = text.slice(start, end);
     const nul = line.indexOf('\0');
     if (nul >= 0) line = line.slice(0, nul); // git's lines are C strings
     const p = parsePattern(trimTrailingSpaces(line), base);
-    if (p) out.push(p);
+    if (p) {
+      p.line = lineNo;
+      out.push(p);
+    }
   }
   return out;
 }

@@ -24,7 +24,7 @@ export {
   encodeTree, decodeTree, encodeCommit, decodeCommit,
   type Commit, type CommitChanges, type TreeRef, type TreeEntry, type FileTreeEntry, type DirTreeEntry, type SymlinkTreeEntry,
 } from './format.js';
-export { DEFAULT_EXCLUDES, createFilter, type Filter, type FilterOptions } from './filter.js';
+export { DEFAULT_EXCLUDES, createFilter, trackedChanges, type Filter, type FilterOptions, type Rule, type Verdict } from './filter.js';
 export { sha256Hex, readFileStable, hashFileStable, readFullySync, type StableRead, type StableHash } from './hash.js';
 export {
   startHealthServer, createRegistry, Counter, Gauge, Histogram, Registry,

@@ -34,7 +34,7 @@ describe('resolveConfig', () => {
     const { cwd } = cwdWith();
     const c = resolveConfig('agent', { env: {}, cwd });
     expect(c).toMatchObject({
-      bucket: 'workspaces', region: 'us-east-1', prefix: '', concurrency: 16, exclude: [], logLevel: 'info',
+      bucket: 'workspaces', region: 'us-east-1', prefix: '', concurrency: 16, exclude: [], gitIndex: true, logLevel: 'info',
       endpoint: undefined, forcePathStyle: false, multipartThreshold: 16 * 1024 ** 2, root: path.join(cwd, 'workspaces'),
     });
     expect(path.isAbsolute(c.stateDir)).toBe(true);
@@ -70,6 +70,8 @@ describe('resolveConfig', () => {
     const agent = resolveConfig('agent', { cwd, env: { SYNC_EXCLUDE: '*.tmp, build/\nfoo' }, flags: { multipartThreshold: '32M' } });
     expect(agent.exclude).toEqual(['*.tmp', 'build/', 'foo']);
     expect(agent.multipartThreshold).toBe(32 * 1024 ** 2);
+    expect(resolveConfig('agent', { cwd, env: { SYNC_GIT_INDEX: 'false' } }).gitIndex).toBe(false);
+    expect(resolveConfig('agent', { cwd, env: { SYNC_GIT_INDEX: 'false' }, flags: { gitIndex: 'on' } }).gitIndex).toBe(true);
     const mount = resolveConfig('mount', { cwd, env: { CACHE_MAX_SIZE: '2G', POLL_INTERVAL: '500ms', DIR_CACHE_TIME: '1m' } });
     expect(mount).toMatchObject({ cacheMaxSize: 2 * 1024 ** 3, pollInterval: 500, dirCacheTime: 60_000 });
     expect('concurrency' in mount).toBe(false);

@@ -1,7 +1,9 @@
 /**
  * Differential tests of the filter against the real `git`: the workspaces root is a git repository
  * (no .git inside workspaces), the default excludes are its core.excludesFile, `--exclude` patterns
- * are `git ls-files -x` patterns, and `git ls-files -o --exclude-standard -z` is the reference.
+ * are `git ls-files -x` patterns, and `git ls-files -o --exclude-standard -z` is the reference; with
+ * tracked files, `git ls-files --cached --others --exclude-standard -z` minus the tracked paths that
+ * are missing from the work tree (deleted, or below a path that is no longer a directory).
  *
  * Two modelling choices keep the comparison exact:
  * - `-x` patterns are relative to the repository root while ours are relative to the workspace, so an
@@ -14,7 +16,7 @@
  * 20 workspaces each). A mismatch prints the seed, the tree and every ignore file involved.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DEFAULT_EXCLUDES, createFilter } from '../src/filter.js';
@@ -29,9 +31,12 @@ writeFileSync(defaultsFile, `${DEFAULT_EXCLUDES.join('\n')}\n`);
 
 const gitEnv = {
   ...process.env, GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null', HOME: scratch.dir, LC_ALL: 'C',
+  GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@example.com', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@example.com',
+  // Submodules from local paths (refused by default since git 2.38.1).
+  GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: 'protocol.file.allow', GIT_CONFIG_VALUE_0: 'always',
 };
-const git = (cwd: string, args: string[]): Buffer =>
-  execFileSync('git', args, { cwd, env: gitEnv, maxBuffer: 256 << 20, stdio: ['ignore', 'pipe', 'ignore'] });
+const git = (cwd: string, args: string[], input?: string): Buffer =>
+  execFileSync('git', args, { cwd, env: gitEnv, input, maxBuffer: 256 << 20, stdio: ['pipe', 'pipe', 'ignore'] });
 
 /** `-x` arguments equivalent to each workspace's `excludes`, plus the guards for the workspace dirs. */
 function gitExcludeArgs(excludes: readonly string[], workspaces: readonly string[]): string[] {
@@ -47,16 +52,28 @@ function gitExcludeArgs(excludes: readonly string[], workspaces: readonly string
   return out.map((p) => `--exclude=${p}`);
 }
 
-/** Files git lists, per workspace, workspace-relative and sorted. */
-function gitLists(repo: string, workspaces: readonly string[], excludes: readonly string[]): Map<string, string[]> {
+/** Whether a path git lists as tracked exists in the work tree as git sees it: real directories down to a non-directory. */
+function inWorkTree(top: string, rel: string): boolean {
+  const parts = rel.split('/');
+  try {
+    for (let i = 1; i < parts.length; i++) if (!lstatSync(path.join(top, ...parts.slice(0, i))).isDirectory()) return false;
+    return !lstatSync(path.join(top, rel)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** Files git lists, per workspace, workspace-relative and sorted; with `cached`, tracked ones that exist too. */
+function gitLists(repo: string, workspaces: readonly string[], excludes: readonly string[], cached = false): Map<string, string[]> {
   if (!existsSync(path.join(repo, '.git'))) git(repo, ['init', '-q']);
   const out = git(repo, [
-    '-c', `core.excludesFile=${defaultsFile}`, 'ls-files', '-o', '--exclude-standard', '-z', ...gitExcludeArgs(excludes, workspaces),
+    '-c', `core.excludesFile=${defaultsFile}`, 'ls-files', ...(cached ? ['--cached'] : []), '-o', '--exclude-standard', '-z',
+    ...gitExcludeArgs(excludes, workspaces),
   ]);
   const lists = new Map<string, string[]>(workspaces.map((ws) => [ws, []]));
-  for (const p of out.toString('utf8').split('\0')) {
+  for (const p of new Set(out.toString('utf8').split('\0'))) {
     const slash = p.indexOf('/');
-    if (slash > 0) lists.get(p.slice(0, slash))?.push(p.slice(slash + 1));
+    if (slash > 0 && (!cached || inWorkTree(repo, p))) lists.get(p.slice(0, slash))?.push(p.slice(slash + 1));
   }
   for (const l of lists.values()) l.sort();
   return lists;
@@ -281,5 +298,241 @@ describe('random trees and .gitignore files agree with git', () => {
     }
     expect(compared).toBe(REPOS * WORKSPACES_PER_REPO);
     expect(failures.slice(0, 3).join('\n\n') + (failures.length > 3 ? `\n\n... and ${failures.length - 3} more` : '')).toBe('');
+  });
+});
+
+// ---------------------------------------------------------------- tracked files
+
+/** Names the defaults or typical .gitignore files exclude: tracked files there are what the index changes. */
+const IGNORED_LOOKING = /(?:^|\/)(?:node_modules|dist|build|vendor|__pycache__|\.env[^/]*|[^/]*\.log|[^/]*\.pyc)(?:\/|$)/;
+
+const INDEX_VARIANTS = ['v2/v3', 'v4', 'split', 'split v4'] as const;
+
+describe('random trees with random tracked subsets agree with git ls-files --cached --others', () => {
+  it(`${REPOS * WORKSPACES_PER_REPO} seeded trees (seed ${BASE_SEED}), index v2/v3, v4, split and split v4`, () => {
+    const failures: string[] = [];
+    let compared = 0;
+    let trackedUnderIgnored = 0;
+    for (let r = 0; r < REPOS; r++) {
+      const seed = BASE_SEED + 1000 + r;
+      const rng = mulberry32(seed);
+      const repo = newRepo();
+      const workspaces = Array.from({ length: WORKSPACES_PER_REPO }, (_, i) => `ws${i}`);
+      const spec: TreeSpec = {};
+      if (rng() < 0.6) spec['.gitignore'] = genIgnoreFile(rng, [...workspaces.slice(0, 3), '*', 'ws?', 'ws1*']);
+      for (const ws of workspaces) {
+        spec[ws] = null;
+        genDir(rng, ws, 0, spec);
+      }
+      const excludes: string[] = [];
+      for (let n = rng() < 0.5 ? int(rng, 1, 2) : 0; n > 0; n--) excludes.push(genPattern(rng, []));
+      writeTree(repo, spec);
+      git(repo, ['init', '-q']);
+
+      // Track a random subset in two rounds (the second lands in the split index when there is one),
+      // then untrack a few, mark a few skip-worktree and delete a few tracked files from the work tree.
+      const leaves = Object.entries(spec).filter(([p, v]) => v !== null && p.includes('/')).map(([p]) => p);
+      const tracked = leaves.filter((p) => rng() < (IGNORED_LOOKING.test(p) ? 0.5 : 0.25));
+      const variant = INDEX_VARIANTS[r % INDEX_VARIANTS.length]!;
+      const half = Math.ceil(tracked.length / 2);
+      const feed = (args: string[], paths: string[]) => { if (paths.length) git(repo, ['update-index', ...args, '-z', '--stdin'], paths.join('\0')); };
+      feed(['--add'], tracked.slice(0, half));
+      if (variant.includes('v4')) git(repo, ['update-index', '--index-version', '4']);
+      if (variant.includes('split')) git(repo, ['update-index', '--split-index']);
+      feed(['--add'], tracked.slice(half));
+      const removed = new Set(tracked.filter(() => rng() < 0.05));
+      feed(['--force-remove'], [...removed]);
+      feed(['--skip-worktree'], tracked.filter((p) => !removed.has(p) && rng() < 0.1));
+      for (const p of tracked) if (rng() < 0.1) rmSync(path.join(repo, p), { force: true });
+
+      const fromGit = gitLists(repo, workspaces, excludes, true);
+      const ignoredOnly = gitLists(repo, workspaces, excludes);
+      for (const ws of workspaces) {
+        compared++;
+        const ours = ourList(repo, ws, excludes);
+        const theirs = fromGit.get(ws)!;
+        const untracked = new Set(ignoredOnly.get(ws));
+        trackedUnderIgnored += theirs.filter((p) => IGNORED_LOOKING.test(p) && !untracked.has(p)).length;
+        if (JSON.stringify(ours) === JSON.stringify(theirs)) continue;
+        const involved = Object.fromEntries(Object.entries(spec).filter(([p]) => p === ws || p.startsWith(`${ws}/`) || p === '.gitignore'));
+        const trackedHere = git(repo, ['ls-files', '-t', '-z', '--', ws]).toString().split('\0').filter(Boolean);
+        failures.push([
+          `seed ${seed} (index ${variant}), workspace ${ws}, --exclude ${JSON.stringify(excludes)}`,
+          diff(theirs, ours),
+          `tracked: ${JSON.stringify(trackedHere)}`,
+          describeTree(involved),
+        ].join('\n'));
+      }
+    }
+    expect(compared).toBe(REPOS * WORKSPACES_PER_REPO);
+    // The point of the exercise: many kept files are tracked ones the ignore rules alone would drop.
+    expect(trackedUnderIgnored).toBeGreaterThan(REPOS * 5);
+    expect(failures.slice(0, 3).join('\n\n') + (failures.length > 3 ? `\n\n... and ${failures.length - 3} more` : '')).toBe('');
+  });
+});
+
+// ---------------------------------------------------------------- real work trees
+
+/**
+ * git's own answer for a workspace directory: `git ls-files --cached --others --exclude-standard` run in
+ * it, with each submodule and nested repository (a gitlink, or an untracked `dir/`) replaced by the same
+ * listing run inside it, minus tracked paths missing from the work tree.
+ */
+function gitExact(dir: string): string[] {
+  const out: string[] = [];
+  const listed = git(dir, ['-c', `core.excludesFile=${defaultsFile}`, 'ls-files', '--cached', '--others', '--exclude-standard', '-z'])
+    .toString('utf8').split('\0').filter(Boolean);
+  for (const p of new Set(listed)) {
+    const rel = p.replace(/\/$/, '');
+    if (existsSync(path.join(dir, rel, '.git'))) out.push(...gitExact(path.join(dir, rel)).map((q) => `${rel}/${q}`));
+    else if (!p.endsWith('/') && inWorkTree(dir, p)) out.push(p);
+  }
+  return out.sort();
+}
+
+const ourListOf = (wsDir: string, opts: { gitIndex?: boolean } = {}): string[] =>
+  walkIncluded(wsDir, createFilter({ root: path.dirname(wsDir), workspace: path.basename(wsDir), ...opts }));
+
+/** A monorepo-like checkout: tracked sources in build/ and vendor/ dirs, tracked files the defaults match, clutter. */
+const MONOREPO: TreeSpec = {
+  '.gitignore': 'node_modules/\ndist/\n*.tmp\ncoverage/\n',
+  'package.json': '{}', '.env.example': 'A=1', 'README.md': '',
+  'packages/kit/src/exports/vite/build/build_server.js': '', 'packages/kit/src/exports/vite/build/utils.js': '',
+  'packages/kit/src/core/index.js': '', 'packages/kit/package.json': '{}',
+  'packages/astro/src/assets/utils/vendor/image-size/index.ts': '', 'packages/astro/src/assets/utils/vendor/image-size/types/png.ts': '',
+  'packages/astro/src/assets/build/generate.ts': '', 'packages/astro/.gitignore': 'scratch/\n',
+  'packages/astro/test/fixtures/app/.env': 'TRACKED=1', 'packages/astro/test/fixtures/app/debug.log': 'tracked log',
+  'tools/build.log': 'tracked', 'tools/__pycache__/keep.pyc': 'tracked',
+};
+const CLUTTER: TreeSpec = {
+  'node_modules/react/index.js': '', 'node_modules/.pnpm/lock.yaml': '', 'packages/kit/node_modules/vite/index.js': '',
+  'packages/kit/dist/index.js': '', 'packages/kit/build/out.js': 'untracked build output', 'npm-debug.log': '', '.env': 'SECRET=1',
+  'packages/astro/scratch/x.ts': '', 'packages/astro/src/assets/build/new-untracked.ts': '', 'a.tmp': '', 'coverage/lcov.info': '',
+  'packages/kit/src/exports/vite/build/stale.log': '',
+};
+
+function monorepo(dir: string): void {
+  writeTree(dir, MONOREPO);
+  git(dir, ['init', '-q']);
+  git(dir, ['add', '-A']);
+  // Tracked despite the rules: a vendored package in node_modules and a build.log, as real repositories have.
+  writeTree(dir, { 'node_modules/patched/index.js': 'tracked', 'packages/kit/dist/keep.d.ts': 'tracked' });
+  git(dir, ['add', '-f', 'node_modules/patched/index.js', 'packages/kit/dist/keep.d.ts']);
+  git(dir, ['-c', 'user.name=t', '-c', 'user.email=t@example.com', 'commit', '-qm', 'init']);
+  writeTree(dir, CLUTTER);
+}
+
+describe('git work trees agree with git ls-files --cached --others (workspace = the repository)', () => {
+  it('a monorepo checkout: tracked build/, vendor/, .env, *.log and node_modules files are kept, clutter is not', () => {
+    const ws = path.join(newRepo(), 'mono');
+    monorepo(ws);
+    const theirs = gitExact(ws);
+    expect(theirs).toContain('packages/kit/src/exports/vite/build/build_server.js');
+    expect(theirs).toContain('node_modules/patched/index.js');
+    expect(theirs).not.toContain('packages/kit/build/out.js');
+    expect(ourListOf(ws)).toEqual(theirs);
+    // Without the index: the unanchored defaults drop tracked sources (the old behaviour, on request).
+    const without = ourListOf(ws, { gitIndex: false });
+    expect(without).not.toContain('packages/kit/src/exports/vite/build/build_server.js');
+    expect(without).not.toContain('node_modules/patched/index.js');
+  });
+
+  it('deleted tracked files, skip-worktree entries, a tracked symlink and a tracked path below a symlink', () => {
+    const ws = path.join(newRepo(), 'mono');
+    monorepo(ws);
+    rmSync(path.join(ws, 'packages/kit/src/exports/vite/build/utils.js'));
+    git(ws, ['update-index', '--skip-worktree', 'tools/build.log', 'packages/kit/package.json']);
+    rmSync(path.join(ws, 'packages/kit/package.json'));
+    writeTree(ws, { 'dist/link': { link: '../README.md' } });
+    git(ws, ['add', '-f', 'dist/link']);
+    rmSync(path.join(ws, 'packages/astro/src/assets/build'), { recursive: true });
+    writeTree(ws, { 'packages/astro/src/assets/build': { link: '../../../kit' } });
+    expect(ourListOf(ws)).toEqual(gitExact(ws));
+    expect(ourListOf(ws)).toContain('dist/link');
+  });
+
+  for (const variant of ['4', 'split'] as const) {
+    it(`index ${variant === '4' ? 'version 4' : 'split'} after more changes`, () => {
+      const ws = path.join(newRepo(), 'mono');
+      monorepo(ws);
+      git(ws, ['update-index', variant === '4' ? '--index-version=4' : '--split-index']);
+      writeTree(ws, { 'vendor/lib/a.go': '', 'build/gen.ts': '' });
+      git(ws, ['add', '-f', 'vendor/lib/a.go', 'build/gen.ts']);
+      git(ws, ['rm', '-q', '--cached', 'tools/build.log']);
+      expect(ourListOf(ws)).toEqual(gitExact(ws));
+    });
+  }
+
+  for (const sparseIndex of [false, true]) {
+    it(`sparse checkout (cone mode${sparseIndex ? ', sparse index' : ''})`, () => {
+      const ws = path.join(newRepo(), 'mono');
+      monorepo(ws);
+      git(ws, ['sparse-checkout', 'set', '--cone', ...(sparseIndex ? ['--sparse-index'] : ['--no-sparse-index']), 'packages/kit']);
+      expect(existsSync(path.join(ws, 'packages/astro/src/assets/build/generate.ts'))).toBe(false);
+      // Known difference: git reads the .gitignore of a directory outside the sparse checkout from the
+      // object store (it is not on disk); we cannot, so an untracked file it ignores is left out here.
+      rmSync(path.join(ws, 'packages/astro/scratch'), { recursive: true });
+      expect(ourListOf(ws)).toEqual(gitExact(ws));
+    });
+  }
+
+  it('a worktree (a .git file pointing into the main repository)', () => {
+    const main = path.join(newRepo(), 'main');
+    monorepo(main);
+    const wt = path.join(newRepo(), 'wt');
+    git(main, ['worktree', 'add', '-q', '-b', 'wt', wt]);
+    writeTree(wt, CLUTTER);
+    writeFileSync(path.join(main, '.git/info/exclude'), 'README.md\n*.md\n');
+    git(wt, ['rm', '-q', '--cached', 'README.md']);
+    expect(ourListOf(wt)).toEqual(gitExact(wt));
+    expect(ourListOf(wt)).not.toContain('README.md');
+    expect(ourListOf(wt)).not.toContain('.git');
+  });
+
+  it('submodules (one under an ignored vendor/ dir) and nested repositories use their own index and .gitignore', () => {
+    const base = newRepo();
+    const lib = path.join(base, 'lib-src');
+    writeTree(lib, { '.gitignore': '*.gen\n', 'src/a.ts': '', 'build/tracked.js': '', 'keep.gen': '' });
+    git(lib, ['init', '-q']);
+    git(lib, ['add', '-A']);
+    git(lib, ['add', '-f', 'keep.gen']);
+    git(lib, ['-c', 'user.name=t', '-c', 'user.email=t@example.com', 'commit', '-qm', 'lib']);
+    const ws = path.join(base, 'mono');
+    monorepo(ws);
+    git(ws, ['submodule', 'add', '-q', lib, 'libs/lib']);
+    git(ws, ['submodule', 'add', '-q', lib, 'vendor/dep']);
+    writeTree(ws, {
+      'libs/lib/x.gen': '', 'libs/lib/node_modules/m.js': '', 'libs/lib/new.ts': '', 'vendor/dep/dist/out.js': '',
+      'vendor/other.go': '', 'scratch/other/.gitignore': 'tmp/\n', 'scratch/other/a.txt': '', 'scratch/other/tmp/x': '',
+      'node_modules/nested/package.json': '',
+    });
+    git(path.join(ws, 'scratch/other'), ['init', '-q']);
+    git(path.join(ws, 'node_modules/nested'), ['init', '-q']);
+    const ours = ourListOf(ws);
+    expect(ours).toEqual(gitExact(ws));
+    expect(ours).toEqual(expect.arrayContaining(['libs/lib/build/tracked.js', 'libs/lib/keep.gen', 'vendor/dep/src/a.ts', 'scratch/other/a.txt']));
+    expect(ours.filter((p) => p.endsWith('.git') || p.includes('.git/'))).toEqual([]);
+  });
+});
+
+describe('a workspace inside a larger repository', () => {
+  it('the index entries under the workspace and every .gitignore from the top apply; outside them, nothing', () => {
+    const top = newRepo();
+    writeTree(top, {
+      '.gitignore': '*.tmp\n', 'apps/.gitignore': 'secret/\n/workspaces/web/local.txt\n', 'other/x.js': '',
+      'apps/workspaces/web/build/tracked.js': '', 'apps/workspaces/web/b.tmp': '', 'apps/workspaces/api/vendor/v.go': '',
+    });
+    git(top, ['init', '-q']);
+    git(top, ['add', '-f', '.']);
+    writeTree(top, {
+      'apps/workspaces/web/src/a.ts': '', 'apps/workspaces/web/secret/k': '', 'apps/workspaces/web/local.txt': '',
+      'apps/workspaces/web/c.tmp': '', 'apps/workspaces/web/dist/untracked.js': '', 'apps/workspaces/web/new.ts': '',
+    });
+    writeFileSync(path.join(top, '.git/info/exclude'), 'src/\n');
+    for (const ws of ['web', 'api']) {
+      const dir = path.join(top, 'apps/workspaces', ws);
+      expect(ourListOf(dir), ws).toEqual(gitExact(dir));
+    }
+    expect(ourListOf(path.join(top, 'apps/workspaces/web'))).toEqual(['b.tmp', 'build/tracked.js', 'new.ts']);
   });
 });

@@ -2,8 +2,9 @@ import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createFilter, DEFAULT_EXCLUDES, type FilterOptions } from '../src/filter.js';
+import { createFilter, DEFAULT_EXCLUDES, trackedChanges, type FilterOptions } from '../src/filter.js';
 import { DOCKER_CASES, type FilterCase, GIT_CASES, WS } from './filter-cases.js';
+import { gitRunner } from './git-helper.js';
 import { type TreeSpec, tempDir, walkIncluded, writeTree } from './walk-helper.js';
 
 const scratch = tempDir('unit');
@@ -137,5 +138,73 @@ describe('isIgnoreFile', () => {
     const f = createFilter({ root: scratch.dir, workspace: WS });
     for (const p of ['.gitignore', 'a/b/.gitignore', '.dockerignore', '.git/info/exclude']) expect(f.isIgnoreFile(p), p).toBe(true);
     for (const p of ['gitignore', 'a/.gitignore.bak', 'a/.dockerignore', 'x.gitignore']) expect(f.isIgnoreFile(p), p).toBe(false);
+  });
+});
+
+describe('git index: why() and trackedChanges()', () => {
+  const git = gitRunner(scratch.dir);
+  const repoRoot = (tree: TreeSpec, tracked: string[]): string => {
+    const dir = root(tree);
+    git(path.join(dir, WS), ['init', '-q']);
+    if (tracked.length) git(path.join(dir, WS), ['add', '-f', '--', ...tracked]);
+    return dir;
+  };
+
+  it('names the rule, the file and line, and the directory it matched', () => {
+    const dir = repoRoot({
+      'ws/.gitignore': '# c\n\nlogs/\n!keep.log\n', 'ws/logs/a': '', 'ws/keep.log': '', 'ws/x.log': '', 'ws/.dockerignore': 'secret.txt\n',
+      'ws/secret.txt': '', 'ws/build/gen.js': '', 'ws/src/a.ts': '',
+    }, ['build/gen.js', 'secret.txt']);
+    const f = createFilter({ root: dir, workspace: WS, excludes: ['*.tmp'] });
+    const ws = path.join(dir, WS);
+    expect(f.why('logs/a', false)).toEqual({
+      excluded: true, tracked: false, rule: { source: 'gitignore', file: path.join(ws, '.gitignore'), line: 3, pattern: 'logs/', dir: 'logs' },
+    });
+    expect(f.why('keep.log', false)).toEqual({
+      excluded: false, tracked: false, rule: { source: 'gitignore', file: path.join(ws, '.gitignore'), line: 4, pattern: '!keep.log' },
+    });
+    expect(f.why('x.log', false)).toEqual({ excluded: true, tracked: false, rule: { source: 'defaults', pattern: '*.log' } });
+    expect(f.why('a.tmp', false)).toEqual({ excluded: true, tracked: false, rule: { source: 'exclude', pattern: '*.tmp' } });
+    expect(f.why('build/gen.js', false)).toEqual({ excluded: false, tracked: true, rule: { source: 'defaults', pattern: 'build/', dir: 'build' } });
+    expect(f.why('build', true)).toMatchObject({ excluded: false, tracked: true });
+    // A .dockerignore excludes tracked files too.
+    expect(f.why('secret.txt', false)).toEqual({
+      excluded: true, tracked: false, rule: { source: 'dockerignore', file: path.join(ws, '.dockerignore'), line: 1, pattern: 'secret.txt' },
+    });
+    expect(f.excludes('secret.txt', false)).toBe(true);
+    expect(f.why('src/a.ts', false)).toEqual({ excluded: false, tracked: false, rule: undefined });
+    expect(f.why('.git/HEAD', false)).toMatchObject({ excluded: true, rule: { source: 'git' } });
+  });
+
+  it('a gitlink whose submodule is not checked out syncs nothing below it', () => {
+    const dir = repoRoot({ 'ws/a': '' }, ['a']);
+    const ws = path.join(dir, WS);
+    const blob = '0'.repeat(39) + '1';
+    git(ws, ['update-index', '--add', '--cacheinfo', `160000,${blob},mod`]);
+    writeTree(ws, { 'mod/leftover.txt': '' });
+    const f = createFilter({ root: dir, workspace: WS });
+    expect(f.excludes('mod', true)).toBe(true);
+    expect(f.why('mod/leftover.txt', false)).toMatchObject({ excluded: true, rule: { source: 'git', pattern: 'submodule that is not checked out' } });
+  });
+
+  it('trackedChanges lists what git add and git rm changed, nothing for an index rewrite', () => {
+    const dir = repoRoot({ 'ws/a': '', 'ws/dist/b.js': '', 'ws/c': '' }, ['a', 'c']);
+    const ws = path.join(dir, WS);
+    const before = createFilter({ root: dir, workspace: WS });
+    git(ws, ['update-index', '--index-version', '4']);
+    expect(trackedChanges(before, createFilter({ root: dir, workspace: WS }))).toEqual([]);
+    git(ws, ['add', '-f', 'dist/b.js']);
+    git(ws, ['rm', '-q', '--cached', 'c']);
+    const after = createFilter({ root: dir, workspace: WS });
+    expect(trackedChanges(before, after)).toEqual(['c', 'dist/b.js']);
+    expect(before.excludes('dist', true)).toBe(true);
+    expect(after.excludes('dist', true)).toBe(false);
+  });
+
+  it('an unreadable index is an error that names it, never an empty index', () => {
+    const dir = repoRoot({ 'ws/a': '' }, ['a']);
+    writeFileSync(path.join(dir, WS, '.git/index'), 'DIRC garbage');
+    expect(() => createFilter({ root: dir, workspace: WS })).toThrow(/cannot read the git index .*index/);
+    expect(createFilter({ root: dir, workspace: WS, gitIndex: false }).excludes('a', false)).toBe(false);
   });
 });

@@ -8,14 +8,23 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Filter } from '../src/filter.js';
 
-/** Sorted workspace-relative paths of the entries the filter keeps. */
+/**
+ * Sorted workspace-relative paths of the entries the filter keeps. Like the scan, a directory the
+ * filter answers `trackedOnly` for is not listed: only the names the index has there are looked at.
+ */
 export function walkIncluded(wsDir: string, filter: Filter): string[] {
   const out: string[] = [];
   const visit = (rel: string): void => {
     const abs = rel === '' ? wsDir : path.join(wsDir, rel);
-    for (const name of readdirSync(abs)) {
+    for (const name of filter.trackedOnly(rel) ?? readdirSync(abs)) {
       const r = rel === '' ? name : `${rel}/${name}`;
-      if (lstatSync(path.join(abs, name)).isDirectory()) {
+      let st;
+      try {
+        st = lstatSync(path.join(abs, name));
+      } catch {
+        continue; // a tracked path deleted from the work tree
+      }
+      if (st.isDirectory()) {
         if (!filter.excludes(r, true)) visit(r);
       } else if (!filter.excludes(r, false)) {
         out.push(r);

@@ -8,7 +8,7 @@ import {
   addConfigOptions, configFlags, createLogger, createObjectStore, createRegistry, exitCodeFor, ExitCodes, formatBytes, formatError,
   isSyncError, parseDuration, Registry, resolveConfig, startHealthServer, SyncError, type AgentConfig, type Logger, type ObjectStore,
 } from '@workspace-sync/shared';
-import { listFiles } from './files.js';
+import { explainPaths, formatExplanation, listFiles } from './files.js';
 import { createProgress } from './progress.js';
 import { pushWorkspace, type PushReport } from './push.js';
 import { AGENT_VERSION } from './version.js';
@@ -62,13 +62,21 @@ export async function main(argv: string[], io: Io = { out: (s) => process.stdout
 
   addConfigOptions(
     program.command('files')
-      .argument('[workspace-or-dir]', 'a workspace name under --root, or a directory (default: every workspace)')
-      .description('print the paths that would be synced, one per line, sorted')
-      .option('-0, --null', 'separate paths with NUL instead of newline'),
+      .argument('[target...]', 'a workspace name under --root, or a directory (default: every workspace); with --why, paths')
+      .description('print the paths that would be synced, one per line, sorted; with --why, the rule that decides each given path')
+      .option('-0, --null', 'separate paths with NUL instead of newline')
+      .option('--why', 'for each path (<workspace>/<path>, or a path inside the root), print whether it is synced and the rule that decides it'),
     'agent',
-  ).action(async (target: string | undefined, _opts, cmd: Command) => {
+  ).action(async (targets: string[], _opts, cmd: Command) => {
     const config = loadConfig(cmd);
-    const { paths, skipped } = await listFiles(config, target);
+    if (cmd.opts().why) {
+      if (targets.length === 0) throw new SyncError('USAGE', 'files --why needs at least one path', { hint: 'e.g. sync-agent files --why www/dist/index.html' });
+      for (const e of await explainPaths(config, targets)) io.out(`${formatExplanation(e, config.root)}\n`);
+      code = ExitCodes.OK;
+      return;
+    }
+    if (targets.length > 1) throw new SyncError('USAGE', 'files takes one workspace or directory', { hint: 'to ask about paths, add --why' });
+    const { paths, skipped } = await listFiles(config, targets[0]);
     const sep = cmd.opts().null ? '\0' : '\n';
     io.out(paths.map((p) => p + sep).join(''));
     for (const s of skipped) io.err(`skipped ${s.path}: ${s.reason}\n`);

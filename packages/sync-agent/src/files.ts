@@ -1,9 +1,16 @@
-/** `sync-agent files`: what a push would sync, for checking filters before pushing. */
+/** `sync-agent files`: what a push would sync, and why a path is or is not synced, for checking filters before pushing. */
+import { lstatSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { compareUtf8, createFilter, type AgentConfig } from '@workspace-sync/shared';
-import { scanWorkspace, type Skipped } from './scan.js';
+import {
+  compareUtf8, createFilter, isSafeRelativePath, isValidWorkspaceName, SyncError, type AgentConfig, type Filter, type Rule, type Verdict,
+} from '@workspace-sync/shared';
+import { entryFor, scanWorkspace, type Skipped } from './scan.js';
 import { listWorkspaces } from './workspaces.js';
+
+export function workspaceFilter(config: AgentConfig, root: string, workspace: string): Filter {
+  return createFilter({ root, workspace, excludes: config.exclude, gitIndex: config.gitIndex });
+}
 
 /**
  * `target` is a workspace name under the root, or any directory (its parent then plays the root, so
@@ -22,10 +29,96 @@ export async function listFiles(config: AgentConfig, target: string | undefined)
   const paths: string[] = [];
   const skipped: Skipped[] = [];
   for (const job of jobs) {
-    const filter = createFilter({ root: job.root, workspace: job.workspace, excludes: config.exclude });
+    const filter = workspaceFilter(config, job.root, job.workspace);
     const res = await scanWorkspace(path.join(job.root, job.workspace), filter);
     for (const p of res.entries.keys()) paths.push(job.show(p));
     for (const s of res.skipped) skipped.push({ path: job.show(s.path), reason: s.reason });
   }
   return { paths: paths.sort(compareUtf8), skipped };
+}
+
+export interface Explanation {
+  /** `<workspace>/<path>`, as `files` lists it. */
+  shown: string;
+  isDir: boolean;
+  exists: boolean;
+  verdict: Verdict;
+  /** Why a path the rules keep is still not synced (a symlink leaving the workspace, a special file…). */
+  skipped?: string;
+}
+
+/**
+ * Where `given` lies: a path under the workspaces root as seen from the current directory, else a
+ * `<workspace>/<path>` relative to the root (the form `files` prints).
+ */
+export function locate(root: string, given: string, cwd = process.cwd()): { workspace: string; rel: string } {
+  const inRoot = (abs: string) => {
+    const rel = path.relative(root, abs);
+    return rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel.split(path.sep) : undefined;
+  };
+  const parts = inRoot(path.resolve(cwd, given)) ?? (path.isAbsolute(given) ? undefined : inRoot(path.join(root, given)));
+  if (!parts || !isValidWorkspaceName(parts[0]!)) {
+    throw new SyncError('USAGE', `${given} is not a path in a workspace under ${root}`, {
+      hint: 'give paths as files prints them (<workspace>/<path>), or as paths inside the workspaces root',
+    });
+  }
+  return { workspace: parts[0]!, rel: parts.slice(1).join('/') };
+}
+
+/** `sync-agent files --why`: the verdict on each path and the rule behind it. */
+export async function explainPaths(config: AgentConfig, given: readonly string[]): Promise<Explanation[]> {
+  const filters = new Map<string, Filter>();
+  const out: Explanation[] = [];
+  for (const g of given) {
+    const { workspace, rel } = locate(config.root, g);
+    const wsDir = path.join(config.root, workspace);
+    if (!(await stat(wsDir).catch(() => undefined))?.isDirectory()) {
+      throw new SyncError('WORKSPACE_UNKNOWN', `${g}: there is no workspace ${workspace} (no directory ${wsDir})`, {
+        hint: 'give paths as files prints them (<workspace>/<path>), or as paths inside the workspaces root',
+      });
+    }
+    if (rel === '') {
+      out.push({ shown: workspace, isDir: true, exists: true, verdict: { excluded: false, tracked: false, rule: undefined } });
+      continue;
+    }
+    let filter = filters.get(workspace);
+    if (!filter) filters.set(workspace, (filter = workspaceFilter(config, config.root, workspace)));
+    const st = (() => { try { return lstatSync(path.join(wsDir, rel)); } catch { return undefined; } })();
+    const isDir = st ? st.isDirectory() : g.endsWith('/');
+    const e: Explanation = { shown: `${workspace}/${rel}`, isDir, exists: st !== undefined, verdict: filter.why(rel, isDir) };
+    if (!isSafeRelativePath(rel)) e.skipped = 'name cannot be stored as an object key';
+    else if (st && !isDir && !e.verdict.excluded) {
+      const entry = await entryFor(wsDir, rel, st).catch((err: NodeJS.ErrnoException) => ({ reason: `cannot read (${err.code})` }));
+      if ('reason' in entry) e.skipped = entry.reason;
+    }
+    out.push(e);
+  }
+  return out;
+}
+
+function describeRule(r: Rule, root: string, ws: string): string {
+  if (r.source === 'git') return r.dir ? `${r.pattern} (${ws}/${r.dir}/)` : r.pattern;
+  const file = r.file && (path.relative(root, r.file).startsWith('..') ? r.file : path.relative(root, r.file));
+  const where = file ? `${file}:${r.line}` : r.source === 'exclude' ? '--exclude' : 'defaults';
+  return `${r.pattern} (${where})${r.dir ? ` on the directory ${ws}/${r.dir}/` : ''}`;
+}
+
+/** One line per path: `<path>: excluded by <pattern> (<source>)`, `included: tracked by git`, and so on. */
+export function formatExplanation(e: Explanation, root: string): string {
+  const slash = e.shown.indexOf('/');
+  if (slash < 0) return `${e.shown}/: a workspace`;
+  const v = e.verdict;
+  const shown = e.isDir ? `${e.shown}/` : e.shown;
+  const rule = v.rule && describeRule(v.rule, root, e.shown.slice(0, slash));
+  const reincludes = v.rule?.pattern.startsWith('!') ?? false;
+  let line: string;
+  if (v.excluded && v.rule?.source === 'git') line = `${shown}: excluded: ${rule}`;
+  else if (v.excluded) line = `${shown}: excluded by ${rule ?? 'the ignore rules'}`;
+  else if (v.tracked && v.rule && !reincludes) line = `${shown}: included: tracked by git, so ${rule} does not apply (ignore rules decide untracked files only)`;
+  else if (v.tracked) line = `${shown}: included: tracked by git`;
+  else if (v.rule) line = `${shown}: included by ${rule}`;
+  else line = `${shown}: included: no rule matches`;
+  if (!e.exists) line += ' (does not exist)';
+  if (e.skipped && !v.excluded) line += `, but skipped: ${e.skipped}`;
+  return line;
 }

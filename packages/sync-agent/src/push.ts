@@ -25,7 +25,7 @@ export async function reconcileWorkspace(opts: SyncOptions & { filter?: Filter; 
   const wsDir = path.join(config.root, workspace);
   await assertWorkspaceDir(config.root, workspace);
 
-  const filter = opts.filter ?? createFilter({ root: config.root, workspace, excludes: config.exclude });
+  const filter = opts.filter ?? createFilter({ root: config.root, workspace, excludes: config.exclude, gitIndex: config.gitIndex });
   let scan;
   try {
     scan = await scanWorkspace(wsDir, filter);

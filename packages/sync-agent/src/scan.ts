@@ -1,7 +1,8 @@
 /**
  * Walks one workspace and returns what would be synced, without reading file contents.
- * Never descends into excluded directories, never follows symlinks, and reports (rather than fails on)
- * entries it cannot sync: unreadable directories, special files, symlinks pointing outside.
+ * Never descends into excluded directories (into one git ignores but whose index names paths below it,
+ * only along those paths), never follows symlinks, and reports (rather than fails on) entries it cannot
+ * sync: unreadable directories, special files, symlinks pointing outside.
  */
 import { lstatSync, readdirSync, type Stats } from 'node:fs';
 import { readlink } from 'node:fs/promises';
@@ -78,32 +79,40 @@ export async function scanWorkspace(wsDir: string, filter: Filter, from = ''): P
   // Synchronous readdir/lstat: on a local disk each call is microseconds, far less than a thread-pool
   // round trip, and a no-op push is one such walk over every synced file.
   const walk = async (relDir: string): Promise<void> => {
-    let names;
+    // A directory git ignores but whose index names paths below it: look at those names only, never
+    // list it (a node_modules with one tracked file holds thousands that are not).
+    const tracked = filter.trackedOnly(relDir);
+    let names: Array<{ name: string; isDir: boolean | undefined }>;
     try {
-      names = readdirSync(relDir ? path.join(wsDir, relDir) : wsDir, { withFileTypes: true });
+      names = tracked
+        ? tracked.map((name) => ({ name, isDir: undefined }))
+        : readdirSync(relDir ? path.join(wsDir, relDir) : wsDir, { withFileTypes: true }).map((d) => ({ name: d.name, isDir: d.isDirectory() }));
     } catch (err) {
       if (relDir === from) throw err;
       skipped.push({ path: `${relDir}/`, reason: `cannot read directory (${(err as NodeJS.ErrnoException).code})` });
       return;
     }
     const subdirs: string[] = [];
-    for (const d of names) {
-      const rel = relDir ? `${relDir}/${d.name}` : d.name;
+    for (const { name, isDir: known } of names) {
+      const rel = relDir ? `${relDir}/${name}` : name;
       if (!isSafeRelativePath(rel)) {
         skipped.push({ path: rel, reason: 'name cannot be stored as an object key' });
         continue;
       }
-      const isDir = d.isDirectory();
-      if (filter.excludes(rel, isDir)) continue;
-      if (isDir) { subdirs.push(rel); continue; }
+      let st: Stats | undefined;
       try {
-        const st = lstatSync(path.join(wsDir, rel));
+        if (known === undefined) st = lstatSync(path.join(wsDir, rel));
+        const isDir = known ?? st!.isDirectory();
+        if (filter.excludes(rel, isDir)) continue;
+        if (isDir) { subdirs.push(rel); continue; }
+        st ??= lstatSync(path.join(wsDir, rel));
         const e = st.isFile() ? fileFromStats(rel, st) : await entryFor(wsDir, rel, st);
         if ('reason' in e) skipped.push(e);
         else entries.set(rel, e);
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
-        if (code !== 'ENOENT') skipped.push({ path: rel, reason: `cannot stat (${code})` });
+        // Gone since the listing, or a tracked path deleted from the work tree: nothing to sync.
+        if (code !== 'ENOENT' && code !== 'ENOTDIR') skipped.push({ path: rel, reason: `cannot stat (${code})` });
       }
     }
     for (const sub of subdirs) await walk(sub);

@@ -11,16 +11,19 @@
  * - `mirror` (the local view and state index as of the last sync) is replaced only by a successful sync.
  * - The watcher is swapped (after an ignore-file change, or to polling after ENOSPC) only inside a sync:
  *   the new watcher is ready before the old one closes, so no event falls between the two.
+ * - A git index change replaces the filter at once (a sync in flight keeps the one it started with) and
+ *   queues the paths whose tracked state changed, like events.
  */
 import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import {
-  createFilter, exitCodeFor, ExitCodes, isSafeRelativePath, isSyncError,
+  createFilter, exitCodeFor, ExitCodes, isSafeRelativePath, isSyncError, trackedChanges,
   type AgentConfig, type Filter, type Logger, type ObjectStore,
 } from '@workspace-sync/shared';
 import { Batcher, type BatchPolicy } from './batcher.js';
 import type { FsChange, PendingChange } from './coalesce.js';
 import { mirrorFrom, syncChanges, type ChangedPaths, type Mirror } from './incremental.js';
+import { watchIndexFiles, type IndexWatcher } from './index-watcher.js';
 import { reconcileWorkspace, workspaceStateStore } from './push.js';
 import type { Skipped } from './scan.js';
 import type { StateStore } from './state.js';
@@ -75,6 +78,9 @@ export function retryDelayMs(failures: number): number {
   return Math.min(500 * 2 ** Math.max(failures - 1, 0), 15_000);
 }
 
+/** How often the git index files are stat'ed when the watcher itself is not polling. */
+export const INDEX_POLL_MS = 500;
+
 /** Codes that are about the workspace, not the remote: wait for the user (or the directory) to change. */
 const HELD = new Set(['WORKSPACE_UNREADABLE', 'WORKSPACE_EMPTY', 'DELETE_LIMIT']);
 
@@ -85,6 +91,7 @@ export class WorkspaceSync {
   private watcher: TreeWatcher | undefined;
   private readonly batcher: Batcher;
   private readonly stateStore: StateStore;
+  private readonly indexWatch: IndexWatcher;
   private mirror: Mirror | undefined;
   private needFull = true;
   /** Ignore files changed: read them all again when the next sync starts (they have settled by then). */
@@ -108,10 +115,17 @@ export class WorkspaceSync {
   readonly started: Promise<void>;
 
   constructor(readonly name: string, private readonly ctx: WatchContext) {
-    this.filter = this.newFilter();
+    try {
+      this.filter = this.newFilter();
+    } catch {
+      // An unreadable git index: watch nothing until the first sync reads it again and reports the error.
+      this.filter = createFilter({ root: ctx.config.root, workspace: name, excludes: ['*'], gitIndex: false });
+      this.refilter = true;
+    }
     this.batcher = new Batcher(ctx.policy);
     this.stateStore = workspaceStateStore({ config: ctx.config, workspace: name, log: ctx.log });
     this.pollMs = ctx.pollMs;
+    this.indexWatch = watchIndexFiles(() => this.indexChanged(), ctx.pollMs ?? INDEX_POLL_MS);
     this.started = new Promise((resolve) => { this.firstAttempt = resolve; });
   }
 
@@ -144,6 +158,7 @@ export class WorkspaceSync {
     this.ctx.log.warn({ workspace: this.name }, 'workspace directory disappeared: nothing is deleted from the bucket; it syncs again when the directory returns');
     clearTimeout(this.timer);
     this.batcher.clear();
+    this.indexWatch.set([]);
     this.needFull = true;
     this.firstAttempt();
     const w = this.watcher;
@@ -189,6 +204,7 @@ export class WorkspaceSync {
   async stop(flush: boolean): Promise<boolean> {
     this.stopped = true;
     clearTimeout(this.timer);
+    this.indexWatch.close();
     const w = this.watcher;
     this.watcher = undefined;
     await w?.close();
@@ -210,7 +226,7 @@ export class WorkspaceSync {
   }
 
   private newFilter(): Filter {
-    return createFilter({ root: this.ctx.config.root, workspace: this.name, excludes: this.ctx.config.exclude });
+    return createFilter({ root: this.ctx.config.root, workspace: this.name, excludes: this.ctx.config.exclude, gitIndex: this.ctx.config.gitIndex });
   }
 
   private async createWatcher(): Promise<TreeWatcher> {
@@ -264,6 +280,41 @@ export class WorkspaceSync {
     else this.needFull = true;
     this.refilter = true;
     this.rewatch = true;
+  }
+
+  /**
+   * A git index file was rewritten: a `git add`, `git rm`, commit or checkout, or only `git status`
+   * refreshing stat data. The paths whose tracked state changed are decided again by the next batch
+   * (a newly untracked file the ignore rules exclude leaves the bucket, a newly tracked one under an
+   * ignored directory is uploaded); the watcher is rebuilt when one lies where it did not look.
+   */
+  private indexChanged(): void {
+    if (this.stopped || this.status === 'missing') return;
+    let next: Filter;
+    try {
+      next = this.newFilter();
+    } catch {
+      // An unreadable index: the next sync reads it again and reports the error.
+      this.refilter = true;
+      this.needFull = true;
+      this.schedule();
+      return;
+    }
+    const changed = trackedChanges(this.filter, next);
+    if (changed.length === 0) return;
+    const before = this.filter;
+    this.filter = next;
+    const now = Date.now();
+    for (const p of changed) {
+      const rel = p.endsWith('/') ? p.slice(0, -1) : p;
+      if (!this.rewatch && watchedDirsDiffer(before, next, rel)) this.rewatch = true;
+      if (!this.batcher.push({ type: 'change', path: rel, isDir: p.endsWith('/') }, now)) {
+        this.needFull = true;
+        break;
+      }
+    }
+    if (this.status === 'synced') this.setStatus('pending');
+    this.schedule();
   }
 
   private onWatchError(err: NodeJS.ErrnoException): void {
@@ -332,6 +383,8 @@ export class WorkspaceSync {
         outcome = await syncChanges({ ...opts, filter: this.filter, stateStore: this.stateStore }, this.mirror!, changedPaths(batch));
       }
       this.mirror = mirrorFrom(outcome);
+      // The walk has met every nested repository by now: watch each index it read.
+      if (!this.stopped && this.status !== 'missing') this.indexWatch.set(this.filter.repositories().map((r) => r.indexFile));
       this.succeeded(full ? 'reconcile' : 'batch', outcome, batch.length, performance.now() - started);
       return true;
     } catch (err) {
@@ -412,6 +465,15 @@ export class WorkspaceSync {
     if (this.status === 'missing' && status !== 'starting') return;
     this.status = status;
     this.reason = reason;
+  }
+}
+
+/** Whether `rel` or a directory above it is walked under one filter and not the other (then the watcher must change). */
+export function watchedDirsDiffer(before: Filter, after: Filter, rel: string): boolean {
+  for (let i = rel.indexOf('/'); ; i = rel.indexOf('/', i + 1)) {
+    const dir = i < 0 ? rel : rel.slice(0, i);
+    if (before.excludes(dir, true) !== after.excludes(dir, true)) return true;
+    if (i < 0) return false;
   }
 }
 
