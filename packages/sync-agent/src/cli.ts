@@ -9,6 +9,7 @@ import {
   isSyncError, parseDuration, Registry, resolveConfig, startHealthServer, SyncError, type AgentConfig, type Logger, type ObjectStore,
 } from '@workspace-sync/shared';
 import { explainPaths, formatExplanation, listFiles } from './files.js';
+import { formatGc, formatLog, formatRestore, gcWorkspace, logWorkspace, restoreWorkspace } from './history-commands.js';
 import { createProgress } from './progress.js';
 import { pushWorkspace, type PushReport } from './push.js';
 import { AGENT_VERSION } from './version.js';
@@ -81,6 +82,66 @@ export async function main(argv: string[], io: Io = { out: (s) => process.stdout
     io.out(paths.map((p) => p + sep).join(''));
     for (const s of skipped) io.err(`skipped ${s.path}: ${s.reason}\n`);
     code = skipped.length ? ExitCodes.PARTIAL : ExitCodes.OK;
+  });
+
+  addConfigOptions(
+    program.command('log')
+      .argument('<workspace>', 'workspace whose history to show')
+      .description('list the generations of a workspace, newest first: time, writer, files added/changed/deleted')
+      .option('-n, --max-count <n>', 'show at most this many generations', '100')
+      .option('--json', 'print JSON on stdout'),
+    'agent',
+  ).action(async (workspace: string, _opts, cmd: Command) => {
+    const config = loadConfig(cmd);
+    checkWorkspaceName(workspace, config.root);
+    const opts = cmd.opts<{ maxCount: string; json?: boolean }>();
+    const max = Number(opts.maxCount);
+    if (!Number.isSafeInteger(max) || max < 1) throw new SyncError('USAGE', `--max-count must be a positive integer, not "${opts.maxCount}"`, { hint: 'e.g. -n 20' });
+    const entries = await logWorkspace(storeFor(config), config, workspace, max);
+    io.out(opts.json ? `${JSON.stringify(entries, null, 2)}\n` : formatLog(workspace, entries));
+  });
+
+  addConfigOptions(
+    program.command('restore')
+      .argument('<workspace>', 'workspace to restore')
+      .argument('[path...]', 'only these files or directories (default: the whole workspace)')
+      .description('write a generation of a workspace back to disk, byte for byte, with modes, symlinks and mtimes')
+      .option('--generation <n>', 'the generation to restore (default: the latest)')
+      .option('--at <time>', 'the newest generation at or before this time (ISO 8601, or a duration ago such as 2h)')
+      .option('--to <dir>', 'write there instead of into the workspace directory')
+      .option('--force', 'overwrite files that differ (and restore into a non-empty directory)')
+      .option('-n, --dry-run', 'say what would be restored and write nothing')
+      .option('--json', 'print a JSON summary on stdout'),
+    'agent',
+  ).action(async (workspace: string, paths: string[], _opts, cmd: Command) => {
+    const config = loadConfig(cmd);
+    checkWorkspaceName(workspace, config.root);
+    const opts = cmd.opts<{ generation?: string; at?: string; to?: string; force?: boolean; dryRun?: boolean; json?: boolean }>();
+    if (opts.generation !== undefined && opts.at !== undefined) throw new SyncError('USAGE', '--generation and --at cannot be combined', { hint: 'give one of them' });
+    const log = createLogger({ level: config.logLevel, name: 'sync-agent' });
+    const report = await restoreWorkspace(storeFor(config), config, workspace, {
+      ...opts, paths: paths.map((p) => p.replace(/\/+$/, '')), force: !!opts.force, dryRun: !!opts.dryRun,
+    }, log);
+    io.out(opts.json ? `${JSON.stringify(report, null, 2)}\n` : formatRestore(report));
+    code = report.failed.length ? ExitCodes.PARTIAL : ExitCodes.OK;
+  });
+
+  addConfigOptions(
+    program.command('gc')
+      .argument('[workspace...]', 'workspaces to collect (default: every directory under --root)')
+      .description('remove what no retained generation needs (see --keep-generations, --keep-for, --gc-grace)')
+      .option('-n, --dry-run', 'say what would be removed and remove nothing')
+      .option('--json', 'print a JSON summary on stdout'),
+    'agent',
+  ).action(async (names: string[], _opts, cmd: Command) => {
+    const config = loadConfig(cmd);
+    const opts = cmd.opts<{ dryRun?: boolean; json?: boolean }>();
+    for (const n of names) checkWorkspaceName(n, config.root);
+    const log = createLogger({ level: config.logLevel, name: 'sync-agent' });
+    const store = storeFor(config);
+    const reports = [];
+    for (const ws of names.length ? names : await listWorkspaces(config.root)) reports.push(await gcWorkspace(store, config, ws, !!opts.dryRun, log));
+    io.out(opts.json ? `${JSON.stringify(reports, null, 2)}\n` : reports.map(formatGc).join(''));
   });
 
   try {

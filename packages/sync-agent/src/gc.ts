@@ -113,8 +113,14 @@ export async function collectGarbage(opts: GcOptions): Promise<GcReport> {
   report.bytesDeleted = doomed.reduce((n, d) => n + d.size, 0);
 
   const stale: Array<{ key: string; uploadId: string }> = [];
-  for await (const u of store.listUploads(controlPrefix(prefix, workspace))) {
-    if (age(u.initiated) >= opts.graceMs) stale.push(u);
+  try {
+    for await (const u of store.listUploads(controlPrefix(prefix, workspace))) {
+      if (age(u.initiated) >= opts.graceMs) stale.push(u);
+    }
+  } catch (err) {
+    // Some S3-compatible servers cannot list uploads (501): there is nothing gc can sweep there.
+    if (!/NotImplemented|HTTP 501/.test((err as Error).message)) throw err;
+    log.debug({ workspace }, 'gc: this server cannot list multipart uploads; skipping that sweep');
   }
   report.uploadsAborted = stale.length;
 

@@ -78,6 +78,14 @@ export async function restoreCommit(opts: RestoreOptions): Promise<RestoreReport
       hint: 'pass --force to write the generation over it (files it does not have are left alone), or --to an empty directory',
     });
   }
+  if (!opts.force && opts.paths.length > 0) {
+    const differ = entries.filter((e) => lstatSafe(path.join(target, e.path)) && !(e.kind === 'file' && unchangedHere(target, e))).map((e) => e.path);
+    if (differ.length > 0) {
+      throw new SyncError('TARGET_NOT_EMPTY', `restoring would overwrite ${differ.length} file(s) that differ here: ${differ.slice(0, 5).join(', ')}${differ.length > 5 ? ', …' : ''}`, {
+        hint: 'pass --force to overwrite them, or --to another directory',
+      });
+    }
+  }
   const report: RestoreReport = {
     workspace, generation: commit.generation, target, files: 0, symlinks: 0, bytes: 0, unchanged: 0, extra: 0,
     failed: [], dryRun: opts.dryRun, seconds: 0,
