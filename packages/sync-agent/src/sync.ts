@@ -277,7 +277,11 @@ export async function syncSnapshot(
     stateStore.commit({ upserts: fixed, removes: new Set(), dirs: new Map(), children: new Map(), head: view.head!, records: new Map(), recordRemoves: [], deletes: [] });
   }
 
-  if (st.pendingDeletes.size > 0) {
+  // Another writer may have committed since (its tree may have these paths): deleting now could take
+  // its files from the mirror, so the deletes wait for a run that sees the head it builds on.
+  if (st.pendingDeletes.size > 0 && view.head && (await store.head(headKey(config.prefix, workspace)))?.etag !== view.head.etag) {
+    log.debug({ workspace }, 'the head moved since this commit: plain deletes wait for the next sync');
+  } else if (st.pendingDeletes.size > 0) {
     const keys = [...st.pendingDeletes].map((p) => objectKey(config.prefix, workspace, p));
     const { failed } = await store.deleteMany(keys);
     report.requests += Math.ceil(keys.length / 1000);
