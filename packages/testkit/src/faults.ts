@@ -260,20 +260,18 @@ export function withFaults(inner: ObjectStore, plan: FaultPlan = {}): FaultyStor
   };
 
   /** The upload's stream as the inner store sees it: after a crash it never gets another byte. */
-  const feed = (body: Readable): Readable => {
-    return Readable.from((async function* () {
-      try {
-        for await (const chunk of body) {
-          if (crashed) await never();
-          yield chunk as Buffer;
-        }
-      } catch (err) {
+  const feed = (body: Readable): Readable => Readable.from((async function* () {
+    try {
+      for await (const chunk of body) {
         if (crashed) await never();
-        throw err;
+        yield chunk as Buffer;
       }
+    } catch (err) {
       if (crashed) await never();
-    })(), { objectMode: false });
-  };
+      throw err;
+    }
+    if (crashed) await never();
+  })(), { objectMode: false });
 
   const store: FaultyStore = {
     calls,

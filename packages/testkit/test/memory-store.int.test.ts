@@ -27,15 +27,16 @@ beforeAll(async () => {
     endpoint: s3.endpoint, region: 'us-east-1', bucket: s3.bucket, forcePathStyle: true, maxAttempts: 3, requestTimeoutMs: 10_000,
     credentials: { accessKeyId: s3.env.AWS_ACCESS_KEY_ID!, secretAccessKey: s3.env.AWS_SECRET_ACCESS_KEY! },
   });
-  // s3rver, the embedded server until its replacement lands, ignores If-Match / If-None-Match on PUT,
-  // If-Match on GET and x-amz-copy-source-if-match, lists in file-system order (so "a/b" before
-  // "a-b", and common prefixes wrong around "-" and StartAfter), gives multipart objects a plain MD5
-  // ETag, has no ListMultipartUploads, hangs on a range of an empty object, loses keys with "//" or a
-  // leading "/" and leaves "." and ".." segments out of listings, keeps keys with a leading or
-  // trailing space in DeleteObjects, dies on keys longer than a file name, misreads "+" in a copy
-  // source as a space, and keeps the old ETag when a copy with new metadata overwrites an object.
-  // It is recognised by the owner it names in ListBuckets (an unsigned request, which it answers);
-  // any other server runs every case.
+  // s3rver, the embedded server until its replacement lands, gets much wrong: it ignores If-Match
+  // and If-None-Match on PUT, If-Match on GET and x-amz-copy-source-if-match; lists in file-system
+  // order (so "a/b" before "a-b", and common prefixes wrong around "-" and StartAfter); gives
+  // multipart objects a plain MD5 ETag; has no ListMultipartUploads; hangs on a range of an empty
+  // object and reads a range ending at byte 0 as open-ended; loses keys with "//" or a leading "/"
+  // and leaves "." and ".." segments out of listings; keeps keys with a leading or trailing space
+  // in DeleteObjects; dies on keys longer than a file name; misreads "+" in a copy source as a
+  // space; and keeps the old ETag when a copy with new metadata overwrites an object. It is
+  // recognised by the owner it names in ListBuckets (an unsigned request, which it answers); any
+  // other server runs every case.
   isS3rver = /<DisplayName>S3rver<\/DisplayName>/.test(await (await fetch(`${s3.endpoint}/`)).text());
 });
 afterAll(() => s3?.stop());
@@ -167,7 +168,8 @@ interface Mix {
   sourceIfMatch: boolean;
   /** Keys s3rver gets wrong: with "//", a "." or ".." segment, a leading or trailing "/" or space. */
   oddKeys: boolean;
-  emptyRanges: boolean;
+  /** Ranges s3rver gets wrong: of an empty object, or ending at byte 0. */
+  oddRanges: boolean;
   /** Copies s3rver gets wrong: from a key with "+", or with new metadata onto an existing object. */
   allCopies: boolean;
 }
@@ -193,9 +195,10 @@ async function* randomSteps(r: Rng, mem: ObjectStore, count: number, mix: Mix): 
       case 'get': {
         const size = (await mem.head(key))?.size;
         const opts: Parameters<ObjectStore['get']>[1] = {};
-        if (size !== undefined && (size > 0 || mix.emptyRanges) && r.chance(0.5)) {
+        if (size !== undefined && r.chance(0.5)) {
           const start = r.int(size + 2);
-          opts.range = { start, end: r.chance(0.8) ? start + r.int(size + 1) : Math.max(0, start - 1) };
+          const range = { start, end: r.chance(0.8) ? start + r.int(size + 1) : Math.max(0, start - 1) };
+          if (mix.oddRanges || (size > 0 && range.end > 0)) opts.range = range;
         }
         if (r.chance(0.3)) opts.ifNoneMatch = await someEtag();
         yield get(key, opts);
@@ -259,14 +262,14 @@ async function allKeys(store: ObjectStore): Promise<string[]> {
 describe(`memory store = ${backend} over HTTP`, () => {
   it('random puts, gets, ranges, copies and deletes over tricky keys', async () => {
     for (const seed of [1, 2]) {
-      await compareRandom(seed, 150, { listings: false, conditions: false, sourceIfMatch: false, oddKeys: false, emptyRanges: false, allCopies: false });
+      await compareRandom(seed, 150, { listings: false, conditions: false, sourceIfMatch: false, oddKeys: false, oddRanges: false, allCopies: false });
     }
   });
 
   it('random listings, conditional reads and writes, odd keys and copies, ranges of empty objects (what s3rver gets wrong)', async (ctx) => {
     unlessS3rver(ctx);
     for (const seed of [3, 4]) {
-      await compareRandom(seed, 200, { listings: true, conditions: true, sourceIfMatch: !isRgw, oddKeys: true, emptyRanges: true, allCopies: true });
+      await compareRandom(seed, 200, { listings: true, conditions: true, sourceIfMatch: !isRgw, oddKeys: true, oddRanges: true, allCopies: true });
     }
   });
 

@@ -82,6 +82,11 @@ describe('createMemoryStore: objects', () => {
       expect(await failure(store.get('r', { range }))).toEqual({ code: 'S3_ERROR', status: 416 });
     }
     expect(await failure(store.get('empty', { range: { start: 0, end: 0 } }))).toEqual({ code: 'S3_ERROR', status: 416 });
+    // Conditions first for a range past the end, last for one that ends before it starts.
+    const { etag } = (await store.head('r'))!;
+    expect(await store.get('r', { range: { start: 10, end: 20 }, ifNoneMatch: etag })).toEqual({ notModified: true, etag });
+    expect(await failure(store.get('r', { range: { start: 10, end: 20 }, ifMatch: md5('x') }))).toEqual({ code: 'PRECONDITION_FAILED', status: 412 });
+    expect(await failure(store.get('r', { range: { start: 5, end: 3 }, ifNoneMatch: etag }))).toEqual({ code: 'S3_ERROR', status: 416 });
   });
 
   it('answers conditional reads: If-None-Match → notModified, If-Match on another ETag → PRECONDITION_FAILED; quoted ETags too', async () => {
