@@ -1,6 +1,11 @@
 export { startEmbeddedS3, type EmbeddedS3, type StartOptions } from './spawn.js';
 export { serveS3, EMBEDDED_ACCESS_KEY, EMBEDDED_SECRET_KEY, type ServeOptions } from './server.js';
-export { withFaults, unreachable, type FaultyStore, type FaultPlan, type Op } from './faults.js';
+export {
+  withFaults, unreachable, SimulatedCrash,
+  type FaultyStore, type FaultPlan, type Op, type Call, type CallMatch, type Matcher, type CrashPoint, type HangOptions, type Fault, type CrashOutcome,
+} from './faults.js';
+export { createMemoryStore, type MemoryStore, type MemoryStoreOptions, type StoredObject } from './memory-store.js';
+export { realClock, createManualClock, type Clock, type ManualClock } from './clock.js';
 export { startCountingProxy, type CountingProxy, type WireRequest } from './proxy.js';
 export { startRgw, type RgwOptions } from './rgw.js';
 export { startTestS3 } from './backend.js';
