@@ -15,8 +15,7 @@
  * an outage (nothing lands) aborts the run, and nothing after it is committed.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, type Stats } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { closeSync, createReadStream, fstatSync, openSync, type Stats } from 'node:fs';
 import path from 'node:path';
 import { pipeline, Transform } from 'node:stream';
 import PQueue from 'p-queue';
@@ -278,10 +277,11 @@ async function uploadBlob(ctx: TransferContext, planned: HashedFile, abs: string
   let expected = planned.sha256;
   for (let i = 0; i < attempts; i++) {
     if (i > 0) expected = (await hashFileStable(abs)).sha256;
-    const fh = await open(abs, 'r');
+    // A plain descriptor, closed in `finally`: nothing is left for the garbage collector to close.
+    const fd = openSync(abs, 'r');
     try {
       const readAtMs = Date.now();
-      const before = await fh.stat();
+      const before = fstatSync(fd);
       const whole = createHash('sha256');
       const chunks = new ChunkHasher(CHUNK_SIZE);
       let changed = false;
@@ -293,17 +293,15 @@ async function uploadBlob(ctx: TransferContext, planned: HashedFile, abs: string
           cb(null, chunk);
         },
         flush(cb) {
-          fh.stat().then((after) => {
-            if (!sameVersion(before, after) || whole.digest('hex') !== expected) {
-              changed = true;
-              cb(new Error('the file changed while it was uploaded'));
-            } else {
-              cb();
-            }
-          }, cb);
+          if (!sameVersion(before, fstatSync(fd)) || whole.digest('hex') !== expected) {
+            changed = true;
+            cb(new Error('the file changed while it was uploaded'));
+          } else {
+            cb();
+          }
         },
       });
-      const body = pipeline(createReadStream('', { fd: fh.fd, autoClose: false, start: 0, highWaterMark: 1024 * 1024 }), tap, () => {});
+      const body = pipeline(createReadStream('', { fd, autoClose: false, start: 0, highWaterMark: 1024 * 1024 }), tap, () => {});
       try {
         const { etag } = await ctx.store.upload(blobKey(ctx.prefix, ctx.workspace, expected), body, {
           contentType: 'application/octet-stream', partSize: partSizeFor(before.size), queueSize: 4,
@@ -315,7 +313,7 @@ async function uploadBlob(ctx: TransferContext, planned: HashedFile, abs: string
         ctx.log.debug({ path: planned.path }, 'file changed during upload; upload aborted, hashing it again');
       }
     } finally {
-      await fh.close();
+      closeSync(fd);
     }
   }
   throw new SyncError('FILE_UNSTABLE', `${planned.path} kept changing while it was uploaded`, {
