@@ -17,7 +17,7 @@ import {
 import { commitChanges, makeCommit, publish, writeTreePacks } from './commit.js';
 import { collectGarbage } from './gc.js';
 import { newObjectName, PackWriter } from './packer.js';
-import { checkDeleteGuard, planSync, sameTreeEntry, type ContentLocation, type HashedEntry, type Plan, type PlainObject } from './planner.js';
+import { allPaths, checkDeleteGuard, planSync, sameTreeEntry, type ContentLocation, type HashedEntry, type Plan, type PlainObject } from './planner.js';
 import { headOf, loadBase } from './remote.js';
 import type { Skipped } from './scan.js';
 import type { AgentState, HashRecord, StateStore } from './state.js';
@@ -72,7 +72,8 @@ export interface PushReport {
 /** The local side of a workspace: every synced entry, hashed, with the hash records made now. */
 export interface LocalSnapshot {
   wsDir: string;
-  entries: ReadonlyMap<string, HashedEntry>;
+  /** Owned by this sync, which updates it to what ends up in the bucket. */
+  entries: Map<string, HashedEntry>;
   records: ReadonlyMap<string, HashRecord>;
   skipped: Skipped[];
   hashed: number;
@@ -109,8 +110,8 @@ export async function syncSnapshot(
   const now = Date.now();
   const retry = [...st.plain.keys()].filter((p) => !((st.rejected.get(p) ?? 0) > now));
   const paths = base.trusted && snap.paths
-    ? [...snap.paths, ...retry, ...st.pendingDeletes]
-    : [...snap.entries.keys(), ...view.entries.keys(), ...retry, ...st.pendingDeletes];
+    ? new Set([...snap.paths, ...retry, ...st.pendingDeletes])
+    : allPaths(snap.entries, view, [...retry, ...st.pendingDeletes]);
   const plan = planSync({ local: snap.entries, view, paths, skipped: snap.skipped, plain: st.plain, pending: st.pending });
   // A burst (watch) counts as one: its earlier deletes count here, against the size before it.
   const recent = opts.recentDeletes ?? 0;
@@ -133,7 +134,7 @@ export async function syncSnapshot(
       uploads: [...new Set([...plan.newContent, ...plan.plainWrites].map((e) => e.path))].sort(),
       changed: plan.changed.map((e) => e.path).sort(), deletes: plan.plainDeletes, uploadBytes: plan.uploadBytes,
     };
-    return finish(new Map(snap.entries));
+    return finish(snap.entries);
   }
 
   // The journal and the in-memory state learn the same things, so a retried batch plans from what really happened.
@@ -158,7 +159,8 @@ export async function syncSnapshot(
 
   // What the new tree holds: landed entries as read now; paths that vanished meanwhile leave it;
   // paths that could not be read or stored keep their committed version.
-  const local = new Map(snap.entries);
+  // The snapshot's map is this sync's own (push and watch build a fresh one): updated in place.
+  const local = snap.entries;
   const upserts = new Map<string, ViewEntry>();
   const removes = new Set(plan.removed);
   const plainDeletes = new Set(plan.plainDeletes);
@@ -192,6 +194,7 @@ export async function syncSnapshot(
     return view.head === undefined || !old || !sameTreeEntry(old, asHashed(p, e));
   }));
   const mustCommit = view.head === undefined || treeUpserts.size > 0 || removes.size > 0;
+  const saveAfter = stateStore.compactDue || !base.trusted;
   const recordRemoves = [...(snap.gone ?? []), ...removes].filter((p) => !local.has(p));
 
   if (mustCommit) {
@@ -236,9 +239,12 @@ export async function syncSnapshot(
       baseHead = headOf(res.current, res.etag);
       commit = makeCommit({ workspace, generation: res.current.generation + 1, parent: baseHead.stem, root: build.root, stats: build.stats, changes: rebase.changes, createdAt: now });
     }
-    stateStore.commit({
-      upserts, removes, dirs: build.dirs, children: build.children, head: view.head!, records, recordRemoves, deletes: [...plainDeletes],
-    });
+    // A full snapshot follows anyway when the base was not trusted: no need to journal every entry first.
+    if (!saveAfter) {
+      stateStore.commit({
+        upserts, removes, dirs: build.dirs, children: build.children, head: view.head!, records, recordRemoves, deletes: [...plainDeletes],
+      });
+    }
     if (touched.size > 0) journal.intent([...touched].filter((p) => local.has(p)));
     report.manifestWritten = true;
     report.manifestEtag = view.head!.etag;
@@ -292,7 +298,7 @@ export async function syncSnapshot(
     for (const p of done) { st.pendingDeletes.delete(p); st.plain.delete(p); }
     stateStore.deleted(done);
   }
-  if (stateStore.compactDue || !base.trusted) stateStore.save(st);
+  if (saveAfter || stateStore.compactDue) stateStore.save(st);
   return finish(local);
 }
 
