@@ -4,3 +4,4 @@ export { withFaults, unreachable, type FaultyStore, type FaultPlan, type Op } fr
 export { startCountingProxy, type CountingProxy, type WireRequest } from './proxy.js';
 export { startRgw, type RgwOptions } from './rgw.js';
 export { startTestS3 } from './backend.js';
+export { writeCommitFixture, type CommitFixture, type CommitFixtureEntry, type CommitFixtureOptions } from './fixture.js';
