@@ -11,6 +11,9 @@ import {
   type Logger, type Manifest, type ManifestEntry, type ObjectStore, type S3Settings,
 } from '@workspace-sync/shared';
 import type { EmbeddedS3 } from '@workspace-sync/testkit';
+import { ContentCache } from '../src/content-cache.js';
+import { RemoteStatus } from '../src/remote-status.js';
+import { TreeStore } from '../src/tree-store.js';
 
 export const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'fuse-mount.js');
 
@@ -149,4 +152,12 @@ export async function eventually(check: () => Promise<boolean>, timeoutMs: numbe
     if (Date.now() > end) return false;
     await new Promise((r) => setTimeout(r, stepMs));
   }
+}
+
+/** A content cache in a fresh directory and a tree store over it; `close` removes both. */
+export async function openTrees(store: ObjectStore, prefix: string, status = new RemoteStatus(), logger: Logger = quietLogger) {
+  const dir = tempDir('trees-cache');
+  const cache = await ContentCache.open({ dir, maxSize: 64 * 1024 * 1024, maxAge: 0, memSize: 1024 * 1024, logger });
+  const trees = new TreeStore({ store, prefix, cache, status, logger });
+  return { cache, trees, dir, close: async () => { await cache.close(); removeDir(dir); } };
 }
