@@ -301,7 +301,7 @@ export class MountCore {
       const state = this.opts.tree.get(rel);
       if (state?.kind !== 'commit') return ENOENT;
       const root = state.view?.root;
-      return this.makeStat(S_IFDIR | 0o555, inodeOf(SNAPSHOTS_DIR, rel, 'dir'), 4096, 1, root?.mtimeMs ?? this.startedAt);
+      return this.makeStat(S_IFDIR | 0o755, inodeOf(SNAPSHOTS_DIR, rel, 'dir'), 4096, 1, root?.mtimeMs ?? this.startedAt);
     }
     const found = await this.resolveSnapshot(rel);
     return typeof found === 'number' ? found : this.statOf(path, found.node);
@@ -316,13 +316,13 @@ export class MountCore {
       for (const name of this.opts.tree.names()) {
         if (this.opts.tree.get(name)?.kind !== 'commit') continue;
         names.push(name);
-        stats.push(this.makeStat(S_IFDIR | 0o555, inodeOf(SNAPSHOTS_DIR, name, 'dir'), 4096, 1, this.startedAt));
+        stats.push(this.makeStat(S_IFDIR | 0o755, inodeOf(SNAPSHOTS_DIR, name, 'dir'), 4096, 1, this.startedAt));
       }
       return { names, stats };
     }
     for (const [gen, stem] of await this.opts.history.generations(ws)) {
       names.push(gen);
-      stats.push(this.makeStat(S_IFDIR | 0o555, inodeOf(`${SNAPSHOTS_DIR}/${ws}/${stem}`, '', 'dir'), 4096, 1, this.startedAt));
+      stats.push(this.makeStat(S_IFDIR | 0o755, inodeOf(`${SNAPSHOTS_DIR}/${ws}/${stem}`, '', 'dir'), 4096, 1, this.startedAt));
     }
     return { names, stats };
   }
@@ -449,7 +449,7 @@ export class MountCore {
       case 'file':
         return this.makeStat(S_IFREG | node.perm, node.ino, node.size, 1, this.reportedMtime(path, node, report));
       case 'dir':
-        return this.makeStat(S_IFDIR | (node.ref ? 0o555 : 0o755), node.ino, 4096, node.subdirs === undefined ? 1 : 2 + node.subdirs, node.mtimeMs);
+        return this.makeStat(S_IFDIR | 0o755, node.ino, 4096, node.subdirs === undefined ? 1 : 2 + node.subdirs, node.mtimeMs);
       case 'symlink':
         return this.makeStat(S_IFLNK | 0o777, node.ino, Buffer.byteLength(node.target), 1, node.mtimeMs);
     }
