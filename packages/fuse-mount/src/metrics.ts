@@ -12,6 +12,8 @@ export interface MountMetrics {
   s3GetBytes: Counter;
   manifestRefreshes: Counter<'result'>;
   prefetched: Counter;
+  treeLoads: Counter;
+  treesInMemory: Gauge;
   errors: Counter<'op'>;
 }
 
@@ -30,6 +32,8 @@ export function createMetrics(registry: Registry): MountMetrics {
       name: 'fuse_mount_manifest_refreshes_total', help: 'head and manifest checks by result (changed, unchanged, invalid, upgraded, error)',
       labelNames: ['result'], registers,
     }),
+    treeLoads: new Counter({ name: 'fuse_mount_tree_loads_total', help: 'directory objects (format v2) verified and decoded', registers }),
+    treesInMemory: new Gauge({ name: 'fuse_mount_trees_in_memory', help: 'decoded directories held in memory', registers }),
     prefetched: new Counter({ name: 'fuse_mount_prefetched_total', help: 'objects fetched ahead of a read', registers }),
     errors: new Counter({ name: 'fuse_mount_errors_total', help: 'failed operations by kind', labelNames: ['op'], registers }),
   };

@@ -76,6 +76,8 @@ export class TreeStore {
     if (!flight) {
       flight = this.fetchTree(ws, ref).then((tree) => {
         this.decoded.set(ref[3], tree);
+        this.opts.metrics?.treeLoads.inc();
+        this.opts.metrics?.treesInMemory.set(this.decoded.size);
         return tree;
       }).finally(() => this.treeFlights.delete(ref[3]));
       this.treeFlights.set(ref[3], flight);
