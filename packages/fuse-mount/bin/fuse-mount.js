@@ -5,5 +5,5 @@ main(process.argv).then((code) => {
   process.exitCode = code;
   // Whatever still holds the event loop after a stop (a FUSE thread of a mount removed from outside,
   // a socket to a silent S3) must not keep the process alive.
-  setTimeout(() => process.exit(code), 2_000).unref();
+  setTimeout(() => process.exit(code), 1_000).unref();
 });

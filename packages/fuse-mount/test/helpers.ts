@@ -211,10 +211,13 @@ export async function startSwitchableProxy(target: string, mode: SwitchableProxy
 }
 
 /** Runs the CLI to completion (for start-up failures), with a timeout that fails the test instead of hanging. */
-export function runMountCli(args: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
+export function runMountCli(
+  args: string[], env: Record<string, string>, timeoutMs = 60_000, onSpawn?: (proc: ChildProcess) => void,
+): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
   return new Promise((resolve, reject) => {
     const t0 = Date.now();
     const p = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    onSpawn?.(p);
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
