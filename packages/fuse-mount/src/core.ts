@@ -122,6 +122,8 @@ interface Report {
   /** The mtime reported for it (nudged when only the content changed). */
   mtimeMs: number;
   at: number;
+  /** Arrival order of the getattr that made it: the kernel keeps the answer to its latest request. */
+  seq: number;
 }
 
 export class MountCore {
@@ -130,6 +132,7 @@ export class MountCore {
   private readonly reports = new LRUCache<string, Report>({ max: REPORTS_MAX });
   private readonly startedAt: number;
   private readonly now: () => number;
+  private getattrSeq = 0;
 
   constructor(private readonly opts: CoreOptions) {
     this.now = opts.now ?? Date.now;
@@ -141,6 +144,9 @@ export class MountCore {
   }
 
   async getattr(path: string): Promise<Stat | number> {
+    // Taken on arrival, with the view (see `resolve`): answers computed out of order still record
+    // the version of the request the kernel sent last.
+    const seq = ++this.getattrSeq;
     if (path === '/') return this.rootStat();
     const { name, rel } = splitPath(path);
     if (name === SNAPSHOTS_DIR) return this.snapshotsGetattr(path, rel);
@@ -150,7 +156,7 @@ export class MountCore {
     if (rel === '' && state.view) return this.statOf(path, state.view.root);
     if (rel === '' && state.kind === 'plain') return this.placeholderStat(state.ino);
     const found = await this.resolve(path);
-    return typeof found === 'number' ? found : this.statOf(path, found.node, true);
+    return typeof found === 'number' ? found : this.statOf(path, found.node, seq);
   }
 
   async readdir(path: string): Promise<DirListing | number> {
@@ -274,7 +280,9 @@ export class MountCore {
     if (name === SNAPSHOTS_DIR) return this.resolveSnapshot(rel);
     const state = this.opts.tree.get(name);
     if (!state) return ENOENT;
-    const view = await this.opts.poller.ensureView(state);
+    // A v2 workspace's view is taken now, before anything waits: a switch meanwhile does not change
+    // which version this call answers with.
+    const view = state.kind === 'commit' && state.view ? state.view : await this.opts.poller.ensureView(state);
     if (!view) {
       throw new SyncError('S3_ERROR', `workspace ${name} is not available yet: its metadata could not be loaded`, {
         hint: 'the log says why (S3 unreachable, or an invalid head or manifest); it appears once it can be read',
@@ -441,10 +449,10 @@ export class MountCore {
   }
 
   /**
-   * `report`: this answer goes to the kernel's attribute cache (getattr), so remember which version
-   * it describes (v2 files; see the header).
+   * `report` (the getattr's arrival number): this answer goes to the kernel's attribute cache, so
+   * remember which version it describes (v2 files; see the header).
    */
-  private statOf(path: string, node: Node, report = false): Stat {
+  private statOf(path: string, node: Node, report?: number): Stat {
     switch (node.kind) {
       case 'file':
         return this.makeStat(S_IFREG | node.perm, node.ino, node.size, 1, this.reportedMtime(path, node, report));
@@ -456,7 +464,7 @@ export class MountCore {
   }
 
   /** v2: the file's mtime, moved 1 ms past the last one reported when only the content changed (auto_cache). */
-  private reportedMtime(path: string, node: FileNode, report: boolean): number {
+  private reportedMtime(path: string, node: FileNode, report: number | undefined): number {
     const c = node.content;
     if (c.format !== 2) return node.mtimeMs;
     const last = this.reports.get(path);
@@ -464,7 +472,7 @@ export class MountCore {
     if (last && last.node.size === node.size && last.node.srcMtimeMs === node.srcMtimeMs) {
       mtimeMs = identity(last.node) === identity(node) ? last.mtimeMs : last.mtimeMs + 1;
     }
-    if (report) this.reports.set(path, { node, mtimeMs, at: this.now() });
+    if (report !== undefined && (!last || last.seq < report)) this.reports.set(path, { node, mtimeMs, at: this.now(), seq: report });
     return mtimeMs;
   }
 
