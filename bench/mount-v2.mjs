@@ -121,10 +121,10 @@ await hm.stop();
 // 4. EIO against a silent endpoint (a warm start serves the saved head; the file was never read).
 const silent = createServer(() => undefined);
 await new Promise((r) => silent.listen(0, '127.0.0.1', r));
-const warm = await mount('v2/', 'v2');
+const warm = await mount('v2/', 'eio', {}, ['--prefetch-concurrency', '0']);
 sh(`cat ${warm.mnt}/app/src/m0/d0/file0.ts > /dev/null`);
 await warm.stop();
-const cold = await mount('v2/', 'v2', { S3_ENDPOINT: `http://127.0.0.1:${silent.address().port}` });
+const cold = await mount('v2/', 'eio', { S3_ENDPOINT: `http://127.0.0.1:${silent.address().port}` });
 const t0 = performance.now();
 const r = spawnSync('cat', [`${cold.mnt}/app/src/m1/d1/file1.ts`], { encoding: 'utf8' });
 results['uncached read against a silent endpoint'] = `${/Input\/output error/.test(r.stderr) ? 'EIO' : `exit ${r.status}`} after ${((performance.now() - t0) / 1000).toFixed(2)} s`;

@@ -25,7 +25,7 @@
  * publish it) and the handle moves to the new version; after the first byte it fails with ESTALE.
  */
 import { LRUCache } from 'lru-cache';
-import { SyncError, diffTrees, isSyncError, walkTree, type Logger, type TreeReader } from '@workspace-sync/shared';
+import { SyncError, compareUtf8, diffTrees, isSyncError, walkTree, type Logger, type TreeReader } from '@workspace-sync/shared';
 import { EACCES, EBADF, EINVAL, EISDIR, ENOENT, ENOTDIR, EROFS } from './errno.js';
 import type { Fetcher } from './fetcher.js';
 import { History, SNAPSHOTS_DIR } from './history.js';
@@ -95,7 +95,7 @@ const BLKSIZE = 128 * 1024;
 const SEQUENTIAL_SLACK = 1024 * 1024;
 const DEFAULT_RERESOLVE_DELAYS = [0, 250, 500, 1000, 2000];
 /** Paths whose last reported attributes are remembered (bounded; see the header). */
-const REPORTS_MAX = 200_000;
+const REPORTS_MAX = 100_000;
 /** A report older than this is not trusted to be what the kernel holds (the kernel has long asked again). */
 const REPORT_TRUST_MS = 10 * 60_000;
 
@@ -346,11 +346,14 @@ export class MountCore {
     try {
       let accepted: number;
       if (view instanceof CommitView) {
-        const files: FileNode[] = [];
+        const found: Array<{ path: string; node: FileNode }> = [];
         await walkTree(this.treeReader(view.workspace), view.commit.root, (e) => {
-          if (e.kind === 'file') files.push(view.nodeOf(e.path, e) as FileNode);
+          if (e.kind === 'file') found.push({ path: e.path, node: view.nodeOf(e.path, e) as FileNode });
         });
-        accepted = this.opts.fetcher.warm(files);
+        // The walk goes a level at a time; readers (cp -r, tar, find | xargs cat) go depth first, in
+        // name order: prefetch in that order, so it stays ahead of them.
+        found.sort((a, b) => compareUtf8(a.path, b.path));
+        accepted = this.opts.fetcher.warm(found.map((f) => f.node));
       } else {
         accepted = this.opts.fetcher.warm(filesOf(view));
       }

@@ -67,7 +67,7 @@ export class History {
 
   /** The view of generation `name` of `ws`, or undefined when there is no such commit (any more). */
   async view(ws: string, name: string): Promise<CommitView | undefined> {
-    if (!History.isGenerationName(name)) return undefined;
+    if (!isGenerationName(name)) return undefined;
     const find = (names: Map<string, string>) => names.get(name) ?? ([...names.values()].includes(name) ? name : undefined);
     // A generation pushed after the listing: look once more before answering ENOENT.
     const stem = find(await this.generations(ws)) ?? find(await this.generations(ws, true));
@@ -140,9 +140,9 @@ export class History {
     this.views.set(`${ws}/${stem}`, view);
     return view;
   }
+}
 
-  /** Whether `name` looks like a generation directory (saves a LIST for names that cannot be one). */
-  static isGenerationName(name: string): boolean {
-    return /^\d+$/.test(name) || isCommitStem(name);
-  }
+/** Whether `name` can be a generation directory (saves a LIST for names that cannot be one). */
+function isGenerationName(name: string): boolean {
+  return /^\d+$/.test(name) || isCommitStem(name);
 }

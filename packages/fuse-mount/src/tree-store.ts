@@ -51,8 +51,6 @@ export class TreeStore {
   private readonly packFlights = new Map<string, Promise<{ body: Buffer; local: boolean }>>();
   private readonly reported = new Set<string>();
   private preloading = 0;
-  /** Tree-pack GETs sent to S3 (tests and metrics). */
-  packGets = 0;
 
   constructor(private readonly opts: TreeStoreOptions) {
     this.decoded = new LRUCache<string, DecodedTree>({
@@ -153,7 +151,6 @@ export class TreeStore {
       metrics?.errors.inc({ op: 'tree' });
       throw err;
     }
-    this.packGets++;
     metrics?.s3Gets.inc({ kind: 'tree' });
     this.packs.set(key, body);
     void cache.put(name, body);
