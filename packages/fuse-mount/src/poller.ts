@@ -232,8 +232,9 @@ export class Poller {
         this.commonPrefixes(`${prefix}${CONTROL_DIR}/`),
       ]);
       const others = new Map<string, Exclude<WorkspaceKind, 'commit'>>();
-      for (const name of top) if (this.acceptName(name)) others.set(name, this.opts.tree.get(name)?.kind === 'manifest' ? 'manifest' : 'plain');
-      for (const name of control) if (this.acceptName(name)) others.set(name, this.others.get(name) === 'plain' ? 'plain' : 'manifest');
+      for (const name of top) if (this.acceptName(name)) others.set(name, 'plain');
+      // A control prefix without a head may hold a v1 manifest: its GET says (404: plain after all).
+      for (const name of control) if (this.acceptName(name)) others.set(name, 'manifest');
       this.others = others;
       this.discoveredAt = this.now();
       status.ok();
