@@ -10,3 +10,4 @@ export { startCountingProxy, type CountingProxy, type WireRequest } from './prox
 export { startRgw, type RgwOptions } from './rgw.js';
 export { startTestS3 } from './backend.js';
 export { readCommitted, readTree, readCommittedFile, type Committed } from './committed.js';
+export { writeCommitFixture, type CommitFixture, type CommitFixtureEntry, type CommitFixtureOptions } from './fixture.js';
