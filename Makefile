@@ -1,5 +1,5 @@
 # Everything a user or CI runs goes through here; each target installs what it needs first.
-.PHONY: setup build demo test test-rgw bench clean
+.PHONY: setup build demo test test-rgw compose-test bench clean
 
 setup:
 	@scripts/bootstrap.sh
@@ -14,6 +14,10 @@ test: setup
 
 test-rgw: setup
 	@scripts/test.sh --rgw
+
+# The docker/ deliverable run for real: installs and starts its own Docker engine (needs root).
+compose-test: setup
+	@scripts/compose-test.sh
 
 bench: setup
 	@scripts/bench.sh
