@@ -269,7 +269,7 @@ describe('the core over a format-v2 workspace', () => {
     expect((await call(handlers, 'readdir', '/.snapshots'))[1]).toEqual(['.', '..', 'ws']);
     faulty.calls.length = 0;
     expect((await call(handlers, 'readdir', '/.snapshots/ws'))[1]).toEqual(['.', '..', '1', '2']);
-    expect(faulty.calls).toEqual([{ op: 'list', key: `${prefix}.sync/ws/commits/` }]);
+    expect(faulty.calls.map(({ op, key }) => ({ op, key }))).toEqual([{ op: 'list', key: `${prefix}.sync/ws/commits/` }]);
     expect((await readFile(handlers, '/.snapshots/ws/2/app.txt')).toString()).toBe('two');
     expect((await readFile(handlers, '/ws/app.txt')).toString()).toBe('two');
     expect(await call(handlers, 'getattr', '/.snapshots/ws/2/nothing')).toEqual([ENOENT]);

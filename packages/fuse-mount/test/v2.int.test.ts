@@ -5,7 +5,7 @@
  * outside. Everything on the mount is touched from child processes (sh), never from this process.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ObjectStore } from '@workspace-sync/shared';
@@ -107,9 +107,11 @@ describe('format v2 on a real mount', () => {
     const cache = tempDir('cache');
     const first = await mount(prefix, ['--prefetch-concurrency', '0'], {}, cache);
     expect((await sh(`sha256sum < ${first.mnt}/ws/data.bin`)).stdout).toContain(sha(body));
+    const file = path.join(cache, 'v1', 'blobs', sha(body).slice(0, 2), sha(body));
+    // The blob reaches the disk cache just after the read is answered: wait for it rather than race the shutdown.
+    for (let i = 0; i < 100 && !existsSync(file); i++) await new Promise((r) => setTimeout(r, 50));
     first.m.proc.kill('SIGTERM');
     expect(await first.m.exited).toBe(0);
-    const file = path.join(cache, 'v1', 'blobs', sha(body).slice(0, 2), sha(body));
     expect(statSync(file).size).toBe(body.length);
     const damaged = readFileSync(file);
     for (let i = 0; i < damaged.length; i += 4096) damaged[i] ^= 0x5a;
