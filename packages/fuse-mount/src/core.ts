@@ -284,7 +284,7 @@ export class MountCore {
     // which version this call answers with.
     const view = state.kind === 'commit' && state.view ? state.view : await this.opts.poller.ensureView(state);
     if (!view) {
-      throw new SyncError('S3_ERROR', `workspace ${name} is not available yet: its metadata could not be loaded`, {
+      throw new SyncError('VIEW_UNAVAILABLE', `workspace ${name} is not available yet: its metadata could not be loaded`, {
         hint: 'the log says why (S3 unreachable, or an invalid head or manifest); it appears once it can be read',
       });
     }

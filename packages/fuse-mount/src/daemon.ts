@@ -8,7 +8,7 @@
  */
 import path from 'node:path';
 import {
-  SyncError, createObjectStore, createRegistry, createS3Client, isSyncError, startHealthServer,
+  SyncError, createObjectStore, createRegistry, createS3Client, isOutage, startHealthServer,
   type Health, type HealthServer, type Logger, type MountConfig, type S3Settings,
 } from '@workspace-sync/shared';
 import { ContentCache } from './content-cache.js';
@@ -175,11 +175,11 @@ async function firstPoll(poller: Poller, status: RemoteStatus, logger: Logger, a
   try {
     await Promise.race([poller.pollOnce(), stop]);
   } catch (err) {
-    if (!isSyncError(err) || (err.code !== 'ENDPOINT_UNREACHABLE' && err.code !== 'S3_ERROR')) throw err;
+    if (!isOutage(err)) throw err;
     status.failed(err);
     const restored = await poller.restoreOffline();
     if (restored === 0) throw err;
-    logger.warn({ err: err.message, workspaces: restored }, 'S3 does not answer; serving the workspaces cached by an earlier run until it does');
+    logger.warn({ err: (err as Error).message, workspaces: restored }, 'S3 does not answer; serving the workspaces cached by an earlier run until it does');
   } finally {
     clearTimeout(timer);
     if (onAbort) abort?.removeEventListener('abort', onAbort);

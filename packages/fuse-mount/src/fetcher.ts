@@ -15,7 +15,7 @@
  * the prefetch worker: a blob it has not finished is fetched here (the worker skips blobs that
  * reached the cache meanwhile), so a reader is never queued behind thousands of prefetches.
  */
-import { CHUNK_SIZE, isSyncError, SyncError, type Logger, type ObjectStore, type S3Settings } from '@workspace-sync/shared';
+import { CHUNK_SIZE, isOutageCode, isSyncError, SyncError, type ErrorCode, type Logger, type ObjectStore, type S3Settings } from '@workspace-sync/shared';
 import { blobName, type ContentCache } from './content-cache.js';
 import { downloadContent, downloadPinned, pieceSha } from './download.js';
 import type { MountMetrics } from './metrics.js';
@@ -186,8 +186,8 @@ export class Fetcher {
       return;
     }
     metrics?.errors.inc({ op: 'prefetch' });
-    if (msg.code === 'ENDPOINT_UNREACHABLE' || msg.code === 'S3_ERROR') {
-      status.failed(new SyncError(msg.code === 'S3_ERROR' ? 'S3_ERROR' : 'ENDPOINT_UNREACHABLE', msg.message));
+    if (isOutageCode(msg.code)) {
+      status.failed(new SyncError(msg.code as ErrorCode, msg.message));
       if (!this.warnedOutage) logger.warn({ err: msg.message }, 'prefetch stopped: S3 does not answer');
       this.warnedOutage = true;
       return;

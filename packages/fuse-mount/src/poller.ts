@@ -23,7 +23,7 @@
  */
 import PQueue from 'p-queue';
 import {
-  CONTROL_DIR, decodeCommit, headKey, headsPrefix, isSyncError, isValidWorkspaceName, manifestKey,
+  CONTROL_DIR, decodeCommit, headKey, headsPrefix, isOutage, isSyncError, isValidWorkspaceName, manifestKey,
   type Commit, type ListEntry, type Logger, type ObjectStore,
 } from '@workspace-sync/shared';
 import { decodeInline, type DecodeFn } from './manifest-decoder.js';
@@ -289,7 +289,7 @@ export class Poller {
       logger.debug({ workspace: name, generation: commit.generation }, 'commit installed');
     } catch (err) {
       if (!isSyncError(err)) throw err;
-      if (err.code === 'ENDPOINT_UNREACHABLE' || err.code === 'S3_ERROR') return;
+      if (isOutage(err)) return;
       this.warnOnce(`${key}@${res.etag}`, 'ignoring an invalid commit; serving the previous view', { key, err: err.message });
       metrics?.manifestRefreshes.inc({ result: 'invalid' });
     }

@@ -1,4 +1,7 @@
-export { SyncError, ErrorCodes, ExitCodes, exitCodeFor, formatError, isSyncError, redact, type ErrorCode } from './errors.js';
+export {
+  SyncError, ErrorCodes, ExitCodes, ERROR_PROPERTIES, exitCodeFor, errorProperties, isOutage, isOutageCode, formatError, isSyncError, redact,
+  type ErrorCode, type ErrorProperties,
+} from './errors.js';
 export { createLogger, type Logger, type LoggerOptions } from './log.js';
 export { parseSize, parseDuration, formatBytes } from './units.js';
 export {

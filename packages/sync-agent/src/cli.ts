@@ -5,7 +5,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { Command, CommanderError } from 'commander';
 import {
-  addConfigOptions, configFlags, createLogger, createObjectStore, createRegistry, exitCodeFor, ExitCodes, formatBytes, formatError,
+  addConfigOptions, configFlags, createLogger, errorProperties, createObjectStore, createRegistry, exitCodeFor, ExitCodes, formatBytes, formatError,
   isSyncError, parseDuration, Registry, resolveConfig, startHealthServer, SyncError, type AgentConfig, type Logger, type ObjectStore,
 } from '@workspace-sync/shared';
 import { explainPaths, formatExplanation, listFiles } from './files.js';
@@ -16,8 +16,6 @@ import { AGENT_VERSION } from './version.js';
 import { DEFAULT_FALLBACK_POLL_MS, startWatch, type WatchSummary } from './watch.js';
 import { checkWorkspaceName, listWorkspaces } from './workspaces.js';
 
-/** Errors that concern one workspace: report them and go on with the others. */
-const PER_WORKSPACE = new Set(['WORKSPACE_MISSING', 'WORKSPACE_UNREADABLE', 'WORKSPACE_EMPTY', 'DELETE_LIMIT', 'WORKSPACE_UNKNOWN']);
 
 interface Io {
   out: (s: string) => void;
@@ -195,7 +193,8 @@ async function runPush(cmd: Command, names: string[], io: Io): Promise<number> {
       if (!opts.json) io.out(opts.dryRun ? formatPlan(report) : `${formatSummary(report)}\n`);
     } catch (err) {
       progress.stop();
-      if (!isSyncError(err) || !PER_WORKSPACE.has(err.code)) throw err;
+      // Errors that concern one workspace are reported, and the others go on.
+      if (!isSyncError(err) || errorProperties(err)?.scope !== 'workspace') throw err;
       failures.push({ workspace, error: err });
       worst = Math.max(worst, exitCodeFor(err));
       io.err(`${formatError(err)}\n`);

@@ -17,7 +17,7 @@
 import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import {
-  createFilter, exitCodeFor, ExitCodes, isSafeRelativePath, isSyncError, trackedChanges,
+  createFilter, errorProperties, isSafeRelativePath, isSyncError, trackedChanges,
   type AgentConfig, type Filter, type Logger, type ObjectStore,
 } from '@workspace-sync/shared';
 import { Batcher, type BatchPolicy } from './batcher.js';
@@ -81,8 +81,6 @@ export function retryDelayMs(failures: number): number {
 /** How often the git index files are stat'ed when the watcher itself is not polling. */
 export const INDEX_POLL_MS = 500;
 
-/** Codes that are about the workspace, not the remote: wait for the user (or the directory) to change. */
-const HELD = new Set(['WORKSPACE_UNREADABLE', 'WORKSPACE_EMPTY', 'DELETE_LIMIT']);
 
 export class WorkspaceSync {
   status: WorkspaceStatus = 'starting';
@@ -444,7 +442,8 @@ export class WorkspaceSync {
     const message = err instanceof Error ? err.message : String(err);
     const repeated = this.reason === message;
     if (isSyncError(err, 'WORKSPACE_MISSING')) { void this.missing(); return; }
-    if (isSyncError(err) && HELD.has(err.code)) {
+    // About the workspace, not the remote: wait for the user (or the directory) to change.
+    if (isSyncError(err) && errorProperties(err)?.held) {
       // Waits for a change in the workspace (or the periodic rescan), not for a timer. The next sync
       // rebuilds the watcher: a disk mounted again over the directory is not seen by the old watches.
       if (!repeated) log.error({ workspace: this.name, code, hint: err.hint }, message);
@@ -456,7 +455,7 @@ export class WorkspaceSync {
     this.failures++;
     this.retryAt = Date.now() + retryDelayMs(this.failures);
     this.setStatus('failing', message);
-    if (exitCodeFor(err) === ExitCodes.REMOTE) this.ctx.remoteFailed(this.name, err);
+    if (errorProperties(err)?.scope === 'remote') this.ctx.remoteFailed(this.name, err);
     else if (!repeated) log.error({ workspace: this.name, code, err }, `sync failed: ${message}; retrying with backoff`);
   }
 
