@@ -65,7 +65,7 @@ describe('decideOutcome', () => {
     expect(out.upserts.get('a')).toMatchObject({ etag: 'fresh-etag' });
   });
 
-  it('takes a plain object known from the journal as this entry\\'s when its sha256 and mode match', () => {
+  it('takes a plain object known from the journal as the entry\'s own when its sha256 and mode match', () => {
     const a = file('a', 'x');
     const view = emptyView();
     const out = decideOutcome({
