@@ -145,7 +145,9 @@ function verifySignature(
   const headers = canonicalHeaders(req, signedHeaders);
   const sign = (uri: string) => {
     const canonical = `${target.method}\n${uri}\n${canonicalQuery}\n${headers}\n${signedHeaders}\n${contentSha}`;
-    return hmac(scope.key, `${ALGORITHM}\n${amzDate}\n${scope.text}\n${sha256Hex(canonical)}`).toString('hex');
+    // Header values arrive as bytes, which Node hands over as latin1 characters: hashing the
+    // request as latin1 hashes exactly the bytes the client signed (UTF-8 metadata included).
+    return hmac(scope.key, `${ALGORITHM}\n${amzDate}\n${scope.text}\n${sha256Hex(Buffer.from(canonical, 'latin1'))}`).toString('hex');
   };
   if (safeEqual(sign(target.rawPath), signature)) return;
   // Clients sign S3's canonical encoding of the path; most also send exactly that, some send

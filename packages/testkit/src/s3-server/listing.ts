@@ -39,7 +39,8 @@ export function listKeys(keys: SortedKeys, r: ListRequest): ListPage {
       continue;
     }
     if (count === r.maxKeys) {
-      page.truncated = true;
+      // max-keys=0 asks for nothing, not for a page of nothing with more to come.
+      page.truncated = count > 0;
       break;
     }
     if (d < 0) {

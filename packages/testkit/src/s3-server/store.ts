@@ -286,6 +286,8 @@ export class Bucket {
 }
 
 export class Store {
+  private readonly creating = new Map<string, Promise<void>>();
+
   private constructor(private readonly root: string, private readonly buckets: Map<string, Bucket>) {}
 
   static async open(dir: string): Promise<Store> {
@@ -320,27 +322,30 @@ export class Store {
     return b;
   }
 
-  /** Creates a bucket; false when it already exists. The name must be valid (see buckets.ts). */
-  async create(name: string): Promise<boolean> {
-    if (this.buckets.has(name)) return false;
+  /** Creates a bucket unless it exists. The name must be valid (see buckets.ts). */
+  async create(name: string): Promise<void> {
+    if (this.buckets.has(name)) return;
+    // Concurrent creates of one name share one creation; the bucket is visible once it is whole.
+    let pending = this.creating.get(name);
+    if (!pending) {
+      pending = this.build(name).finally(() => this.creating.delete(name));
+      this.creating.set(name, pending);
+    }
+    await pending;
+  }
+
+  private async build(name: string): Promise<void> {
     const dir = path.join(this.root, name);
     const b = new Bucket(name, Date.now(), dir);
-    // Registered first: a second create of the same name while this one writes sees it.
+    // Whatever a bucket of this name left behind (a removal cut short) is not part of the new one.
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(path.join(dir, 'tmp'), { recursive: true });
+    await mkdir(path.join(dir, 'uploads'), { recursive: true });
+    await b.makeShards();
+    const tmp = path.join(dir, 'tmp', 'bucket.json');
+    await writeFile(tmp, JSON.stringify({ created: b.created }));
+    await rename(tmp, path.join(dir, 'bucket.json'));
     this.buckets.set(name, b);
-    try {
-      // Whatever a bucket of this name left behind (a removal cut short) is not part of the new one.
-      await rm(dir, { recursive: true, force: true });
-      await mkdir(path.join(dir, 'tmp'), { recursive: true });
-      await mkdir(path.join(dir, 'uploads'), { recursive: true });
-      await b.makeShards();
-      const tmp = path.join(dir, 'tmp', 'bucket.json');
-      await writeFile(tmp, JSON.stringify({ created: b.created }));
-      await rename(tmp, path.join(dir, 'bucket.json'));
-    } catch (err) {
-      this.buckets.delete(name);
-      throw err;
-    }
-    return true;
   }
 
   /** Removes an empty bucket (its unfinished uploads go with it). */
