@@ -5,8 +5,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import {
-  AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CopyObjectCommand, CreateMultipartUploadCommand, DeleteObjectsCommand,
-  GetObjectCommand, HeadObjectCommand, ListMultipartUploadsCommand, ListObjectsCommand, ListObjectsV2Command, ListPartsCommand,
+  AbortMultipartUploadCommand, CompleteMultipartUploadCommand, CopyObjectCommand, CreateBucketCommand, CreateMultipartUploadCommand,
+  DeleteBucketCommand, DeleteObjectCommand, DeleteObjectsCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListBucketsCommand, ListMultipartUploadsCommand, ListObjectsCommand, ListObjectsV2Command, ListPartsCommand,
   PutObjectCommand, S3Client, UploadPartCommand, UploadPartCopyCommand,
 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -127,6 +127,31 @@ async function listV1(prefix: string, opts: { delimiter?: string; maxKeys?: numb
   }
   return { keys, prefixes, pages };
 }
+
+// ---- buckets
+
+describe('buckets', () => {
+  it('creates, lists, heads and deletes a bucket; refuses to delete one with objects', async () => {
+    const name = `${Bucket}-extra`;
+    await client.send(new CreateBucketCommand({ Bucket: name }));
+    // Creating a bucket one already owns succeeds in us-east-1 (S3's legacy behaviour; RGW's too).
+    await client.send(new CreateBucketCommand({ Bucket: name }));
+    await client.send(new HeadBucketCommand({ Bucket: name }));
+    const listed = (await client.send(new ListBucketsCommand({}))).Buckets ?? [];
+    expect(listed.map((b) => b.Name)).toEqual(expect.arrayContaining([Bucket, name]));
+    expect(listed.find((b) => b.Name === name)?.CreationDate).toBeInstanceOf(Date);
+    await client.send(new PutObjectCommand({ Bucket: name, Key: 'x', Body: 'x' }));
+    expect(await failure(client.send(new DeleteBucketCommand({ Bucket: name })))).toEqual({ name: 'BucketNotEmpty', status: 409 });
+    await client.send(new DeleteObjectCommand({ Bucket: name, Key: 'x' }));
+    await client.send(new DeleteBucketCommand({ Bucket: name }));
+    expect(await failure(client.send(new HeadBucketCommand({ Bucket: name })))).toMatchObject({ status: 404 });
+    expect(await failure(client.send(new ListObjectsV2Command({ Bucket: name })))).toEqual({ name: 'NoSuchBucket', status: 404 });
+  });
+
+  it('refuses invalid bucket names', async () => {
+    expect(await failure(client.send(new CreateBucketCommand({ Bucket: 'Invalid_Name' })))).toMatchObject({ status: 400 });
+  });
+});
 
 // ---- listings
 
