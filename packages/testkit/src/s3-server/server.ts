@@ -55,20 +55,19 @@ export async function startS3Server(opts: S3ServerOptions): Promise<RunningS3Ser
       ctx.payload = authenticate(req, { method: req.method ?? 'GET', rawPath: target.rawPath, rawQuery: target.rawQuery }, secrets);
       await route(ctx)(ctx);
     } catch (err) {
-      if (!(err instanceof S3Error)) process.stderr.write(`embedded-s3: ${req.method} ${req.url}: ${(err as Error).stack ?? String(err)}\n`);
-      if (res.headersSent) {
+      // A client that went away mid-request (an aborted upload) has nobody left to answer.
+      if (res.headersSent || req.socket.destroyed) {
         res.destroy();
         return;
       }
-      const e = err instanceof S3Error ? err : new S3Error('InternalError', 500, 'We encountered an internal error. Please try again.');
-      // An error answered before the body was read: the client may still be sending it; close
-      // the connection after the answer instead of reading what nobody will store.
-      if (!req.complete) res.setHeader('connection', 'close');
-      sendError(ctx, e);
+      if (!(err instanceof S3Error)) process.stderr.write(`embedded-s3: ${req.method} ${req.url}: ${(err as Error).stack ?? String(err)}\n`);
+      // A body left unread is discarded by Node once the answer is sent; the connection stays usable.
+      sendError(ctx, err instanceof S3Error ? err : new S3Error('InternalError', 500, 'We encountered an internal error. Please try again.'));
     }
   };
 
-  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => { void handle(req, res); });
+  // No limit on a whole request: a large upload on a slow link may take long.
+  const server = createServer({ requestTimeout: 0 }, (req, res) => { void handle(req, res); });
   // Idle keep-alive sockets outlive any client's own idle timeout, so a client never sends on a
   // socket the server is closing at that moment (a spurious ECONNRESET).
   server.keepAliveTimeout = 65_000;

@@ -251,7 +251,13 @@ export class Bucket {
       for (const name of await readdir(path.join(this.dir, 'objects', shard))) files.push(path.join(this.dir, 'objects', shard, name));
     }
     for (const file of files) {
-      const header = readHeader<ObjectHeader>(file);
+      let header: ObjectHeader;
+      try {
+        header = readHeader<ObjectHeader>(file);
+      } catch (err) {
+        process.stderr.write(`embedded-s3: ignoring ${file}, not an object file: ${(err as Error).message}\n`);
+        continue;
+      }
       // A file that is not at its key's name is not an object of this store.
       if (this.objectPath(header.key) === file) this.objects.set(header.key, header);
     }
