@@ -27,12 +27,18 @@ export function header(ctx: Ctx, name: string): string | undefined {
   return Array.isArray(v) ? v.join(',') : v;
 }
 
-export function send(ctx: Ctx, status: number, headers: Record<string, string | number> = {}, body?: string | Buffer): void {
+/** Status and headers of an answer whose body the caller writes. */
+export function setHeaders(ctx: Ctx, status: number, headers: Record<string, string | number>): void {
   const { res } = ctx;
   res.statusCode = status;
   res.setHeader('x-amz-request-id', ctx.requestId);
   res.setHeader('x-amz-id-2', ctx.requestId);
   for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+}
+
+export function send(ctx: Ctx, status: number, headers: Record<string, string | number> = {}, body?: string | Buffer): void {
+  const { res } = ctx;
+  setHeaders(ctx, status, headers);
   if (body === undefined) {
     if (status !== 204 && status !== 304 && !res.hasHeader('content-length')) res.setHeader('content-length', 0);
     res.end();

@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { checkCopySource, checkRead, parseRange, writeCheck } from './conditions.js';
 import { S3Error, invalidArgument, invalidRequest, noSuchKey, notImplemented } from './errors.js';
-import { bodySource, contentMd5, declaredLength, header, httpDate, isoDate, send, sendXml, verifyBody, type Ctx } from './http.js';
+import { bodySource, contentMd5, declaredLength, header, httpDate, isoDate, send, sendXml, setHeaders, verifyBody, type Ctx } from './http.js';
 import { closeBodyFile, readBody, type OpenFile } from './object-file.js';
 import type { Bucket, ObjectAttributes, ObjectHeader } from './store.js';
 import { el, xmlDocument } from './xml.js';
@@ -23,7 +23,7 @@ export function attributesFrom(h: IncomingHttpHeaders): ObjectAttributes {
   const metadata: Record<string, string> = {};
   let metaBytes = 0;
   for (const [name, value] of Object.entries(h)) {
-    if (!name.startsWith('x-amz-meta-') || value === undefined) continue;
+    if (!name.startsWith('x-amz-meta-') || name.length === 11 || value === undefined) continue;
     const v = Array.isArray(value) ? value.join(',') : value;
     metadata[name.slice(11)] = v;
     metaBytes += name.length - 11 + Buffer.byteLength(v);
@@ -139,14 +139,6 @@ function prepareRead(ctx: Ctx, o: ObjectHeader): { status: number; headers: Reco
   if (range) headers['content-range'] = `bytes ${start}-${end}/${o.size}`;
   headers['content-length'] = end - start + 1;
   return { status: range ? 206 : 200, headers, start, end };
-}
-
-function setHeaders(ctx: Ctx, status: number, headers: Record<string, string | number>): void {
-  const { res } = ctx;
-  res.statusCode = status;
-  res.setHeader('x-amz-request-id', ctx.requestId);
-  res.setHeader('x-amz-id-2', ctx.requestId);
-  for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
 }
 
 async function streamBody(ctx: Ctx, f: OpenFile<ObjectHeader>, start: number, end: number): Promise<void> {

@@ -101,7 +101,7 @@ export class Bucket {
     });
   }
 
-  /** The current object at `key`, open, or undefined. The caller closes `handle`. */
+  /** The current object at `key`, open, or undefined. The caller closes it (closeBodyFile). */
   open(key: string): OpenFile<ObjectHeader> | undefined {
     // ENOENT: deleted between the index lookup and the open; the index has the final word.
     for (let attempt = 0; attempt < 3 && this.objects.has(key); attempt++) {
