@@ -73,7 +73,7 @@ export function encoder(ctx: Ctx): { type: string | undefined; enc: (s: string) 
 }
 
 /** Keys as S3 url-encodes them in listings: `/` kept, everything else outside `A-Za-z0-9-_.~` escaped. */
-export function urlEncode(s: string): string {
+function urlEncode(s: string): string {
   return encodeURIComponent(s).replace(/%2F/g, '/').replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 }
 

@@ -5,7 +5,7 @@
  */
 import { malformedXml } from './errors.js';
 
-export const S3_NS = 'http://s3.amazonaws.com/doc/2006-03-01/';
+const S3_NS = 'http://s3.amazonaws.com/doc/2006-03-01/';
 
 /** Escapes text for element content; control characters become character references (as S3 sends them). */
 export function escapeXml(s: string): string {
