@@ -188,14 +188,14 @@ export async function copyObject(ctx: Ctx): Promise<void> {
   const directive = header(ctx, 'x-amz-metadata-directive') ?? 'COPY';
   if (directive !== 'COPY' && directive !== 'REPLACE') throw invalidArgument('Unknown metadata directive.', 'x-amz-metadata-directive', directive);
   const replace = directive === 'REPLACE';
-  if (src.bucket === dest && src.key === ctx.key && !replace) {
-    throw invalidRequest("This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.");
-  }
   const check = writeCheck(ctx.req.headers, ctx.key);
   const f = src.bucket.open(src.key);
   if (!f) throw noSuchKey(src.key);
   let written;
   try {
+    if (src.bucket === dest && src.key === ctx.key && !replace) {
+      throw invalidRequest("This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.");
+    }
     checkCopySource(ctx.req.headers, f.header);
     const { key: _k, size: _s, etag: _e, lastModified: _l, ...sourceAttributes } = f.header;
     const attributes = replace ? attributesFrom(ctx.req.headers) : sourceAttributes;
