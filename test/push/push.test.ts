@@ -360,7 +360,6 @@ describe('errors users hit', () => {
   it('bad credentials: exit 3, secret never printed', async () => {
     const t = fresh('creds');
     writeTree(t.root, { 'w/a.js': 'a' });
-    // s3rver checks the key id but not SigV4 signatures; the RGW tier checks both.
     const r = await runCli(SYNC_AGENT, ['push'], { ...t.env, AWS_ACCESS_KEY_ID: 'NOSUCHKEY', AWS_SECRET_ACCESS_KEY: 'wrong-secret-value' });
     expect(r.code).toBe(3);
     expect(r.stderr).toMatch(/rejected the credentials/);

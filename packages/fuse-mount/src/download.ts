@@ -96,7 +96,7 @@ export async function downloadPinnedRange(store: ObjectStore, obj: PinnedObject,
     res = await store.get(obj.key, { ifMatch: obj.etag, range: whole ? undefined : { start, end: start + length - 1 } });
   } catch (err) {
     // The range lies past the end of what S3 holds: another, shorter version. A server that
-    // honours If-Match (Ceph RGW) says 412 first; one that ignores it (s3rver) says 416.
+    // honours If-Match (S3, Ceph RGW, the embedded server) says 412 first; one that ignores it says 416.
     if (isSyncError(err) && httpStatus(err.cause) === 416) throw changedUnderneath(store.bucket, obj, 'an object shorter than the range');
     throw err;
   }

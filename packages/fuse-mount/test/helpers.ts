@@ -41,13 +41,13 @@ export function storeFor(s3: EmbeddedS3): ObjectStore {
 }
 
 /**
- * Stops the test's server and removes its files. Only s3rver's directory is the test's own: with
+ * Stops the test's server and removes its files. Only the embedded server's directory is the test's own: with
  * S3_BACKEND=rgw, `dir` is the Ceph cluster every test file of the run shares.
  */
 export async function releaseS3(s3: EmbeddedS3 | undefined): Promise<void> {
   if (!s3) return;
   await s3.stop();
-  if ((process.env.S3_BACKEND ?? 's3rver') === 's3rver') removeDir(s3.dir);
+  if ((process.env.S3_BACKEND ?? 'embedded') === 'embedded') removeDir(s3.dir);
 }
 
 export type FixtureEntry =

@@ -137,8 +137,8 @@ export function createS3Client(settings: S3Settings): S3Client {
     forcePathStyle: settings.forcePathStyle,
     maxAttempts,
     retryMode: 'standard',
-    // Streams without a length and servers that do not know the newer checksum headers (Ceph 16,
-    // s3rver) break with the SDK's default of always sending checksums.
+    // Streams without a length and servers that do not know the newer checksum headers (Ceph 16)
+    // break with the SDK's default of always sending checksums.
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
     requestHandler: new NodeHttpHandler({

@@ -6,7 +6,9 @@ export {
 } from './faults.js';
 export { createMemoryStore, type MemoryStore, type MemoryStoreOptions, type StoredObject } from './memory-store.js';
 export { realClock, createManualClock, type Clock, type ManualClock } from './clock.js';
-export { startCountingProxy, type CountingProxy, type WireRequest } from './proxy.js';
+export {
+  startFaultProxy, startCountingProxy, type FaultProxy, type CountingProxy, type ProxyFault, type RequestMatch, type WireRequest,
+} from './fault-proxy.js';
 export { startRgw, type RgwOptions } from './rgw.js';
 export { startTestS3 } from './backend.js';
 export { readCommitted, readTree, readCommittedFile, type Committed } from './committed.js';
