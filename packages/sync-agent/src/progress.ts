@@ -34,6 +34,7 @@ export function createProgress(mode: ProgressMode, stream: NodeJS.WritableStream
   return {
     start(workspace, totalFiles, totalBytes) {
       done = 0; files = 0; started = performance.now();
+      if (totalFiles === 0) return; // nothing to send: no bar
       const counts = `{percentage}% | {filesDone}/${totalFiles} files | {sent} of ${formatBytes(totalBytes)} | {rate}`;
       bar = new cliProgress.SingleBar({
         // Lines in a log carry no bar graphic.
