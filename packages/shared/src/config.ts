@@ -86,7 +86,7 @@ const BUCKET_RE = /^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 export const OPTIONS: readonly OptionDef[] = [
   {
     key: 'endpoint', group: 's3', defaultHelp: 'AWS', flag: '--endpoint <url>', env: ['S3_ENDPOINT', 'AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL'],
-    help: 'S3 endpoint URL for MinIO, Ceph or other S3-compatible servers (AWS when unset)',
+    help: 'S3 endpoint URL for MinIO, Ceph or other S3-compatible servers',
     scope: ['agent', 'mount'], expected: 'an http(s) URL such as http://127.0.0.1:9000', kind: 'string',
     parse: (raw) => {
       const u = new URL(asString(raw));
@@ -105,7 +105,7 @@ export const OPTIONS: readonly OptionDef[] = [
     parse: (raw) => z.string().check(z.regex(BUCKET_RE)).parse(asString(raw)), default: () => 'workspaces',
   },
   {
-    key: 'prefix', group: 's3', defaultHelp: 'none (the bucket root)', flag: '--prefix <prefix>', env: ['S3_PREFIX'], help: 'key prefix under which workspaces live',
+    key: 'prefix', group: 's3', defaultHelp: 'the bucket root', flag: '--prefix <prefix>', env: ['S3_PREFIX'], help: 'key prefix under which workspaces live',
     scope: ['agent', 'mount'], expected: 'a key prefix such as team-a/ (no "..", no empty segments)', kind: 'string',
     parse: (raw) => normalizePrefix(String(raw)), default: () => '',
   },
