@@ -1,5 +1,5 @@
 # Everything a user or CI runs goes through here; each target installs what it needs first.
-.PHONY: setup build demo test test-rgw compose-test bench clean
+.PHONY: setup build demo demo-serve test test-rgw compose-test bench clean
 
 setup:
 	@scripts/bootstrap.sh
@@ -8,6 +8,10 @@ build: setup
 
 demo: setup
 	@node scripts/demo.mjs
+
+# The demo, then the S3 server keeps running (Ctrl-C stops it) with the commands to try against it.
+demo-serve: setup
+	@node scripts/demo.mjs --serve
 
 test: setup
 	@scripts/test.sh

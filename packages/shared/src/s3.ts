@@ -400,7 +400,7 @@ export function translateS3Error(err: unknown, ctx: ErrorContext): SyncError {
   }
   if (name === 'NoSuchBucket' || (status === 404 && ctx.op.includes('bucket'))) {
     return new SyncError('BUCKET_NOT_FOUND', `bucket "${ctx.bucket}" does not exist at ${ctx.endpoint}`, {
-      hint: 'create it, pass --create-bucket, or choose another with --bucket / S3_BUCKET', cause: err,
+      hint: 'create it (sync-agent push --create-bucket does), or choose another with --bucket / S3_BUCKET', cause: err,
     });
   }
   if (name === 'AccessDenied' || name === 'Forbidden' || status === 403) {

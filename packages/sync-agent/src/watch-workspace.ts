@@ -1,6 +1,6 @@
 /**
- * One workspace under watch: its filter, its chokidar watcher, its batcher and its sync loop.
- * Pipeline: chokidar event → normalize (watcher.ts) → filter → coalesce/batch (batcher.ts) → sync
+ * One workspace under watch: its filter, its directory watcher, its batcher and its sync loop.
+ * Pipeline: inotify event → normalize (watcher.ts) → filter → coalesce/batch (batcher.ts) → sync
  * (incremental.ts for a batch, the push path for a reconcile).
  *
  * Concurrency rules (one JS thread; what matters is what may interleave across awaits):
@@ -100,6 +100,9 @@ export class WorkspaceSync {
   private timer: NodeJS.Timeout | undefined;
   private failures = 0;
   private retryAt = 0;
+  /** Events seen so far, and as of the start of the sync in flight: a refusal is retried if one came meanwhile. */
+  private events = 0;
+  private eventsAtSync = 0;
   private stopped = false;
   private lastSyncAt: number | undefined;
   private readonly totals = { syncs: 0, uploaded: 0, copied: 0, deleted: 0, bytes: 0, errors: 0 };
@@ -234,8 +237,8 @@ export class WorkspaceSync {
     return watchTree({
       dir,
       pollMs: this.pollMs,
-      ignored: (rel, stats) => {
-        const isDir = stats?.isDirectory();
+      ignored: (rel, kind) => {
+        const isDir = kind.isDirectory();
         // Ignore files are watched even when they do not sync themselves: they change what does.
         if (isDir !== true && this.filter.isIgnoreFile(rel)) return false;
         return this.excluded(rel, isDir);
@@ -254,6 +257,7 @@ export class WorkspaceSync {
 
   private onChange(change: FsChange): void {
     if (this.stopped || this.status === 'missing') return;
+    this.events++;
     if (!change.isDir && this.filter.isIgnoreFile(change.path)) this.ignoreFileChanged(change.path);
     if (!this.excluded(change.path, change.isDir) && !this.batcher.push(change, Date.now())) {
       this.ctx.log.warn({ workspace: this.name }, 'too many queued changes: they are dropped and the workspace will be re-read as a whole');
@@ -366,6 +370,7 @@ export class WorkspaceSync {
     this.recentDeletes = this.recentDeletes.filter((d) => now - d.at < DELETE_WINDOW_MS);
     const recentDeletes = this.recentDeletes.reduce((n, d) => n + d.n, 0);
     const opts = { config, store, log, workspace: this.name, force, recentDeletes };
+    this.eventsAtSync = this.events;
     try {
       await this.watcher?.ready;
       if (this.refilter) {
@@ -448,7 +453,8 @@ export class WorkspaceSync {
       // rebuilds the watcher: a disk mounted again over the directory is not seen by the old watches.
       if (!repeated) log.error({ workspace: this.name, code, hint: err.hint }, message);
       this.setStatus('refused', message);
-      this.retryAt = Infinity;
+      // A change that came while this sync ran (files arriving in a directory that just reappeared) counts.
+      this.retryAt = this.events === this.eventsAtSync ? Infinity : 0;
       this.rewatch = true;
       return;
     }
