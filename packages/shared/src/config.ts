@@ -126,7 +126,7 @@ export const OPTIONS: readonly OptionDef[] = [
   },
   {
     key: 'logFormat', group: 'log', flag: '--log-format <format>', env: ['LOG_FORMAT'],
-    help: 'json (one object per line) or pretty (for people)', scope: ['agent'], expected: 'json or pretty', kind: 'string',
+    help: 'json (one object per line) or pretty (for people)', scope: ['agent', 'mount'], expected: 'json or pretty', kind: 'string',
     parse: (raw) => z.enum(['json', 'pretty']).parse(asString(raw)), defaultHelp: 'pretty on a terminal, else json',
   },
   {
@@ -185,11 +185,11 @@ export const OPTIONS: readonly OptionDef[] = [
     default: () => 16 * 1024 ** 2,
   },
   {
-    key: 'requestTimeout', group: 's3', defaultHelp: '10s', flag: '--request-timeout <duration>', env: ['S3_REQUEST_TIMEOUT'],
+    key: 'requestTimeout', group: 's3', defaultHelp: '8s', flag: '--request-timeout <duration>', env: ['S3_REQUEST_TIMEOUT'],
     help: 'an S3 request silent this long fails and is retried (5 attempts in all): a silent endpoint is an error, never a hang',
-    scope: ['agent'], expected: 'a duration from 100ms to 10m, such as 10s', kind: 'string',
+    scope: ['agent'], expected: 'a duration from 100ms to 10m, such as 8s', kind: 'string',
     parse: (raw) => { const n = asDuration(raw); if (n < 100 || n > 600_000) throw new Error('out of range'); return n; },
-    default: () => 10_000,
+    default: () => 8_000,
   },
   {
     key: 'keepGenerations', group: 'history', flag: '--keep-generations <n>', env: ['SYNC_KEEP_GENERATIONS'],
@@ -270,6 +270,7 @@ export interface CommonConfig {
   prefix: string;
   forcePathStyle: boolean;
   logLevel: string;
+  logFormat: 'json' | 'pretty' | undefined;
   healthPort: number | undefined;
 }
 
@@ -277,7 +278,6 @@ export interface CommonConfig {
 export type PatternSource = { flag: '--exclude' | '--include' } | { flag: '--exclude-from'; file: string; line: number };
 
 export interface AgentConfig extends CommonConfig {
-  logFormat: 'json' | 'pretty' | undefined;
   root: string;
   stateDir: string;
   concurrency: number;
