@@ -14,6 +14,7 @@ import {
 import { ContentCache } from './content-cache.js';
 import { MountCore } from './core.js';
 import { Fetcher } from './fetcher.js';
+import { EventHub } from './events.js';
 import { createFuseHandlers } from './fuse-ops.js';
 import { History } from './history.js';
 import { ManifestDecoder } from './manifest-decoder.js';
@@ -113,6 +114,8 @@ export async function startMount(
     cleanups.push(() => fetcher.stop());
     fetcher.startPrefetcher();
     const history = new History({ store, prefix: config.prefix, trees, status, logger, dirCacheTime: config.dirCacheTime });
+    // After the first poll: what it found is the starting state, not a change.
+    const events = new EventHub({ tree, trees, history, logger, metrics });
     const core = new MountCore({
       tree, poller, fetcher, trees, history, logger, uid: config.uid ?? process.getuid?.() ?? 0, gid: config.gid ?? process.getgid?.() ?? 0,
     });
@@ -132,7 +135,9 @@ export async function startMount(
     });
     let server: HealthServer | undefined;
     if (config.healthPort !== undefined) {
-      server = await startHealthServer({ port: config.healthPort, registry, health });
+      server = await startHealthServer({
+        port: config.healthPort, registry, health, routes: { '/events': (req, res) => events.handle(req, res) }, onClose: () => events.close(),
+      });
       cleanups.push(() => server!.close());
     }
     logger.info({
