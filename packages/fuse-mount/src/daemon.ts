@@ -19,6 +19,7 @@ import { createFuseHandlers } from './fuse-ops.js';
 import { History } from './history.js';
 import { ManifestDecoder } from './manifest-decoder.js';
 import { createMetrics } from './metrics.js';
+import { openKernelNotifier } from './kernel-notify.js';
 import { mountFuse, prepareMountpoint, type MountedFs } from './mount.js';
 import { OfflineState } from './offline-state.js';
 import { Poller } from './poller.js';
@@ -125,6 +126,19 @@ export async function startMount(
       kernelTimeoutSec: kernelTimeout(config.pollInterval),
     });
     cleanups.push(() => mounted.unmount());
+    if (config.kernelNotify) {
+      const notifier = await openKernelNotifier(logger);
+      if (notifier) {
+        // Runs before the unmount (cleanups run in reverse), and when the mount is removed from outside.
+        cleanups.push(() => notifier.close());
+        void mounted.gone.then(() => notifier.close());
+        tree.onInstall((state) => notifier.workspaceChanged(state.name));
+        tree.onMembership((added, removed) => {
+          for (const { name } of added) notifier.workspaceChanged(name);
+          for (const name of removed) notifier.workspaceChanged(name);
+        });
+      }
+    }
     checkAbort();
     poller.start();
 

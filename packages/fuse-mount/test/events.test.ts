@@ -8,7 +8,7 @@ import { History } from '../src/history.js';
 import { Poller } from '../src/poller.js';
 import { RemoteStatus } from '../src/remote-status.js';
 import { Tree, type FileNode, type Node } from '../src/tree.js';
-import { openTrees, quietLogger } from './helpers.js';
+import { openEvents, openTrees, quietLogger } from './helpers.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -33,54 +33,10 @@ async function setup(opts: { heartbeatMs?: number; bufferEvents?: number } = {})
   return { store, tree, poller, hub, url: `http://127.0.0.1:${server.port}/events` };
 }
 
-interface Received { id: string | undefined; event: string; data: any; comment?: string }
-
-/** An SSE client: frames as they arrive. */
 async function connect(url: string, headers: Record<string, string> = {}) {
-  const ctl = new AbortController();
-  const res = await fetch(url, { headers, signal: ctl.signal });
-  const frames: Received[] = [];
-  let waiters: Array<() => void> = [];
-  const done = (async () => {
-    const decoder = new TextDecoder();
-    let text = '';
-    try {
-      for await (const chunk of res.body!) {
-        text += decoder.decode(chunk as Uint8Array, { stream: true });
-        let end: number;
-        while ((end = text.indexOf('\n\n')) >= 0) {
-          const block = text.slice(0, end);
-          text = text.slice(end + 2);
-          const f: Received = { id: undefined, event: 'message', data: undefined };
-          for (const line of block.split('\n')) {
-            if (line.startsWith(':')) f.comment = line.slice(1).trim();
-            else if (line.startsWith('id: ')) f.id = line.slice(4);
-            else if (line.startsWith('event: ')) f.event = line.slice(7);
-            else if (line.startsWith('data: ')) f.data = JSON.parse(line.slice(6));
-          }
-          if (f.comment !== undefined || f.data !== undefined) frames.push(f);
-          for (const w of waiters.splice(0)) w();
-        }
-      }
-    } catch {
-      // aborted
-    }
-  })();
-  cleanups.push(() => { ctl.abort(); return done; });
-  /** The next frame (not a heartbeat) at index >= `from`. */
-  const next = async (pred: (f: Received) => boolean = () => true, timeoutMs = 5_000): Promise<Received> => {
-    const t0 = Date.now();
-    for (;;) {
-      const f = frames.find((x) => x.comment === undefined && pred(x));
-      if (f) {
-        frames.splice(frames.indexOf(f), 1);
-        return f;
-      }
-      if (Date.now() - t0 > timeoutMs) throw new Error(`no matching event within ${timeoutMs} ms; have ${JSON.stringify(frames)}`);
-      await new Promise<void>((r) => { waiters.push(r); setTimeout(r, 50); });
-    }
-  };
-  return { res, frames, next, close: () => ctl.abort() };
+  const c = await openEvents(url, headers);
+  cleanups.push(() => c.close());
+  return c;
 }
 
 const changes = (added: string[], modified: string[] = [], deleted: string[] = []): Commit['changes'] => ({

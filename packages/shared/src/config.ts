@@ -204,6 +204,11 @@ export const OPTIONS: readonly OptionDef[] = [
     scope: ['mount'], expected: 'true or false', kind: 'boolean', parse: asBool, default: () => false,
   },
   {
+    key: 'kernelNotify', flag: '--kernel-notify <bool>', env: ['KERNEL_NOTIFY'],
+    help: 'tell the kernel at once when a workspace changes, so `stat` of its directory shows a push without waiting for the attribute timeout (Linux 6.2 or later)',
+    scope: ['mount'], expected: 'true or false', kind: 'boolean', parse: asBool, default: () => true,
+  },
+  {
     key: 'uid', flag: '--uid <uid>', env: ['MOUNT_UID'], help: 'owner shown for every file',
     scope: ['mount'], expected: 'a numeric user id', kind: 'number', parse: asInt(0, 2 ** 32 - 2),
   },
@@ -250,6 +255,7 @@ export interface MountConfig extends CommonConfig {
   pollInterval: number;
   prefetchConcurrency: number;
   allowOther: boolean;
+  kernelNotify: boolean;
   uid: number | undefined;
   gid: number | undefined;
 }
