@@ -11,6 +11,8 @@
 #   SCRATCH_DIR   the copy is made at SCRATCH_DIR/WORKSPACE, replacing an older one (default: a new temp dir)
 #   WAIT_SECONDS  how long to wait for WORKSPACE to appear under SOURCE_DIR (default 120)
 #   NPM_INSTALL   1: run `npm install` when the copy has a package.json; 0: skip it (default 1)
+#   WATCH         1: with COMMAND, keep the copy up to date and restart COMMAND on every push
+#                 (watch-workspace.mjs, next to this script; it reads EVENTS_URL, POLL_SECONDS); 0: run once (default 0)
 # Exit status: 0 done (or COMMAND's own status), 2 bad usage, 3 the workspace did not appear,
 #   4 the copy holds node_modules, .git or .env.
 set -eu
@@ -75,6 +77,9 @@ if [ "$npm_install" = 1 ] && [ -f "$dest/package.json" ]; then
 fi
 
 if [ "$#" -gt 0 ]; then
+  if [ "${WATCH:-0}" = 1 ]; then
+    exec node "$(dirname "$0")/watch-workspace.mjs" "$workspace" "$dest" "$@"
+  fi
   say "running $* in $dest"
   cd "$dest"
   exec "$@"
