@@ -34,8 +34,10 @@ const npmInstall = (process.env.NPM_INSTALL || '1') === '1';
 const stopMs = Number(process.env.STOP_SECONDS || 5) * 1000;
 const settleMs = Number(process.env.SETTLE_MS || 1100);
 const live = path.join(sourceDir, workspace);
-// Never part of a synced workspace; the copy's own node_modules (from npm install) is kept.
+// Never part of a synced workspace.
 const FORBIDDEN = new Set(['node_modules', '.git', '.env']);
+// npm's own output in the copy: kept when the workspace has none.
+const NPM_OUTPUT = new Set(['node_modules', 'package-lock.json']);
 const DEPENDENCY_FILES = new Set(['package.json', 'package-lock.json', 'npm-shrinkwrap.json']);
 
 const say = (msg) => console.log(`watch-workspace: ${msg}`);
@@ -92,11 +94,11 @@ async function syncAll(from) {
     }
   };
   await walk('');
-  // What the source no longer has goes, except the copy's own node_modules.
+  // What the source no longer has goes, except npm's output.
   const prune = async (rel) => {
     for (const e of await readdir(path.join(dest, rel), { withFileTypes: true })) {
       const r = rel ? `${rel}/${e.name}` : e.name;
-      if (r === 'node_modules') continue;
+      if (NPM_OUTPUT.has(r)) continue;
       if (!seen.has(r)) {
         await rm(path.join(dest, r), { recursive: true, force: true });
         changed.push(r);
@@ -280,6 +282,9 @@ for (const sig of ['SIGTERM', 'SIGINT']) {
     void stopApp().then(() => process.exit(0));
   });
 }
+// run-workspace.sh's `cp -R` does not keep mtimes, which the incremental copies compare: copy once
+// more now, before the app starts, so that the first comparison with the mount restarts nothing.
+await syncAll(live);
 startApp();
 if (eventsUrl) void followEvents();
 else void pollMtime().catch((err) => { console.error(`watch-workspace: ${err.message}`); process.exit(1); });
