@@ -9,7 +9,7 @@
 //     nothing is missed. Changed files are copied from `.snapshots/<ws>/<generation>/`, which is
 //     immutable: the kernel's attribute cache cannot serve them stale, and a later push cannot mix in.
 //   EVENTS_URL unset: `stat` of the workspace directory every POLL_SECONDS (its mtime is the time of
-//     the push the mount shows), then an incremental copy (size and mtime compared) once the kernel's
+//     the push the mount shows), then an incremental copy (size and mtime, then bytes, compared) once the kernel's
 //     attribute cache has expired (SETTLE_MS).
 // Then: `npm install` only when package.json or a lockfile changed, and the app is restarted.
 //
@@ -18,7 +18,7 @@
 //   (1: default), STOP_SECONDS (grace before SIGKILL when restarting, default 5), SETTLE_MS (default 1100).
 import { spawn } from 'node:child_process';
 import {
-  chmod, copyFile, lstat, mkdir, readdir, readlink, rm, stat, symlink, unlink, utimes,
+  chmod, copyFile, lstat, mkdir, readdir, readFile, readlink, rm, stat, symlink, utimes,
 } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -45,9 +45,21 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // ---- copying ----
 
+/** Files up to this size are compared byte for byte before they count as changed. */
+const COMPARE_MAX = 16 * 1024 * 1024;
+
+/** Same bytes, link target and exec bit: then only the mtime is brought along, and nothing changed. */
+async function sameContent(src, dst, s, d) {
+  if (s.isSymbolicLink() || d.isSymbolicLink()) {
+    return s.isSymbolicLink() && d.isSymbolicLink() && (await readlink(src)) === (await readlink(dst));
+  }
+  if (!d.isFile() || s.size !== d.size || s.size > COMPARE_MAX || (s.mode & 0o111) !== (d.mode & 0o111)) return false;
+  return (await readFile(src)).equals(await readFile(dst));
+}
+
 /**
- * Copies one file or symlink (or removes it when the source has none); true when something changed.
- * `force`: copy even when size and mtime match (the push said the content changed).
+ * Copies one file or symlink (or removes it when the source has none); true when its content changed.
+ * `force`: compare the content even when size and mtime match (the push said it changed).
  */
 async function syncPath(from, rel, force = false) {
   if (rel.split('/').some((seg) => FORBIDDEN.has(seg) || seg === '..' || seg === '')) {
@@ -67,6 +79,10 @@ async function syncPath(from, rel, force = false) {
     return false;
   }
   if (!force && d && s.isFile() && d.isFile() && d.size === s.size && Math.trunc(d.mtimeMs) === Math.trunc(s.mtimeMs)) return false;
+  if (d && (await sameContent(src, dst, s, d))) {
+    if (d.isFile()) await utimes(dst, s.atime, s.mtime);
+    return false;
+  }
   await mkdir(path.dirname(dst), { recursive: true });
   if (d) await rm(dst, { recursive: true, force: true });
   if (s.isSymbolicLink()) {
@@ -282,8 +298,8 @@ for (const sig of ['SIGTERM', 'SIGINT']) {
     void stopApp().then(() => process.exit(0));
   });
 }
-// run-workspace.sh's `cp -R` does not keep mtimes, which the incremental copies compare: copy once
-// more now, before the app starts, so that the first comparison with the mount restarts nothing.
+// run-workspace.sh's `cp -R` does not keep mtimes, which the incremental copies compare first: bring
+// them along now (same bytes: only the mtime is set), before the app starts.
 await syncAll(live);
 startApp();
 if (eventsUrl) void followEvents();

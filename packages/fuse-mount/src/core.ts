@@ -311,7 +311,7 @@ export class MountCore {
   private async resolveSnapshot(rel: string): Promise<Found | number> {
     const [ws, gen, ...rest] = rel.split('/');
     if (!ws || !gen || this.opts.tree.get(ws)?.kind !== 'commit') return ENOENT;
-    const view = await this.opts.history.view(ws, gen);
+    const view = await this.opts.history.view(ws, gen, this.opts.tree.get(ws)?.view?.builtAt);
     if (!view) return ENOENT;
     const inner = rest.join('/');
     const node = await view.lookup(inner);

@@ -312,7 +312,7 @@ export class EventHub {
     };
     if (!(view instanceof CommitView)) return event;
     try {
-      const old = await this.opts.history.view(workspace, gen);
+      const old = await this.opts.history.view(workspace, gen, view.builtAt);
       if (old) event.changes = await this.diff(workspace, old, view);
     } catch (err) {
       this.opts.logger.debug({ workspace, since: gen, err: (err as Error).message }, 'cannot replay from history; the event says "unknown"');

@@ -113,6 +113,7 @@ describe('change signals on a real mount, from real pushes', () => {
       workspace: 'app', generation: second.generation, previous: first.generation, time: second.createdAt,
       changes: { added: ['src/new/c.js'], modified: ['src/a.js'], deleted: [], truncated: false },
     });
+    expect(statSync(path.join(mnt, '.snapshots/app', String(second.generation))).isDirectory()).toBe(true);
     // Within the kernel's attribute timeout at most (1 s at most; at once where the kernel takes notifications).
     expect(await eventually(async () => mtime('app') === t2, 5_000)).toBe(true);
     expect(mtime('app/src')).toBe(t2);
@@ -126,6 +127,8 @@ describe('change signals on a real mount, from real pushes', () => {
     const third = await head();
     const ev3 = await events.next((f) => f.event === 'generation', 15_000);
     expect(ev3.data.changes).toMatchObject({ added: [], modified: [], deleted: ['docs/two.md'] });
+    // The generation an event names can be read at once, immutable, under .snapshots (what the example monitor copies from).
+    expect(statSync(path.join(mnt, '.snapshots/app', String(third.generation))).isDirectory()).toBe(true);
     expect(await eventually(async () => mtime('app') === Date.parse(third.createdAt), 5_000)).toBe(true);
     expect(mtime('app/docs')).toBe(Date.parse(third.createdAt));
     expect(mtime('app/src')).toBe(t2);
