@@ -251,6 +251,11 @@ export const OPTIONS: readonly OptionDef[] = [
     scope: ['mount'], expected: 'true or false', kind: 'boolean', parse: asBool, default: () => false,
   },
   {
+    key: 'kernelNotify', group: 'mount', flag: '--kernel-notify <bool>', env: ['KERNEL_NOTIFY'],
+    help: 'tell the kernel at once when a workspace changes, so `stat` of its directory shows a push without waiting for the attribute timeout (Linux 6.2 or later)',
+    scope: ['mount'], expected: 'true or false', kind: 'boolean', parse: asBool, default: () => true,
+  },
+  {
     key: 'uid', group: 'mount', defaultHelp: 'the mounting user', flag: '--uid <uid>', env: ['MOUNT_UID'], help: 'owner shown for every file',
     scope: ['mount'], expected: 'a numeric user id', kind: 'number', parse: asInt(0, 2 ** 32 - 2),
   },
@@ -309,6 +314,7 @@ export interface MountConfig extends CommonConfig {
   pollInterval: number;
   prefetchConcurrency: number;
   allowOther: boolean;
+  kernelNotify: boolean;
   uid: number | undefined;
   gid: number | undefined;
 }

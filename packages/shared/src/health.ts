@@ -1,8 +1,9 @@
 /**
- * `/healthz` and `/metrics` (Prometheus text format) for both daemons. `/healthz` answers 200 for
- * ok and degraded (still serving, e.g. S3 down but caches work) and 503 for down.
+ * `/healthz` and `/metrics` (Prometheus text format) for both daemons, plus routes a daemon adds
+ * (fuse-mount's `/events`). `/healthz` answers 200 for ok and degraded (still serving, e.g. S3 down
+ * but caches work) and 503 for down.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as promClient from 'prom-client';
 import type * as PromClient from 'prom-client';
@@ -23,6 +24,9 @@ export interface Health {
   [detail: string]: unknown;
 }
 
+/** Handles `GET <path>` (any query string); it owns the response from then on. */
+export type Route = (req: IncomingMessage, res: ServerResponse) => void;
+
 export interface HealthServer {
   port: number;
   close(): Promise<void>;
@@ -40,9 +44,18 @@ export async function startHealthServer(opts: {
   host?: string;
   registry: Registry;
   health: () => Health;
+  routes?: Record<string, Route>;
+  /** Runs before the connections are closed. */
+  onClose?: () => void;
 }): Promise<HealthServer> {
+  const routes = new Map(Object.entries(opts.routes ?? {}));
   const server: Server = createServer((req, res) => {
-    const url = (req.url ?? '/').split('?')[0];
+    const url = (req.url ?? '/').split('?')[0]!;
+    const route = routes.get(url);
+    if (route && req.method === 'GET') {
+      route(req, res);
+      return;
+    }
     if (url === '/healthz') {
       const h = opts.health();
       res.writeHead(h.status === 'down' ? 503 : 200, { 'content-type': 'application/json' });
@@ -57,7 +70,7 @@ export async function startHealthServer(opts: {
       return;
     }
     res.writeHead(404, { 'content-type': 'text/plain' });
-    res.end('not found: try /healthz or /metrics\n');
+    res.end(`not found: try ${['/healthz', '/metrics', ...routes.keys()].join(', ')}\n`);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -66,6 +79,10 @@ export async function startHealthServer(opts: {
   server.unref();
   return {
     port: (server.address() as AddressInfo).port,
-    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+    close: () => new Promise<void>((resolve) => {
+      opts.onClose?.();
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
   };
 }
