@@ -94,7 +94,7 @@ export async function syncSnapshot(
 ): Promise<SyncOutcome> {
   const { config, store, log, workspace } = opts;
   const target = { store, prefix: config.prefix, workspace };
-  const base = await loadBase({ ...target, saved, local: snap.entries, concurrency: config.concurrency });
+  const base = await loadBase({ ...target, wsDir: snap.wsDir, saved, local: snap.entries, concurrency: config.concurrency });
   const st = base.state;
   const view = st.view;
   if (snap.entries.size === 0 && view.entries.size > 0) {
