@@ -5,7 +5,7 @@
  * ends up in the bucket.
  */
 import { sha256Hex } from '@workspace-sync/shared';
-import { sameTreeEntry, type ContentLocation, type HashedEntry, type Plan, type PlainObject } from './planner.js';
+import { sameContent, sameTreeEntry, type ContentLocation, type HashedEntry, type Plan, type PlainObject } from './planner.js';
 import type { HashRecord } from './state.js';
 import type { TransferResult } from './uploader.js';
 import type { View, ViewEntry } from './view.js';
@@ -64,7 +64,8 @@ export function decideOutcome(input: OutcomeInput): Outcome {
     if (l.stat && l.entry.type === 'file') records.set(p, { ...l.stat, sha256: l.entry.sha256, hashedAtMs: l.stat.readAtMs });
     const old = view.entries.get(p);
     // What the plain object holds: written now, or known from the journal or a verified listing, or the view's.
-    const etag = plainEtag(l.plain ?? input.plain.get(p), l.entry) ?? (old && sameTreeEntry(old, l.entry) ? old.etag : undefined);
+    // (An mtime-only change leaves the plain object right: its bytes and mode are what it holds.)
+    const etag = plainEtag(l.plain ?? input.plain.get(p), l.entry) ?? (old && sameContent(old, l.entry) ? old.etag : undefined);
     const location = l.entry.type === 'file' && l.entry.size > 0 ? l.location ?? input.contentOf(l.entry.sha256) : undefined;
     if (!old || view.head === undefined || !sameTreeEntry(old, l.entry) || old.etag !== etag) upserts.set(p, toViewEntry(l.entry, location, etag));
   }

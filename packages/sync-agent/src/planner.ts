@@ -119,7 +119,8 @@ export function sameTreeEntry(c: ViewEntry, e: HashedEntry): boolean {
   return sameContent(c, e);
 }
 
-function sameContent(c: ViewEntry, e: HashedEntry): boolean {
+/** Same kind, bytes (or target) and mode: what a plain object holds. */
+export function sameContent(c: ViewEntry, e: HashedEntry): boolean {
   if (c.type === 'file' && e.type === 'file') return c.sha256 === e.sha256 && c.size === e.size && c.mode === e.mode;
   return c.type === 'symlink' && e.type === 'symlink' && c.target === e.target;
 }

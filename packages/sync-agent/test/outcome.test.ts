@@ -90,3 +90,17 @@ describe('decideOutcome, plain objects verified apart from the view', () => {
     expect(out.upserts.get('a')).toMatchObject({ etag: 'verified', sha256: a.sha256 });
   });
 });
+
+describe('decideOutcome, an mtime-only change', () => {
+  it('keeps the plain object it did not rewrite (same bytes and mode) as known', () => {
+    const before = file('big.bin', 'same bytes', 1);
+    const after = file('big.bin', 'same bytes', 2);
+    const view = committed(before);
+    const out = decideOutcome({
+      ...base, view, local: new Map([['big.bin', after]]), plan: noChanges,
+      transfers: { landed: new Map([['big.bin', { entry: after, location: undefined, plain: undefined, stat: undefined }]]), skipped: [], vanished: [] },
+      contentOf: () => ({ pack: undefined, offset: 0, chunks: undefined }),
+    });
+    expect(out.treeUpserts.get('big.bin')).toMatchObject({ mtimeMs: 2, etag: 'etag-big.bin' });
+  });
+});
