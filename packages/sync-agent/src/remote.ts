@@ -13,6 +13,7 @@ import {
   type Commit, type ObjectStore,
 } from '@workspace-sync/shared';
 import type { HashedEntry, PlainObject } from './planner.js';
+import { settleAll } from './settle.js';
 import { emptyState, type AgentState } from './state.js';
 import { addEntry, type HeadInfo, type ViewEntry } from './view.js';
 
@@ -165,21 +166,19 @@ async function verifyPlain(state: AgentState, opts: LoadOptions): Promise<number
     else state.plain.set(p, undefined);
   }
   const queue = new PQueue({ concurrency: opts.concurrency });
-  for (const [p, l] of toIdentify) {
-    queue.add(async () => {
-      const info = await store.head(`${wsPrefix}${p}`);
-      requests++;
-      const sha256 = info?.metadata.sha256;
-      const mode = Number(info?.metadata.mode);
-      if (info && info.etag === l.etag && sha256 && /^[0-9a-f]{64}$/.test(sha256)) {
-        const obj: PlainObject = { etag: info.etag, sha256, mode: Number.isFinite(mode) ? mode & 0o7777 : -1 };
-        state.plain.set(p, obj);
-      } else {
-        state.plain.set(p, undefined);
+  const jobs = toIdentify.map(([p, l]) => queue.add(async () => {
+    const info = await store.head(`${wsPrefix}${p}`);
+    requests++;
+    const sha256 = info?.metadata.sha256;
+    const mode = Number(info?.metadata.mode);
+    if (info && info.etag === l.etag && sha256 && /^[0-9a-f]{64}$/.test(sha256)) {
+      const obj: PlainObject = { etag: info.etag, sha256, mode: Number.isFinite(mode) ? mode & 0o7777 : -1 };
+      state.plain.set(p, obj);
+    } else {
+      state.plain.set(p, undefined);
       }
-    });
-  }
-  await queue.onIdle();
+  }));
+  await settleAll(queue, jobs);
   return requests;
 }
 

@@ -7,6 +7,7 @@ import PQueue from 'p-queue';
 import { hashFileStable, isSyncError, sha256Hex } from '@workspace-sync/shared';
 import type { HashedEntry } from './planner.js';
 import type { LocalEntry, Skipped } from './scan.js';
+import { settleAll } from './settle.js';
 import { cachedHash, type HashRecord } from './state.js';
 
 export interface HashedSnapshot {
@@ -25,6 +26,7 @@ export async function hashSnapshot(
 ): Promise<HashedSnapshot> {
   const out: HashedSnapshot = { entries: new Map(), records: new Map(), skipped: [], hashed: 0 };
   const queue = new PQueue({ concurrency });
+  const jobs: Array<Promise<void>> = [];
   const now = () => Date.now();
   for (const e of local.values()) {
     if (e.type === 'symlink') {
@@ -36,7 +38,7 @@ export async function hashSnapshot(
       out.entries.set(e.path, { type: 'file', path: e.path, size: e.size, mtimeMs: e.mtimeMs, mode: e.mode, sha256: cached });
       continue;
     }
-    queue.add(async () => {
+    jobs.push(queue.add(async () => {
       const abs = path.join(wsDir, e.path);
       try {
         const { sha256, stat } = await hashFileStable(abs);
@@ -50,8 +52,8 @@ export async function hashSnapshot(
         if (code) { out.skipped.push({ path: e.path, reason: `cannot read (${code})` }); return; }
         throw err;
       }
-    });
+    }));
   }
-  await queue.onIdle();
+  await settleAll(queue, jobs);
   return out;
 }

@@ -217,7 +217,8 @@ export async function executeTransfers(plan: Pick<Plan, 'changed' | 'newContent'
     // Fed as the queue drains: 100k files are not 100k closures held at once.
     if (queue.size >= ctx.concurrency * 4) await queue.onSizeLessThan(ctx.concurrency * 2);
     if (fatal !== undefined) break;
-    queue.add(async () => {
+    // The job catches every failure itself (a fatal one clears the queue and is thrown below).
+    void queue.add(async () => {
       if (fatal !== undefined || ctx.signal?.aborted) return;
       try {
         await job(e);
