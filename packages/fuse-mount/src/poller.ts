@@ -101,11 +101,11 @@ export class Poller {
     tree.reconcile(present);
     for (const ws of this.saved.keys()) if (!heads.has(ws)) this.saved.delete(ws);
     await Promise.all([...tree.all()].map((state) => {
-      if (state.kind === 'commit') return state.etag === heads.get(state.name) ? undefined : this.queue.add(() => this.refreshHead(state.name));
+      if (state.kind === 'commit') return state.etag === heads.get(state.name) ? Promise.resolve() : this.queue.add(() => this.refreshHead(state.name));
       if (state.kind === 'manifest') return this.queue.add(() => this.refreshManifest(state.name));
       // No longer a manifest's or a head's: a plain prefix from now on.
       if (state.view && state.view.source !== 'listing') return this.queue.add(() => this.listing(state).then(() => undefined, () => undefined));
-      return undefined;
+      return Promise.resolve();
     }));
   }
 

@@ -134,7 +134,10 @@ function keptMatcher(skipped: readonly Skipped[]): (p: string) => boolean {
   if (skipped.length === 0) return () => false;
   const exact = new Set<string>();
   const dirs: string[] = [];
-  for (const s of skipped) (s.path.endsWith('/') ? dirs.push(s.path) : exact.add(s.path));
+  for (const s of skipped) {
+    if (s.path.endsWith('/')) dirs.push(s.path);
+    else exact.add(s.path);
+  }
   return (p) => exact.has(p) || dirs.some((d) => p.startsWith(d));
 }
 
