@@ -3,6 +3,7 @@ export {
   type ErrorCode, type ErrorProperties,
 } from './errors.js';
 export { createLogger, type Logger, type LoggerOptions } from './log.js';
+export { realClock, type Clock } from './clock.js';
 export { parseSize, parseDuration, formatBytes } from './units.js';
 export {
   OPTIONS, CONFIG_FILE_NAME, CONFIG_ENV, optionsFor, resolveConfig, normalizePrefix,

@@ -1,22 +1,11 @@
 /**
- * Time for the in-memory store and the fault wrapper: the real clock, or a manual one a test moves
- * forward itself, so that delays, hangs and their deadlines never depend on timers.
+ * A manual clock for the in-memory store, the fault wrapper and the loops that take a Clock (shared's
+ * clock.ts: the watch loop, the mount's poller): a test moves it forward itself, so that delays,
+ * hangs, backoffs and their deadlines never depend on timers.
  */
+import { realClock, type Clock } from '@workspace-sync/shared';
 
-export interface Clock {
-  /** Milliseconds since the epoch. */
-  now(): number;
-  /** Runs `fn` once after `ms`; returns a function that cancels it. */
-  setTimer(ms: number, fn: () => void): () => void;
-}
-
-export const realClock: Clock = {
-  now: () => Date.now(),
-  setTimer(ms, fn) {
-    const t = setTimeout(fn, ms);
-    return () => clearTimeout(t);
-  },
-};
+export { realClock, type Clock };
 
 export interface ManualClock extends Clock {
   /** Moves time forward by `ms`, running the timers that fall due in time order (ties: first set, first run). */

@@ -13,3 +13,5 @@ export { startRgw, type RgwOptions } from './rgw.js';
 export { startTestS3 } from './backend.js';
 export { readCommitted, readTree, readCommittedFile, type Committed } from './committed.js';
 export { writeCommitFixture, type CommitFixture, type CommitFixtureEntry, type CommitFixtureOptions } from './fixture.js';
+export { tempDir, removeDir, type TempDir } from './temp-dir.js';
+export { waitFor } from './wait.js';
