@@ -10,6 +10,8 @@ export { realClock, type Clock };
 export interface ManualClock extends Clock {
   /** Moves time forward by `ms`, running the timers that fall due in time order (ties: first set, first run). */
   advance(ms: number): void;
+  /** When the earliest timer set falls due; undefined when none is set. */
+  nextAt(): number | undefined;
 }
 
 export function createManualClock(startMs = Date.UTC(2025, 0, 1)): ManualClock {
@@ -22,6 +24,11 @@ export function createManualClock(startMs = Date.UTC(2025, 0, 1)): ManualClock {
       const id = nextId++;
       timers.set(id, { at: now + Math.max(0, ms), fn });
       return () => { timers.delete(id); };
+    },
+    nextAt() {
+      let at: number | undefined;
+      for (const t of timers.values()) if (at === undefined || t.at < at) at = t.at;
+      return at;
     },
     advance(ms) {
       const end = now + ms;
