@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CONFIG_ENV, CONFIG_FILE_NAME, normalizePrefix, OPTIONS, optionsFor, resolveConfig, type ResolveInput } from '../src/config.js';
 import { SyncError, exitCodeFor } from '../src/errors.js';
-import { tempDir } from './walk-helper.js';
+import { tempDir } from '@workspace-sync/testkit';
 
 const scratch = tempDir('config');
 afterAll(() => scratch.remove());
