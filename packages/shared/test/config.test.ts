@@ -199,6 +199,26 @@ describe('the filter\'s command-line layer: --exclude-from, --exclude, --include
   });
 });
 
+describe('watch options', () => {
+  it('debounce, max delay, rescan and poll come from flags, env or the config file like every option', () => {
+    const { cwd } = cwdWith({ debounce: '250ms', rescanInterval: 0 });
+    const c = resolveConfig('agent', { env: { SYNC_MAX_DELAY: '3s' }, cwd });
+    expect(c).toMatchObject({ debounce: 250, maxDelay: 3_000, rescanInterval: 0, poll: undefined });
+    expect(resolveConfig('agent', { env: {}, cwd: cwdWith().cwd })).toMatchObject({ debounce: 100, maxDelay: 1_000, rescanInterval: 300_000 });
+  });
+
+  it('poll: a bare --poll or true is every 2 s, false keeps inotify, 0 is refused', () => {
+    const { cwd } = cwdWith();
+    expect(resolveConfig('agent', { env: {}, cwd, flags: { poll: true } }).poll).toBe(2_000);
+    expect(resolveConfig('agent', { env: {}, cwd, flags: { poll: '500ms' } }).poll).toBe(500);
+    expect(resolveConfig('agent', { env: { SYNC_POLL: 'true' }, cwd }).poll).toBe(2_000);
+    expect(resolveConfig('agent', { env: { SYNC_POLL: 'off' }, cwd }).poll).toBeUndefined();
+    expect(resolveConfig('agent', { env: {}, cwd: cwdWith({ poll: false }).cwd }).poll).toBeUndefined();
+    expect(configError('agent', { env: { SYNC_POLL: '0' }, cwd }).message).toMatch(/invalid value "0" for poll \(from env SYNC_POLL\)/);
+    expect(configError('agent', { env: {}, cwd, flags: { debounce: 'soon' } }).message).toMatch(/for debounce \(from flag --debounce\): expected a duration/);
+  });
+});
+
 describe('the options table', () => {
   it('every option has a group, and a shown default that means the real one', () => {
     for (const o of OPTIONS) {
