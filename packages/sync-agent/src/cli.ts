@@ -34,7 +34,7 @@ const GROUPS: Record<string, readonly OptionGroup[]> = {
 };
 
 /** A dry run lists every path up to this many; beyond, only the totals (--summary: always only the totals). */
-export const PLAN_LINES = 1000;
+const PLAN_LINES = 1000;
 
 export async function main(argv: string[], io: Io = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) }): Promise<number> {
   let code: number = ExitCodes.OK;
@@ -227,7 +227,7 @@ interface WatchFlags {
 }
 
 async function runWatch(cmd: Command, io: Io): Promise<number> {
-  // A daemon that runs all day: V8 grows its heap far less eagerly (5k-file bench: RSS 270 → 140 MiB).
+  // A daemon that runs all day: V8 grows its heap far less eagerly (watch RSS: docs/benchmarks.md).
   setFlagsFromString('--optimize-for-size');
   const opts = cmd.opts<WatchFlags>();
   const config = loadConfig(cmd);
@@ -284,7 +284,7 @@ function totals(reports: PushReport[]) {
   return t;
 }
 
-export function formatSummary(r: PushReport): string {
+function formatSummary(r: PushReport): string {
   const parts = [`${r.uploaded} uploaded`, `${r.copied} copied`, `${r.deleted} deleted`, `${r.unchanged} unchanged`];
   if (r.skipped.length) parts.push(`${r.skipped.length} skipped`);
   const manifest = r.manifestWritten ? `manifest #${r.generation}` : 'no changes';
@@ -292,7 +292,7 @@ export function formatSummary(r: PushReport): string {
 }
 
 /** A dry run's plan: one line per path, sorted by path, then the totals; only the totals past `maxLines` paths. */
-export function formatPlan(r: PushReport, maxLines: number): string {
+function formatPlan(r: PushReport, maxLines: number): string {
   const p = r.plan!;
   const paths = [...p.uploads.map((u) => ['upload', u] as const), ...p.deletes.map((d) => ['delete', d] as const)]
     .sort((a, b) => compareUtf8(a[1], b[1]));

@@ -148,7 +148,7 @@ export interface DeleteGuard {
 }
 
 /** Deleting more than half of a workspace (and more than this many files) needs --force or --max-delete. */
-export const DEFAULT_DELETE_FLOOR = 10;
+const DEFAULT_DELETE_FLOOR = 10;
 
 /**
  * `deletes` counts this sync's deletes plus those of the recent burst (watch passes the deletes of

@@ -30,7 +30,7 @@ import { fileFromStats, type Skipped } from './scan.js';
 import type { StateStore } from './state.js';
 
 /** S3's limit on a key's length in bytes. */
-export const MAX_KEY_BYTES = 1024;
+const MAX_KEY_BYTES = 1024;
 
 export interface TransferContext {
   store: ObjectStore;
@@ -83,7 +83,7 @@ const S_IFREG = 0o100000;
 const S_IFLNK = 0o120000;
 
 /** Metadata that also lets rclone and s3fs show mtime, mode and symlinks for these objects. */
-export function objectMetadata(e: HashedEntry): Record<string, string> {
+function objectMetadata(e: HashedEntry): Record<string, string> {
   const meta: Record<string, string> = { sha256: e.sha256, mtime: String(Math.floor(e.mtimeMs / 1000)) };
   if (e.type === 'file') meta.mode = String(S_IFREG | e.mode);
   else {
@@ -93,7 +93,7 @@ export function objectMetadata(e: HashedEntry): Record<string, string> {
   return meta;
 }
 
-export function contentTypeFor(e: HashedEntry): string {
+function contentTypeFor(e: HashedEntry): string {
   if (e.type === 'symlink') return 'application/octet-stream';
   return mime.lookup(e.path) || 'application/octet-stream';
 }
@@ -359,6 +359,6 @@ function statOf(st: Stats): Omit<StatLike, 'readAtMs'> {
 }
 
 /** Parts of at least 8 MiB, and few enough to stay under S3's 10,000-part limit. */
-export function partSizeFor(size: number): number {
+function partSizeFor(size: number): number {
   return Math.max(8 * 1024 * 1024, Math.ceil(size / 9_000));
 }

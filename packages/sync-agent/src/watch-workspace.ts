@@ -80,10 +80,10 @@ export interface WorkspaceSummary {
 }
 
 /** Deletes within this window count as one burst for the delete guard (a slow `rm -r` is refused as a whole). */
-export const DELETE_WINDOW_MS = 5 * 60_000;
+const DELETE_WINDOW_MS = 5 * 60_000;
 
 /** How often the git index files are stat'ed when the watcher itself is not polling. */
-export const INDEX_POLL_MS = 500;
+const INDEX_POLL_MS = 500;
 
 export class WorkspaceSync {
   private loop: LoopState = INITIAL_LOOP_STATE;
@@ -444,7 +444,7 @@ export class WorkspaceSync {
 }
 
 /** Whether `rel` or a directory above it is walked under one filter and not the other (then the watcher must change). */
-export function watchedDirsDiffer(before: Filter, after: Filter, rel: string): boolean {
+function watchedDirsDiffer(before: Filter, after: Filter, rel: string): boolean {
   for (let i = rel.indexOf('/'); ; i = rel.indexOf('/', i + 1)) {
     const dir = i < 0 ? rel : rel.slice(0, i);
     if (before.excludes(dir, true) !== after.excludes(dir, true)) return true;
@@ -453,7 +453,7 @@ export function watchedDirsDiffer(before: Filter, after: Filter, rel: string): b
 }
 
 /** A batch as what to look at: directories are re-read whole, other paths lstat'ed. */
-export function changedPaths(batch: readonly PendingChange[]): ChangedPaths {
+function changedPaths(batch: readonly PendingChange[]): ChangedPaths {
   const files: string[] = [];
   const dirs: string[] = [];
   for (const c of batch) (c.isDir ? dirs : files).push(c.path);

@@ -54,8 +54,8 @@ export interface WatchHandle {
   stop(opts?: { flush?: boolean }): Promise<WatchSummary>;
 }
 
-export const DEFAULT_RESCAN_INTERVAL_MS = 5 * 60_000;
-export const DEFAULT_FALLBACK_POLL_MS = 2_000;
+const DEFAULT_RESCAN_INTERVAL_MS = 5 * 60_000;
+const DEFAULT_FALLBACK_POLL_MS = 2_000;
 
 export async function startWatch(opts: WatchOptions): Promise<WatchHandle> {
   const began = performance.now();
