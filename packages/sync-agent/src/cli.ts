@@ -14,7 +14,7 @@ import { formatGc, formatLog, formatRestore, gcWorkspace, logWorkspace, restoreW
 import { createProgress, progressMode } from './progress.js';
 import { pushWorkspace, type PushReport } from './push.js';
 import { AGENT_VERSION } from './version.js';
-import { startWatch, type WatchSummary } from './watch.js';
+import { startWatch, type WatchSummary } from './watch-root.js';
 import { checkWorkspaceName, listWorkspaces } from './workspaces.js';
 
 

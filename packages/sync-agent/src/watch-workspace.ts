@@ -1,6 +1,6 @@
 /**
  * One workspace under watch: its filter, its directory watcher, its batcher and its sync loop.
- * Pipeline: inotify event → normalize (watcher.ts) → filter → coalesce/batch (batcher.ts) → sync
+ * Pipeline: inotify event → normalize (dir-watcher.ts) → filter → coalesce/batch (batcher.ts) → sync
  * (incremental.ts for a batch, the push path for a reconcile).
  *
  * What the loop does next (batch, reconcile, back off, wait for a change) is decided by the pure
@@ -34,7 +34,7 @@ import type { StateStore } from './state.js';
 import type { SyncOutcome } from './sync.js';
 import { INITIAL_LOOP_STATE, next, step, type LoopInput, type LoopState, type Next, type WorkspaceStatus } from './watch-loop.js';
 import type { WatchMetrics } from './watch-metrics.js';
-import { watchTree, type TreeWatcher } from './watcher.js';
+import { watchTree, type TreeWatcher } from './dir-watcher.js';
 
 export interface WatchContext {
   config: AgentConfig;
@@ -55,7 +55,7 @@ export interface WatchContext {
   inotifyLimit(workspace: string, err: Error): void;
   /** The loop's timers and times (default: the real clock). */
   clock?: Clock;
-  /** How directories are watched (default: watcher.ts); tests pass a fake to drive events. */
+  /** How directories are watched (default: dir-watcher.ts); tests pass a fake to drive events. */
   watchTree?: typeof watchTree;
 }
 

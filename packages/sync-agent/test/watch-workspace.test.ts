@@ -14,7 +14,7 @@ import { DEFAULT_BATCH_POLICY } from '../src/batcher.js';
 import type { FsChange } from '../src/coalesce.js';
 import { createWatchMetrics } from '../src/watch-metrics.js';
 import { WorkspaceSync, type WatchContext } from '../src/watch-workspace.js';
-import type { TreeWatcherOptions } from '../src/watcher.js';
+import type { TreeWatcherOptions } from '../src/dir-watcher.js';
 
 const log = createLogger({ level: 'silent' });
 const PREFIX = 'p/';

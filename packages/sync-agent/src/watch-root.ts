@@ -15,7 +15,7 @@ import {
 import { DEFAULT_BATCH_POLICY, type BatchPolicy } from './batcher.js';
 import { createWatchMetrics } from './watch-metrics.js';
 import { WorkspaceSync, type WatchContext, type WorkspaceSummary } from './watch-workspace.js';
-import { watchTree } from './watcher.js';
+import { watchTree } from './dir-watcher.js';
 import { listWorkspaces } from './workspaces.js';
 
 export interface WatchOptions {
