@@ -5,10 +5,11 @@
  * one timer for `next(...).at`, and does the I/O (watchers, filters, syncs). No clock is read here:
  * every time comes in with an input.
  *
+ *   starting ──watcher in place──▶ reconciling (no sync before: a change between the scan and the watch would be lost)
  *   idle ──change──▶ batching ──due──▶ syncing ──ok──▶ idle
  *                    reconciling ─due─┘   │ └─failed (remote, transient)──▶ backing-off ──due──▶ syncing
  *                                         └─refused (the workspace's own state)──▶ refused ──change/rescan──▶ …
- *   any ──directory gone──▶ missing ──directory back──▶ reconciling;   any ──stop──▶ stopped
+ *   any ──directory gone──▶ missing ──directory back──▶ starting;   any ──stop──▶ stopped
  */
 
 /** What `summary()` and the health endpoint report. */
@@ -30,6 +31,8 @@ export interface LoopState {
   readonly retryAt: number;
   /** Refused, and waiting for a change in the workspace or a rescan rather than for a time. */
   readonly held: boolean;
+  /** The directory watcher is in place: syncs wait for it, so no change falls between a scan and the watch. */
+  readonly watching: boolean;
   /** A sync is running; its end decides what comes next. */
   readonly syncing: boolean;
   /** A filesystem event arrived while the sync in flight ran (a refusal is then retried at once). */
@@ -54,6 +57,8 @@ export type LoopInput =
   | { type: 'root-ignore' }
   /** S3 answers again after an outage. */
   | { type: 'remote-back' }
+  /** The directory watcher is in place (after start, or after the directory came back). */
+  | { type: 'watching' }
   | { type: 'directory-gone'; reason: string }
   | { type: 'directory-back' }
   | { type: 'sync-start' }
@@ -73,6 +78,7 @@ export type LoopInput =
 
 /** What the loop waits for; `at` is when the shell runs the next sync. */
 export type Next =
+  | { kind: 'starting' }
   | { kind: 'idle' }
   | { kind: 'batching'; at: number }
   | { kind: 'reconciling'; at: number }
@@ -84,7 +90,7 @@ export type Next =
 
 export const INITIAL_LOOP_STATE: LoopState = Object.freeze({
   status: 'starting', reason: undefined, full: true, refilter: false, rewatch: false, failures: 0, retryAt: 0,
-  held: false, syncing: false, changedDuringSync: false, stopped: false,
+  held: false, watching: false, syncing: false, changedDuringSync: false, stopped: false,
 });
 
 /** Backoff after failed syncs: 0.5 s doubling to 15 s. */
@@ -131,8 +137,10 @@ export function step(s: LoopState, input: LoopInput): LoopState {
       return { ...s, full: true, refilter: true, rewatch: true };
     case 'remote-back':
       return s.status === 'failing' ? { ...s, retryAt: 0 } : s;
+    case 'watching':
+      return { ...s, watching: true };
     case 'directory-gone':
-      return { ...s, status: 'missing', reason: input.reason, full: true, held: false };
+      return { ...s, status: 'missing', reason: input.reason, full: true, held: false, watching: false };
     case 'directory-back':
       return s;
     case 'sync-start':
@@ -172,6 +180,7 @@ export function next(s: LoopState, queued: number, batchDueAt: number | undefine
   if (s.stopped) return { kind: 'stopped' };
   if (s.status === 'missing') return { kind: 'missing' };
   if (s.syncing) return { kind: 'syncing' };
+  if (!s.watching) return { kind: 'starting' };
   const due = s.full && queued === 0 ? now : batchDueAt ?? (s.full ? now : undefined);
   if (due === undefined) return { kind: 'idle' };
   if (s.held) return { kind: 'refused' };

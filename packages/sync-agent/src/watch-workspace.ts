@@ -156,7 +156,7 @@ export class WorkspaceSync {
       const previous = this.watcher;
       this.watcher = w;
       void previous?.close();
-      this.schedule();
+      this.dispatch({ type: 'watching' });
     });
   }
 

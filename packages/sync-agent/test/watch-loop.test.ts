@@ -3,8 +3,11 @@ import { INITIAL_LOOP_STATE, next, retryDelayMs, step, type LoopInput, type Loop
 
 const T = 1_000_000;
 
+const watching: LoopInput = { type: 'watching' };
+
+/** The state after the watcher is in place and then `inputs`. */
 function run(...inputs: LoopInput[]): LoopState {
-  return inputs.reduce(step, INITIAL_LOOP_STATE);
+  return inputs.reduce(step, step(INITIAL_LOOP_STATE, watching));
 }
 
 const start: LoopInput = { type: 'sync-start' };
@@ -15,8 +18,11 @@ function failed(outcome: 'refused' | 'gone' | 'retry', over: Partial<Extract<Loo
 }
 
 describe('watch loop: starting and steady state', () => {
-  it('reconciles at once on start, then waits idle for a change', () => {
-    expect(next(INITIAL_LOOP_STATE, 0, undefined, T)).toEqual({ kind: 'reconciling', at: T });
+  it('waits for its watcher, reconciles at once, then waits idle for a change', () => {
+    // No sync before the watcher is in place: a change between the scan and the watch would be lost.
+    expect(next(INITIAL_LOOP_STATE, 0, undefined, T)).toEqual({ kind: 'starting' });
+    expect(next(step(INITIAL_LOOP_STATE, { type: 'rescan' }), 3, T, T)).toEqual({ kind: 'starting' });
+    expect(next(run(), 0, undefined, T)).toEqual({ kind: 'reconciling', at: T });
     const syncing = run(start);
     expect(next(syncing, 0, undefined, T)).toEqual({ kind: 'syncing' });
     const synced = run(start, ok);
@@ -133,9 +139,12 @@ describe('watch loop: the directory, and stopping', () => {
       expect(step(gone, input)).toBe(gone);
       expect(next(step(gone, input), 5, T, T)).toEqual({ kind: 'missing' });
     }
+    expect(gone.watching).toBe(false);
     const back = step(gone, { type: 'directory-back' });
     expect(back).toMatchObject({ status: 'starting', full: true, refilter: true, reason: undefined });
-    expect(next(back, 0, undefined, T)).toEqual({ kind: 'reconciling', at: T });
+    // The reconcile waits for the new watcher: files written back meanwhile are seen by one or the other.
+    expect(next(back, 0, undefined, T)).toEqual({ kind: 'starting' });
+    expect(next(step(back, watching), 0, undefined, T)).toEqual({ kind: 'reconciling', at: T });
   });
 
   it('a sync that was in flight when the directory went ends without leaving missing', () => {

@@ -171,6 +171,8 @@ describe('WorkspaceSync on a manual clock', () => {
     expect(t.sync.next).toEqual({ kind: 'missing' });
     t.sync.resume();
     expect(t.sync.status).toBe('starting');
+    // Nothing is read before the new watcher is in place.
+    expect(t.sync.next).toEqual({ kind: 'starting' });
     await vi.waitFor(() => { if (t.watchers() < 2) throw new Error('no new watcher yet'); });
     t.clock.advance(0);
     await settled(t.sync);
