@@ -15,3 +15,4 @@ export { readCommitted, readTree, readCommittedFile, type Committed } from './co
 export { writeCommitFixture, type CommitFixture, type CommitFixtureEntry, type CommitFixtureOptions } from './fixture.js';
 export { tempDir, removeDir, type TempDir } from './temp-dir.js';
 export { waitFor } from './wait.js';
+export { runProcess, type ProcessResult, type RunProcessOptions } from './run-process.js';
