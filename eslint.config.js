@@ -1,5 +1,6 @@
-// Lint for the packages' sources, with type information (typescript-eslint's project service reads
-// each package's tsconfig.json). Run by `pnpm lint`, and by .ci/run before the tests.
+// Lint with type information (typescript-eslint's project service: each package's tsconfig.json for
+// its sources, the root tsconfig.json for the tests). Run by `make lint` / `pnpm lint`, and by .ci/run
+// before the tests, as one check.
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
@@ -23,6 +24,20 @@ export default tseslint.config(
       // An async method that does not await implements a promise-returning interface (the stores).
       '@typescript-eslint/require-await': 'off',
       '@typescript-eslint/no-unused-vars': ['error', { varsIgnorePattern: '^_', argsIgnorePattern: '^_', ignoreRestSiblings: true }],
+    },
+  },
+  {
+    // Tests: the rules that catch a test passing by accident (a promise nobody awaits, an expectation
+    // never reached); the rest of the recommended set mostly flags JSON read from CLIs and servers.
+    files: ['packages/*/test/**/*.ts', 'test/**/*.ts'],
+    languageOptions: { parser: tseslint.parser, parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    plugins: { '@typescript-eslint': tseslint.plugin },
+    linterOptions: { reportUnusedDisableDirectives: 'error' },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/await-thenable': 'error',
+      '@typescript-eslint/switch-exhaustiveness-check': ['error', { considerDefaultExhaustiveForUnions: true }],
     },
   },
 );

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Lints the packages' sources (eslint.config.js: typescript-eslint's type-checked rules, floating
+# Lints the packages' sources and the tests (eslint.config.js: typescript-eslint's type-checked rules, floating
 # promises, exhaustive switches). Counts as one check in "N passed, N failed": the result goes to
 # .tmp/lint.json in the shape of vitest's JSON report, for scripts/summary.mjs. Needs a build
 # (make setup): packages see each other through their declarations in dist/.
