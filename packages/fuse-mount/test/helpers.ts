@@ -11,8 +11,9 @@ import {
   type Logger, type Manifest, type ManifestEntry, type ObjectStore, type S3Settings,
 } from '@workspace-sync/shared';
 import {
-  removeDir, runProcess, tempDir as makeTempDir, waitFor, type EmbeddedS3, type ProcessResult,
+  removeDir, runProcess, startTestS3, tempDir as makeTempDir, waitFor, type EmbeddedS3, type ProcessResult,
 } from '@workspace-sync/testkit';
+import { afterAll, beforeAll } from 'vitest';
 import { ContentCache } from '../src/content-cache.js';
 import { RemoteStatus } from '../src/remote-status.js';
 import { TreeStore } from '../src/tree-store.js';
@@ -41,6 +42,19 @@ export function settingsFor(s3: EmbeddedS3): S3Settings {
 
 export function storeFor(s3: EmbeddedS3): ObjectStore {
   return createObjectStore({ ...settingsFor(s3), maxAttempts: 1, requestTimeoutMs: 3_000 });
+}
+
+/**
+ * Starts this test file's S3 server (embedded, or Ceph RGW with S3_BACKEND=rgw) before its tests and
+ * releases it after them; `onStart` gets the server and a store on it.
+ */
+export function useTestS3(onStart: (s3: EmbeddedS3, store: ObjectStore) => void): void {
+  let s3: EmbeddedS3 | undefined;
+  beforeAll(async () => {
+    s3 = await startTestS3();
+    onStart(s3, storeFor(s3));
+  });
+  afterAll(() => releaseS3(s3));
 }
 
 /**

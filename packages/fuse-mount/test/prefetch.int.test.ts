@@ -1,25 +1,19 @@
 /** The prefetch worker (its own S3 client, in a worker thread) against a real S3 server. */
 import { randomBytes } from 'node:crypto';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { isSyncError, packKey, sha256Hex, stripEtag, type ObjectStore } from '@workspace-sync/shared';
-import { startCountingProxy, startTestS3, unreachable, withFaults, type EmbeddedS3 } from '@workspace-sync/testkit';
+import { startCountingProxy, unreachable, withFaults, type EmbeddedS3 } from '@workspace-sync/testkit';
 import { blobName } from '../src/content-cache.js';
 import type { FileNode } from '../src/tree.js';
 import { fetcherFixture, readAll, v1 } from './fetcher-fixture.js';
-import { releaseS3, settingsFor, storeFor } from './helpers.js';
+import { settingsFor, useTestS3 } from './helpers.js';
 
 let s3: EmbeddedS3;
 let store: ObjectStore;
 const cleanups: Array<() => Promise<void> | void> = [];
 const { upload, setup } = fetcherFixture(() => store, cleanups);
 
-beforeAll(async () => {
-  s3 = await startTestS3();
-  store = storeFor(s3);
-});
-afterAll(async () => {
-  await releaseS3(s3);
-});
+useTestS3((server, onServer) => { s3 = server; store = onServer; });
 afterEach(async () => {
   for (const fn of cleanups.splice(0).reverse()) await fn();
 });
