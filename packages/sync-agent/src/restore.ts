@@ -16,7 +16,7 @@ import {
   blobKey, CHUNK_SIZE, createTreeReader, isSafeRelativePath, packKey, sha256Hex, SyncError, walkTree,
   type Commit, type FlatEntry, type ObjectStore,
 } from '@workspace-sync/shared';
-import { settleAll } from './settle.js';
+import { jobsOn } from './settle.js';
 
 export interface RestoreOptions {
   store: ObjectStore;
@@ -102,7 +102,7 @@ export async function restoreCommit(opts: RestoreOptions): Promise<RestoreReport
   }
 
   const queue = new PQueue({ concurrency: opts.concurrency });
-  const jobs: Array<Promise<void>> = [];
+  const jobs = jobsOn(queue);
   const write = (e: FlatEntry, body: Buffer | undefined) => {
     try {
       place(target, e, body);
@@ -119,7 +119,7 @@ export async function restoreCommit(opts: RestoreOptions): Promise<RestoreReport
     if (e.kind === 'symlink') { write(e, undefined); continue; }
     if (unchangedHere(target, e)) { report.unchanged++; continue; }
     if (e.size === 0) { write(e, Buffer.alloc(0)); continue; }
-    if (e.pack === undefined) { jobs.push(queue.add(async () => write(e, await fetchBlob(store, prefix, workspace, e)))); continue; }
+    if (e.pack === undefined) { jobs.add(async () => write(e, await fetchBlob(store, prefix, workspace, e))); continue; }
     let list = byPack.get(e.pack);
     if (!list) byPack.set(e.pack, (list = []));
     list.push(e);
@@ -127,9 +127,9 @@ export async function restoreCommit(opts: RestoreOptions): Promise<RestoreReport
   for (const [pack, files] of byPack) {
     files.sort((a, b) => a.offset - b.offset);
     for (const group of coalesce(files)) {
-      jobs.push(queue.add(async () => {
+      jobs.add(async () => {
         const start = group[0]!.offset;
-        const end = Math.max(...group.map((f) => f.offset + f.size));
+        const end = group.reduce((n, f) => Math.max(n, f.offset + f.size), 0);
         const res = await store.get(packKey(prefix, workspace, pack), { range: { start, end: end - 1 } });
         if (res.notModified) throw new Error('unconditional GET answered 304');
         for (const f of group) {
@@ -140,10 +140,10 @@ export async function restoreCommit(opts: RestoreOptions): Promise<RestoreReport
           }
           write(f, body);
         }
-      }));
+      });
     }
   }
-  await settleAll(queue, jobs);
+  await jobs.done();
   report.seconds = (performance.now() - started) / 1000;
   return report;
 }

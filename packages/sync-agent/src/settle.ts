@@ -1,16 +1,29 @@
 import type PQueue from 'p-queue';
 
-/**
- * Waits for jobs added to `queue`. The first failure drops the jobs that have not started, waits
- * for the running ones and is thrown: never an unhandled rejection (which would end the process),
- * never a failure swallowed by `onIdle()`.
- */
-export async function settleAll(queue: PQueue, jobs: ReadonlyArray<Promise<unknown>>): Promise<void> {
-  try {
-    await Promise.all(jobs);
-  } catch (err) {
-    queue.clear();
-    await queue.onIdle();
-    throw err;
-  }
+export interface Jobs {
+  /** Queues a job; a failure is kept for `done()`, never left as an unhandled rejection (which ends the process). */
+  add(job: () => Promise<void>): void;
+  /** A job has failed: the jobs not started yet were dropped. */
+  readonly failed: boolean;
+  /** Waits for every job; throws the first failure, which is never swallowed as `onIdle()` alone would. */
+  done(): Promise<void>;
+}
+
+/** Jobs on `queue` that fail fast: the first failure drops what has not started and is thrown by `done()`. */
+export function jobsOn(queue: PQueue): Jobs {
+  let failure: { err: unknown } | undefined;
+  return {
+    add(job) {
+      queue.add(job).catch((err: unknown) => {
+        if (failure) return;
+        failure = { err };
+        queue.clear();
+      });
+    },
+    get failed() { return failure !== undefined; },
+    async done() {
+      await queue.onIdle();
+      if (failure) throw failure.err;
+    },
+  };
 }

@@ -7,7 +7,7 @@ import PQueue from 'p-queue';
 import { hashFileStable, isSyncError, sha256Hex } from '@workspace-sync/shared';
 import type { HashedEntry } from './planner.js';
 import type { LocalEntry, Skipped } from './scan.js';
-import { settleAll } from './settle.js';
+import { jobsOn } from './settle.js';
 import { cachedHash, type HashRecord } from './state.js';
 
 export interface HashedSnapshot {
@@ -26,7 +26,7 @@ export async function hashSnapshot(
 ): Promise<HashedSnapshot> {
   const out: HashedSnapshot = { entries: new Map(), records: new Map(), skipped: [], hashed: 0 };
   const queue = new PQueue({ concurrency });
-  const jobs: Array<Promise<void>> = [];
+  const jobs = jobsOn(queue);
   const now = () => Date.now();
   for (const e of local.values()) {
     if (e.type === 'symlink') {
@@ -38,7 +38,10 @@ export async function hashSnapshot(
       out.entries.set(e.path, { type: 'file', path: e.path, size: e.size, mtimeMs: e.mtimeMs, mode: e.mode, sha256: cached });
       continue;
     }
-    jobs.push(queue.add(async () => {
+    // Fed as the queue drains: a first push hashes every file, without holding a task per file.
+    if (queue.size >= concurrency * 4) await queue.onSizeLessThan(concurrency * 2);
+    if (jobs.failed) break;
+    jobs.add(async () => {
       const abs = path.join(wsDir, e.path);
       try {
         const { sha256, stat } = await hashFileStable(abs);
@@ -52,8 +55,8 @@ export async function hashSnapshot(
         if (code) { out.skipped.push({ path: e.path, reason: `cannot read (${code})` }); return; }
         throw err;
       }
-    }));
+    });
   }
-  await settleAll(queue, jobs);
+  await jobs.done();
   return out;
 }

@@ -16,13 +16,13 @@
  * the sync stop with a clear error.
  */
 import { createHash } from 'node:crypto';
-import { appendFileSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { SyncError, type Logger, type TreeRef } from '@workspace-sync/shared';
 import type { ContentLocation, PlainObject } from './planner.js';
 import { applyCommit, emptyView, indexEntry, type DirInfo, type HeadInfo, type View, type ViewChange, type ViewEntry } from './view.js';
 
-const STATE_VERSION = 2;
+const STATE_VERSION = 3;
 /** Content landed by a run that did not commit is reused only this long (garbage collection's grace is longer). */
 const PENDING_CONTENT_TTL_MS = 30 * 60_000;
 const COMPACT_LINES = 2_000;
@@ -124,12 +124,20 @@ const decDir = (r: RawDir): [string, DirInfo] => [r[0], { ref: [r[1], r[2], r[3]
 const encRecord = (p: string, r: HashRecord): RawRecord => [p, r.size, r.mtimeMs, r.ctimeMs, r.ino, r.sha256, r.hashedAtMs];
 const decRecord = (r: RawRecord): [string, HashRecord] => [r[0], { size: r[1], mtimeMs: r[2], ctimeMs: r[3], ino: r[4], sha256: r[5], hashedAtMs: r[6] }];
 
+/**
+ * Snapshot form of an entry: pack names by index into the snapshot's table, and the stat record of
+ * the file inline when it describes the same bytes (the usual case), so path and sha256 are stored once.
+ */
+type SnapEntry = [string, 'f', number, number, number, string, number, number, string[] | null, string | null, [number, number, number] | null]
+  | [string, 'l', string, number, string | null];
+
 interface Snapshot {
   version: number;
   workspace: string;
   head: HeadInfo | null;
   v1Generation: number;
-  entries: RawEntry[];
+  packs: string[];
+  entries: SnapEntry[];
   dirs: RawDir[];
   records: RawRecord[];
   plain: Array<[string, PlainObject | null]>;
@@ -224,12 +232,17 @@ export function openStateStore(dir: string, workspace: string, log?: Logger): St
       try { text = readFileSync(journalFile, 'utf8'); } catch { /* no journal */ }
       if (snap && (snap.version !== STATE_VERSION || snap.workspace !== workspace || !Array.isArray(snap.entries))) return undefined;
       if (!snap && text === undefined) return undefined;
-      snap ??= { version: STATE_VERSION, workspace, head: null, v1Generation: 0, entries: [], dirs: [], records: [], plain: [], pending: [], pendingDeletes: [] };
+      snap ??= { version: STATE_VERSION, workspace, head: null, v1Generation: 0, packs: [], entries: [], dirs: [], records: [], plain: [], pending: [], pendingDeletes: [] };
       const state = emptyState();
       try {
         state.view.head = snap.head ?? undefined;
         state.view.v1Generation = snap.v1Generation;
-        for (const r of snap.entries) state.view.entries.set(...decEntry(r));
+        for (const r of snap.entries) {
+          if (r[1] === 'l') { state.view.entries.set(r[0], { type: 'symlink', target: r[2], mtimeMs: r[3], etag: r[4] ?? undefined }); continue; }
+          const [p, , size, mtimeMs, mode, sha256, pack, offset, chunks, etag, rec] = r;
+          state.view.entries.set(p, { type: 'file', size, mtimeMs, mode, sha256, pack: pack < 0 ? undefined : snap.packs[pack], offset, chunks: chunks ?? undefined, etag: etag ?? undefined });
+          if (rec) state.records.set(p, { size, mtimeMs, ctimeMs: rec[0], ino: rec[1], sha256, hashedAtMs: rec[2] });
+        }
         for (const r of snap.dirs) state.view.dirs.set(...decDir(r));
         for (const r of snap.records) state.records.set(...decRecord(r));
         for (const [p, o] of snap.plain) state.plain.set(p, o ?? undefined);
@@ -264,28 +277,70 @@ export function openStateStore(dir: string, workspace: string, log?: Logger): St
     },
     save(state) {
       if (broken) return;
-      const snap: Snapshot = {
-        version: STATE_VERSION, workspace, head: state.view.head ?? null, v1Generation: state.view.v1Generation,
-        entries: [...state.view.entries].map(([p, e]) => encEntry(p, e)),
-        dirs: [...state.view.dirs].map(([p, d]) => encDir(p, d)),
-        records: [...state.records].map(([p, r]) => encRecord(p, r)),
-        plain: [...state.plain].map(([p, o]) => [p, o ?? null]),
-        pending: [...state.pending], pendingDeletes: [...state.pendingDeletes],
-      };
       const tmp = `${file}.${process.pid}.tmp`;
+      let fd: number | undefined;
       try {
         if (!dirReady) { mkdirSync(dir, { recursive: true }); dirReady = true; }
-        writeFileSync(tmp, JSON.stringify(snap));
+        fd = openSync(tmp, 'w');
+        writeSnapshot(fd, workspace, state);
+        closeSync(fd);
+        fd = undefined;
         renameSync(tmp, file);
         rmSync(journalFile, { force: true });
         lines = 0;
       } catch (err) {
-        try { rmSync(tmp, { force: true }); } catch { /* the failure below removes the state either way */ }
+        try {
+          if (fd !== undefined) closeSync(fd);
+          rmSync(tmp, { force: true });
+        } catch { /* the failure below removes the state either way */ }
         fail(err);
       }
     },
   };
   return store;
+}
+
+/**
+ * Writes the snapshot as one JSON object, a thousand entries at a time: a 100,000-file workspace
+ * never becomes one string of tens of megabytes (nor an array of 100,000 encoded entries).
+ */
+function writeSnapshot(fd: number, workspace: string, state: AgentState): void {
+  const packIndex = new Map<string, number>();
+  const inline = new Set<string>();
+  let batch: string[] = [];
+  const flush = () => { if (batch.length) writeSync(fd, batch.join(',')); batch = []; };
+  const head = { version: STATE_VERSION, workspace, head: state.view.head ?? null, v1Generation: state.view.v1Generation };
+  writeSync(fd, `${JSON.stringify(head).slice(0, -1)},"entries":[`);
+  let first = true;
+  for (const [p, e] of state.view.entries) {
+    let enc: SnapEntry;
+    if (e.type === 'symlink') enc = [p, 'l', e.target, e.mtimeMs, e.etag ?? null];
+    else {
+      let pack = -1;
+      if (e.pack !== undefined) {
+        pack = packIndex.get(e.pack) ?? -1;
+        if (pack < 0) { pack = packIndex.size; packIndex.set(e.pack, pack); }
+      }
+      const r = state.records.get(p);
+      const same = r !== undefined && r.size === e.size && r.mtimeMs === e.mtimeMs && r.sha256 === e.sha256;
+      if (same) inline.add(p);
+      enc = [p, 'f', e.size, e.mtimeMs, e.mode, e.sha256, pack, e.offset, e.chunks ? [...e.chunks] : null, e.etag ?? null, same ? [r.ctimeMs, r.ino, r.hashedAtMs] : null];
+    }
+    if (!first && batch.length === 0) writeSync(fd, ',');
+    first = false;
+    batch.push(JSON.stringify(enc));
+    if (batch.length === 1000) flush();
+  }
+  flush();
+  const rest = {
+    packs: [...packIndex.keys()],
+    dirs: [...state.view.dirs].map(([p, d]) => encDir(p, d)),
+    records: [...state.records].filter(([p]) => !inline.has(p)).map(([p, r]) => encRecord(p, r)),
+    plain: [...state.plain].map(([p, o]) => [p, o ?? null]),
+    pending: [...state.pending],
+    pendingDeletes: [...state.pendingDeletes],
+  };
+  writeSync(fd, `],${JSON.stringify(rest).slice(1)}`);
 }
 
 /** Removes a file; one that cannot exist (no such directory, or a file where a directory would be) is not an error. */
