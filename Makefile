@@ -1,5 +1,5 @@
 # Everything a user or CI runs goes through here; each target installs what it needs first.
-.PHONY: setup build demo demo-serve test test-rgw compose-test bench clean
+.PHONY: setup build lint demo demo-serve test test-rgw compose-test bench clean
 
 setup:
 	@scripts/bootstrap.sh
@@ -12,6 +12,10 @@ demo: setup
 # The demo, then the S3 server keeps running (Ctrl-C stops it) with the commands to try against it.
 demo-serve: setup
 	@node scripts/demo.mjs --serve
+
+# eslint with type information (eslint.config.js); .ci/run runs it before the tests, as one check.
+lint: setup
+	@scripts/lint.sh
 
 test: setup
 	@scripts/test.sh

@@ -13,8 +13,8 @@ const INT = [
   'test/**/*.int.test.ts',
   'test/{flow,mount,push}/**/*.test.ts',
   'test/deploy/{bins,compose,k8s,scripts}.test.ts',
-  'packages/fuse-mount/test/{fetcher,fuse-ops,poller}.test.ts',
-  'packages/shared/test/{dockerignore-docker,filter-git}.test.ts',
+  'packages/fuse-mount/test/fuse-ops.test.ts',
+  'packages/shared/test/filter/{dockerignore-docker,filter-git}.test.ts',
   'packages/sync-agent/test/{watch,watch-resilience}.test.ts',
   'packages/testkit/test/{object-store,rgw}.test.ts',
 ];

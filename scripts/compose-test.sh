@@ -177,16 +177,7 @@ status=0
 npx vitest run --config test/compose/vitest.config.ts --reporter=default --reporter=json --outputFile.json="$RESULTS" ||
   status=$?
 
-if [[ -f $RESULTS ]]; then
-  # shellcheck disable=SC2016 # a JavaScript template literal, not shell
-  node -e '
-    const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-    const skipped = r.numPendingTests + r.numTodoTests;
-    console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed` + (skipped ? `, ${skipped} skipped` : ""));
-  ' "$RESULTS"
-else
-  echo "0 passed, 1 failed"
-  status=1
-fi
+[[ -f $RESULTS ]] || status=1
+node scripts/summary.mjs "$RESULTS"
 say "done in $((SECONDS - T0))s"
 exit "$status"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A single-node Ceph cluster (one mon, one memstore OSD) with radosgw on loopback: a real S3 server
-# for the second test tier and for benchmarks. Facts behind the settings: shared/notes/ceph-rgw.md.
+# for the second test tier and for benchmarks. Facts behind the settings: docs/ceph-rgw.md.
 #
 #   scripts/rgw.sh install                      apt-get the Ceph daemons that are missing
 #   scripts/rgw.sh start [DIR]                  start the cluster; a no-op when it is up and healthy
@@ -233,7 +233,7 @@ start_gateway() {
   if ! alive "rgw.$name"; then
     port_free "$port" || die "port $port on 127.0.0.1 is in use; cannot start gateway $name there"
     echo "$port" >"$DIR/run/rgw.$name.port"
-    # Without tcp_nodelay a small GET waits ~40 ms on Nagle + delayed ACK (15x slower).
+    # Without tcp_nodelay a small GET waits on Nagle + delayed ACK (about 40 ms each).
     launch "rgw.$name" radosgw -n "client.rgw.$name" --rgw-frontends "beast endpoint=127.0.0.1:$port tcp_nodelay=1" "${extra[@]}"
   fi
   wait_for "rgw.$name" "gateway $name to answer HTTP 200 on 127.0.0.1:$port" 60 http_ok "$port"

@@ -23,15 +23,6 @@ else
   npx vitest run --reporter=default --reporter=json --outputFile.json="$results" || status=$?
 fi
 
-if [[ -f $results ]]; then
-  # shellcheck disable=SC2016 # a JavaScript template literal, not shell
-  node -e '
-    const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-    const skipped = r.numPendingTests + r.numTodoTests;
-    console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed` + (skipped ? `, ${skipped} skipped` : ""));
-  ' "$results"
-else
-  echo "0 passed, 1 failed"
-  status=1
-fi
+[[ -f $results ]] || status=1
+node scripts/summary.mjs "$results"
 exit "$status"

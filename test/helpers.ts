@@ -1,31 +1,19 @@
 /** Shared helpers for the end-to-end tests: CLI runs, file trees, bucket reads. */
-import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, symlinkSync, writeFileSync, chmodSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createObjectStore, decodeManifest, manifestKey, type Manifest, type ObjectStore } from '@workspace-sync/shared';
-import type { EmbeddedS3 } from '@workspace-sync/testkit';
+import { runProcess, tempDir as makeTempDir, type EmbeddedS3 } from '@workspace-sync/testkit';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const SYNC_AGENT = path.join(REPO, 'packages/sync-agent/bin/sync-agent.js');
 
 export interface CliResult { code: number | null; stdout: string; stderr: string }
 
-export function runCli(bin: string, args: string[], env: Record<string, string>, opts: { timeoutMs?: number } = {}): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], {
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', LOG_FORMAT: 'json', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`timed out: ${args.join(' ')}\n${stderr}`)); }, opts.timeoutMs ?? 60_000);
-    child.on('error', reject);
-    child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr }); });
-  });
+export async function runCli(bin: string, args: string[], env: Record<string, string>, opts: { timeoutMs?: number } = {}): Promise<CliResult> {
+  const env2 = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', LOG_FORMAT: 'json', ...env };
+  const { code, stdout, stderr } = await runProcess(process.execPath, [bin, ...args], { env: env2, timeoutMs: opts.timeoutMs });
+  return { code, stdout, stderr };
 }
 
 export type TreeSpec = Record<string, string | Buffer | { content: string | Buffer; mode?: number } | { symlink: string }>;
@@ -45,7 +33,7 @@ export function writeTree(dir: string, spec: TreeSpec): void {
 }
 
 export function tempDir(name: string): string {
-  return mkdtempSync(path.join(tmpdir(), `wsync-${name}-`));
+  return makeTempDir(name).dir;
 }
 
 /** A fresh workspaces root and state dir, and the env that points the CLI at them and the server. */

@@ -14,6 +14,7 @@ import { createServer } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse, stringify } from 'yaml';
+import { waitFor } from '@workspace-sync/testkit';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 /** Every directory the stacks bind-mount and every mount they make live here (the script clears it). */
@@ -47,21 +48,8 @@ export function freePort(): Promise<number> {
   });
 }
 
-export async function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs: number): Promise<T> {
-  const t0 = Date.now();
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() - t0 > timeoutMs) {
-      throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
+export function until<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs: number): Promise<T> {
+  return waitFor(fn, what, timeoutMs, 250);
 }
 
 /** Runs a command without blocking the event loop; output is also appended to `log`. */

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRegistry, startHealthServer, type HealthServer, type HealthStatus } from '../../packages/shared/src/health.js';
+import { runProcess } from '../../packages/testkit/src/run-process.js';
 import { DOCKER, REPO } from './helpers.js';
 
 const RUN_WORKSPACE = path.join(DOCKER, 'monitor/run-workspace.sh');
@@ -16,15 +17,7 @@ interface Result { code: number | null; stdout: string; stderr: string }
 
 /** Runs a command without blocking this process's event loop (the health server lives in it). */
 function run(cmd: string, args: string[], env: Record<string, string | undefined> = {}): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d; });
-    child.stderr.on('data', (d: Buffer) => { stderr += d; });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return runProcess(cmd, args, { env: { ...process.env, ...env }, timeoutMs: 110_000 });
 }
 
 const temps: string[] = [];

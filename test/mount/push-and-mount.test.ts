@@ -10,7 +10,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestS3, type EmbeddedS3 } from '@workspace-sync/testkit';
+import { runProcess, startTestS3, type EmbeddedS3 } from '@workspace-sync/testkit';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const AGENT = path.join(REPO, 'packages', 'sync-agent', 'bin', 'sync-agent.js');
@@ -24,14 +24,7 @@ let mount: ReturnType<typeof spawn> | undefined;
 let mountExit: Promise<number | null>;
 
 function run(cmd: string, args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(cmd, args, { env: { ...process.env, ...s3.env, LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    p.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    p.once('exit', (code) => resolve({ code, stdout, stderr }));
-  });
+  return runProcess(cmd, args, { env: { ...process.env, ...s3.env, LOG_LEVEL: 'warn', ...env }, timeoutMs: 110_000 });
 }
 
 // Files from 5 MiB up go in parts: their ETags are the multipart kind, which Ceph RGW leaves out of its

@@ -162,7 +162,7 @@ export class ContentCache {
     }
     // Synchronous: a cached blob is on local disk (usually in the page cache) and a read is at most
     // one FUSE request (128 KiB); three thread-pool round trips (open, read, close) cost more than
-    // the read itself (64 MiB cold: 0.6 -> 0.4 s).
+    // the read itself (the mount's read figures: docs/benchmarks.md).
     let fd: number;
     try {
       fd = openSync(this.blobPath(name), 'r');

@@ -23,7 +23,7 @@ import { Prefetcher, type FromWorker, type PrefetchTask } from './prefetcher.js'
 import type { RemoteStatus } from './remote-status.js';
 import type { FileNode } from './tree.js';
 
-export const DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
+const DEFAULT_CHUNK_SIZE = 4 * 1024 * 1024;
 const DEFAULT_READ_AHEAD_CHUNKS = 4;
 /** Files up to this size are prefetched when their workspace is first used. */
 const PREFETCH_MAX_FILE = 1024 * 1024;

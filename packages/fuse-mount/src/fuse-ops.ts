@@ -136,7 +136,7 @@ export function createFuseHandlers(core: MountCore, opts: HandlerOptions): FuseH
 }
 
 /** The stat fuse-native can carry: times before 1970 become the epoch (see the header). */
-export function kernelStat(st: Stat): Stat {
+function kernelStat(st: Stat): Stat {
   if (st.mtime >= 0 && st.atime >= 0 && st.ctime >= 0) return st;
   return { ...st, mtime: Math.max(0, st.mtime), atime: Math.max(0, st.atime), ctime: Math.max(0, st.ctime) };
 }

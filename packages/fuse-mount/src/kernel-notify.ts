@@ -34,7 +34,7 @@ const OUT_HEADER = 16;
 const MAX_QUEUED = 10_000;
 
 /** `struct fuse_out_header` (unique 0: a notification) followed by the notification's body. */
-export function notification(code: number, body: Buffer): Buffer {
+function notification(code: number, body: Buffer): Buffer {
   const out = Buffer.alloc(OUT_HEADER + body.length);
   out.writeUInt32LE(out.length, 0);
   out.writeInt32LE(code, 4);

@@ -23,8 +23,8 @@
  */
 import PQueue from 'p-queue';
 import {
-  CONTROL_DIR, decodeCommit, headKey, headsPrefix, isOutage, isSyncError, isValidWorkspaceName, manifestKey,
-  type Commit, type ListEntry, type Logger, type ObjectStore,
+  CONTROL_DIR, decodeCommit, headKey, headsPrefix, isOutage, isSyncError, isValidWorkspaceName, manifestKey, realClock,
+  type Clock, type Commit, type ListEntry, type Logger, type ObjectStore,
 } from '@workspace-sync/shared';
 import { decodeInline, type DecodeFn } from './manifest-decoder.js';
 import type { MountMetrics } from './metrics.js';
@@ -49,18 +49,19 @@ export interface PollerOptions {
   /** Manifest decoding; the daemon passes a worker-backed one (manifest-decoder.ts). */
   decode?: DecodeFn;
   offline?: OfflineState | undefined;
-  now?: () => number;
+  /** Poll timers, and the age of listings and discoveries (default: the real clock). */
+  clock?: Clock;
 }
 
 export class Poller {
-  private timer: NodeJS.Timeout | undefined;
+  private cancelTimer: (() => void) | undefined;
   private stopped = false;
   private readonly headFlights = new Map<string, Promise<void>>();
   private readonly manifestFlights = new Map<string, Promise<void>>();
   private readonly listingFlights = new Map<string, Promise<View>>();
   private readonly queue = new PQueue({ concurrency: REFRESH_CONCURRENCY });
   private readonly warned = new Set<string>();
-  private readonly now: () => number;
+  private readonly clock: Clock;
   private pollFailing = false;
   /** Heads as last listed: workspace → ETag. */
   private listedHeads = new Map<string, string>();
@@ -69,11 +70,8 @@ export class Poller {
   private discoveredAt: number | undefined;
   /** The heads behind the installed views, for an offline restart. */
   private readonly saved = new Map<string, SavedHead>();
-  /** Polls run (tests). */
-  polls = 0;
-
   constructor(private readonly opts: PollerOptions) {
-    this.now = opts.now ?? Date.now;
+    this.clock = opts.clock ?? realClock;
   }
 
   /** Polls forever, starting after one interval. */
@@ -84,28 +82,27 @@ export class Poller {
 
   stop(): void {
     this.stopped = true;
-    if (this.timer) clearTimeout(this.timer);
+    this.cancelTimer?.();
     this.queue.clear();
   }
 
   /** One poll. Throws when the heads cannot be listed (S3 unreachable, bad credentials). */
   async pollOnce(): Promise<void> {
     const { tree } = this.opts;
-    this.polls++;
     const heads = await this.listHeads();
     const vanished = [...this.listedHeads.keys()].some((ws) => !heads.has(ws));
     this.listedHeads = heads;
-    if (this.discoveredAt === undefined || vanished || this.now() - this.discoveredAt >= this.opts.dirCacheTime) await this.discover();
+    if (this.discoveredAt === undefined || vanished || this.clock.now() - this.discoveredAt >= this.opts.dirCacheTime) await this.discover();
     const present = new Map<string, WorkspaceKind>(this.others);
     for (const ws of heads.keys()) present.set(ws, 'commit');
     tree.reconcile(present);
     for (const ws of this.saved.keys()) if (!heads.has(ws)) this.saved.delete(ws);
     await Promise.all([...tree.all()].map((state) => {
-      if (state.kind === 'commit') return state.etag === heads.get(state.name) ? undefined : this.queue.add(() => this.refreshHead(state.name));
+      if (state.kind === 'commit') return state.etag === heads.get(state.name) ? Promise.resolve() : this.queue.add(() => this.refreshHead(state.name));
       if (state.kind === 'manifest') return this.queue.add(() => this.refreshManifest(state.name));
       // No longer a manifest's or a head's: a plain prefix from now on.
       if (state.view && state.view.source !== 'listing') return this.queue.add(() => this.listing(state).then(() => undefined, () => undefined));
-      return undefined;
+      return Promise.resolve();
     }));
   }
 
@@ -153,7 +150,7 @@ export class Poller {
       if (state.kind === 'commit') return this.ensureView(state);
     }
     const view = state.view;
-    if (view?.source === 'listing' && this.now() - view.builtAt < this.opts.dirCacheTime) return view;
+    if (view?.source === 'listing' && this.clock.now() - view.builtAt < this.opts.dirCacheTime) return view;
     // While S3 is known to be down, do not make every access wait for a listing that will fail.
     if (view && this.opts.status.down) return view;
     try {
@@ -185,8 +182,8 @@ export class Poller {
   /** Polls start every interval (not an interval after the previous one ended), so a push waits at most one interval. */
   private schedule(delay = this.opts.pollInterval): void {
     if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      const started = performance.now();
+    this.cancelTimer = this.clock.setTimer(delay, () => {
+      const started = this.clock.now();
       this.pollOnce().then(() => {
         if (this.pollFailing) this.opts.logger.info('S3 answers again; polling resumed');
         this.pollFailing = false;
@@ -198,9 +195,9 @@ export class Poller {
       }).finally(() => {
         // A slow poll (S3 timing out) is followed by a short pause rather than none.
         const interval = this.opts.pollInterval;
-        this.schedule(Math.max(interval / 4, interval - (performance.now() - started)));
+        this.schedule(Math.max(interval / 4, interval - (this.clock.now() - started)));
       });
-    }, delay);
+    });
   }
 
   private async listHeads(): Promise<Map<string, string>> {
@@ -236,7 +233,7 @@ export class Poller {
       // A control prefix without a head may hold a v1 manifest: its GET says (404: plain after all).
       for (const name of control) if (this.acceptName(name)) others.set(name, 'manifest');
       this.others = others;
-      this.discoveredAt = this.now();
+      this.discoveredAt = this.clock.now();
       status.ok();
     } catch (err) {
       status.failed(err);
@@ -296,7 +293,7 @@ export class Poller {
   }
 
   private commitView(workspace: string, commit: Commit): CommitView {
-    return new CommitView({ prefix: this.opts.prefix, workspace, commit, namespace: workspace, trees: this.opts.trees, now: this.now() });
+    return new CommitView({ prefix: this.opts.prefix, workspace, commit, namespace: workspace, trees: this.opts.trees, now: this.clock.now() });
   }
 
   private async fetchManifest(name: string): Promise<void> {
@@ -333,7 +330,7 @@ export class Poller {
         metrics?.manifestRefreshes.inc({ result: 'invalid' });
         return;
       }
-      const snapshot = await snapshotFromManifest(manifest, res.etag, prefix, tree.buildContext(state, this.warnFn()), this.now());
+      const snapshot = await snapshotFromManifest(manifest, res.etag, prefix, tree.buildContext(state, this.warnFn()), this.clock.now());
       if (tree.get(name) !== state || state.kind !== 'manifest') return;
       tree.install(name, snapshot, res.etag);
       metrics?.manifestRefreshes.inc({ result: 'changed' });
@@ -379,7 +376,7 @@ export class Poller {
       status.failed(err);
       throw err;
     }
-    const snapshot = await snapshotFromListing(state.name, entries, prefix, tree.buildContext(state, this.warnFn()), this.now());
+    const snapshot = await snapshotFromListing(state.name, entries, prefix, tree.buildContext(state, this.warnFn()), this.clock.now());
     if (tree.get(state.name) === state && state.kind === 'plain') tree.install(state.name, snapshot, undefined);
     return snapshot;
   }

@@ -122,7 +122,7 @@ describe('EventHub', () => {
     await poller.pollOnce();
     const first = await connect(url);
     const state = await first.next();
-    first.close();
+    await first.close();
     await writeCommitFixture(store, '', 'www', files({ 'a.js': '2' }), { changes: changes([], ['a.js']) });
     await poller.pollOnce();
     await writeCommitFixture(store, '', 'www', files({ 'a.js': '3' }), { changes: changes([], ['a.js']) });
@@ -145,7 +145,7 @@ describe('EventHub', () => {
     await poller.pollOnce();
     const first = await connect(url);
     const state = await first.next();
-    first.close();
+    await first.close();
     for (let i = 1; i <= 3; i++) {
       await writeCommitFixture(store, '', 'www', files({ 'a.js': String(i) }));
       await poller.pollOnce();

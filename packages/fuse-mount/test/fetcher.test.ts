@@ -1,63 +1,27 @@
+/**
+ * The Fetcher's decisions (single flight, pinned ETags, sha256 checks, ranges, read-ahead, format v2
+ * content), on the in-memory store. The prefetch worker, which opens its own S3 client, is tested
+ * over the wire in prefetch.int.test.ts.
+ */
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { readFileSync, writeFileSync } from 'node:fs';
-import {
-  CHUNK_SIZE, decodeCommit, headKey, isSyncError, objectKey, packKey, sha256Hex, stripEtag, type ObjectStore,
-} from '@workspace-sync/shared';
-import {
-  startCountingProxy, startTestS3, unreachable, withFaults, writeCommitFixture, type EmbeddedS3, type FaultyStore,
-} from '@workspace-sync/testkit';
+import { CHUNK_SIZE, decodeCommit, headKey, isSyncError, objectKey, sha256Hex } from '@workspace-sync/shared';
+import { createMemoryStore, writeCommitFixture } from '@workspace-sync/testkit';
 import { CommitView } from '../src/views.js';
-import { ContentCache, blobName } from '../src/content-cache.js';
-import { Fetcher, type FetcherOptions } from '../src/fetcher.js';
-import { RemoteStatus } from '../src/remote-status.js';
-import type { FileNode, V1Content } from '../src/tree.js';
-import { captureLogger, openTrees, quietLogger, releaseS3, removeDir, settingsFor, storeFor, tempDir } from './helpers.js';
+import { blobName } from '../src/content-cache.js';
+import type { FileNode } from '../src/tree.js';
+import { fetcherFixture, readAll, v1, v1Node } from './fetcher-fixture.js';
+import { captureLogger, openTrees, tempDir } from './helpers.js';
 
-let s3: EmbeddedS3;
-let store: ObjectStore;
+const store = createMemoryStore();
 const cleanups: Array<() => Promise<void> | void> = [];
+const { upload, setup } = fetcherFixture(() => store, cleanups);
 
-beforeAll(async () => {
-  s3 = await startTestS3();
-  store = storeFor(s3);
-});
-afterAll(async () => {
-  await releaseS3(s3);
-});
 afterEach(async () => {
   for (const fn of cleanups.splice(0).reverse()) await fn();
 });
-
-async function upload(rel: string, body: Buffer): Promise<FileNode> {
-  const key = objectKey('', 'ws', rel);
-  const { etag } = await store.put(key, body);
-  return v1Node(key, stripEtag(etag), body.length, sha256Hex(body));
-}
-
-function v1Node(key: string, etag: string, size: number, sha256: string | undefined): FileNode {
-  return { kind: 'file', ino: 2, size, mtimeMs: 0, srcMtimeMs: 0, perm: 0o644, content: { format: 1, key, etag, sha256 } };
-}
-
-const v1 = (node: FileNode) => node.content as V1Content;
-
-async function setup(opts: Partial<FetcherOptions> & { faults?: FaultyStore; dir?: string } = {}) {
-  const dir = opts.dir ?? tempDir('fetch-cache');
-  const cache = await ContentCache.open({ dir, maxSize: 64 * 1024 * 1024, maxAge: 0, memSize: 0, logger: opts.logger ?? quietLogger });
-  const faulty = opts.faults ?? withFaults(store);
-  const status = new RemoteStatus();
-  const fetcher = new Fetcher({ store: faulty, cache, status, logger: quietLogger, ...opts });
-  cleanups.push(async () => { await fetcher.stop(); await cache.close(); removeDir(dir); });
-  const gets = () => faulty.calls.filter((c) => c.op === 'get').length;
-  return { fetcher, cache, faulty, status, gets };
-}
-
-async function readAll(fetcher: Fetcher, node: FileNode, offset = 0, length = node.size): Promise<Buffer> {
-  const out = Buffer.alloc(length);
-  const n = await fetcher.readInto(node, out, offset, length);
-  return out.subarray(0, n);
-}
 
 describe('Fetcher', () => {
   it('downloads once for concurrent readers of the same file, then serves the cache', async () => {
@@ -149,98 +113,6 @@ describe('Fetcher', () => {
     expect(names.map((n) => cache.has(n))).toEqual([true, true, true, false]);
   });
 
-  it('prefetches small files in a worker, within the budget, and skips cached ones', async () => {
-    const nodes: FileNode[] = [];
-    for (let i = 0; i < 20; i++) nodes.push(await upload(`pre/f${i}.txt`, randomBytes(1000 + i)));
-    const big = await upload('pre/big.bin', randomBytes(2 * 1024 * 1024));
-    const { fetcher, cache, gets } = await setup({
-      prefetch: { settings: settingsFor(s3), concurrency: 4, budget: 15_000 },
-    });
-    await readAll(fetcher, nodes[0]!);
-    const queued = fetcher.warm([...nodes, big]);
-    // 15 kB of budget: files 1..14 fit (f0 is cached already); big files are never prefetched.
-    expect(queued).toBe(14);
-    await fetcher.idle();
-    const cached = nodes.map((n) => cache.has(blobName(store.bucket, v1(n).key, v1(n).etag, 0)));
-    expect(cached).toEqual(nodes.map((_, i) => i <= 14));
-    expect(cache.has(blobName(store.bucket, v1(big).key, v1(big).etag, 0))).toBe(false);
-    // Reads of prefetched files cost no GET on this thread, and the bytes are right.
-    const before = gets();
-    const body = await readAll(fetcher, nodes[7]!);
-    expect(sha256Hex(body)).toBe(v1(nodes[7]!).sha256);
-    expect(gets()).toBe(before);
-    // Asking again queues nothing new.
-    expect(fetcher.warm(nodes.slice(0, 15))).toBe(0);
-  });
-
-  it('prefetches packed files by range GETs of their pack, and falls back to each object when a piece does not match', async () => {
-    const bodies = Array.from({ length: 30 }, (_, i) => randomBytes(2000 + i * 10));
-    const nodes: FileNode[] = [];
-    for (let i = 0; i < bodies.length; i++) nodes.push(await upload(`packed/f${i}.txt`, bodies[i]!));
-    // The pack as sync-agent writes it, except that file 5's copy is damaged.
-    const inPack = bodies.map((b, i) => (i === 5 ? Buffer.alloc(b.length, 1) : b));
-    const packBody = Buffer.concat(inPack);
-    const pKey = packKey('', 'ws', sha256Hex(packBody));
-    const { etag } = await store.put(pKey, packBody);
-    let offset = 0;
-    for (const [i, node] of nodes.entries()) {
-      v1(node).pack = { key: pKey, etag: stripEtag(etag), size: packBody.length, offset };
-      offset += bodies[i]!.length;
-    }
-    const proxy = await startCountingProxy(s3.endpoint);
-    cleanups.push(() => proxy.close());
-    const { fetcher, cache, gets } = await setup({
-      prefetch: { settings: { ...settingsFor(s3), endpoint: proxy.endpoint }, concurrency: 4, budget: 1e6 },
-      chunkSize: 32 * 1024,
-    });
-    expect(fetcher.warm(nodes)).toBe(30);
-    await fetcher.idle();
-    expect(nodes.every((n) => cache.has(blobName(store.bucket, v1(n).key, v1(n).etag, 0)))).toBe(true);
-    // ~64 kB of pack in ranges of at most 32 kB: three GETs of the pack, one of file 5's own object.
-    expect(proxy.count('GET', pKey)).toBe(3);
-    expect(proxy.count('GET', 'packed/f5.txt')).toBe(1);
-    expect(proxy.requests.filter((r) => r.method === 'GET').length).toBe(4);
-    const before = gets();
-    for (const [i, node] of nodes.entries()) expect((await readAll(fetcher, node)).equals(bodies[i]!), `file ${i}`).toBe(true);
-    expect(gets()).toBe(before);
-  });
-
-  it('prefetches from the files themselves when their pack is gone', async () => {
-    const bodies = Array.from({ length: 6 }, () => randomBytes(1500));
-    const nodes: FileNode[] = [];
-    for (let i = 0; i < bodies.length; i++) nodes.push(await upload(`gone/f${i}.txt`, bodies[i]!));
-    let offset = 0;
-    for (const [i, node] of nodes.entries()) {
-      v1(node).pack = { key: packKey('', 'ws', 'd'.repeat(64)), etag: 'missing', size: 9000, offset };
-      offset += bodies[i]!.length;
-    }
-    const { fetcher, cache } = await setup({ prefetch: { settings: settingsFor(s3), concurrency: 2, budget: 1e6 } });
-    expect(fetcher.warm(nodes)).toBe(6);
-    await fetcher.idle();
-    expect(nodes.every((n) => cache.has(blobName(store.bucket, v1(n).key, v1(n).etag, 0)))).toBe(true);
-    for (const [i, node] of nodes.entries()) expect((await readAll(fetcher, node)).equals(bodies[i]!)).toBe(true);
-  });
-
-  it('fails fast while S3 is down and recovers once it answers', async () => {
-    const node = await upload('outage.txt', Buffer.from('outage'));
-    let down = true;
-    const faults = withFaults(store, { fail: (op) => (op === 'get' && down ? unreachable() : undefined) });
-    const { fetcher, status, gets } = await setup({
-      faults, prefetch: { settings: settingsFor(s3), concurrency: 2, budget: 1e6 },
-    });
-    const first = await readAll(fetcher, node).catch((e: unknown) => e);
-    expect(isSyncError(first, 'ENDPOINT_UNREACHABLE')).toBe(true);
-    expect(status.down).toBe(true);
-    // Within the probe interval no request is even sent.
-    const second = await readAll(fetcher, node).catch((e: unknown) => e);
-    expect(isSyncError(second, 'ENDPOINT_UNREACHABLE')).toBe(true);
-    expect(gets()).toBe(1);
-    // Prefetching is refused while down (the caller asks again later).
-    expect(fetcher.warm([node])).toBe(-1);
-    down = false;
-    status.ok();
-    expect((await readAll(fetcher, node)).toString()).toBe('outage');
-  });
 });
 
 let v2n = 0;

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { commitKey, objectKey, sha256Hex, type ObjectStore } from '@workspace-sync/shared';
-import { startTestS3, unreachable, withFaults, writeCommitFixture, type EmbeddedS3 } from '@workspace-sync/testkit';
+import { unreachable, withFaults, writeCommitFixture, type EmbeddedS3 } from '@workspace-sync/testkit';
 import { ContentCache } from '../src/content-cache.js';
 import { MountCore, type Stat } from '../src/core.js';
 import { EACCES, EBADF, EINVAL, EIO, EISDIR, ENOENT, ENOTDIR, EROFS, ESTALE } from '../src/errno.js';
@@ -13,20 +13,14 @@ import { RemoteStatus } from '../src/remote-status.js';
 import { Tree } from '../src/tree.js';
 import { TreeStore } from '../src/tree-store.js';
 import { History } from '../src/history.js';
-import { publish, quietLogger, releaseS3, removeDir, settingsFor, storeFor, tempDir, type FixtureEntry } from './helpers.js';
+import { publish, quietLogger, removeDir, settingsFor, tempDir, useTestS3, type FixtureEntry } from './helpers.js';
 
 let s3: EmbeddedS3;
 let store: ObjectStore;
 let n = 0;
 const cleanups: Array<() => Promise<void> | void> = [];
 
-beforeAll(async () => {
-  s3 = await startTestS3();
-  store = storeFor(s3);
-});
-afterAll(async () => {
-  await releaseS3(s3);
-});
+useTestS3((server, onServer) => { s3 = server; store = onServer; });
 afterEach(async () => {
   for (const fn of cleanups.splice(0).reverse()) await fn();
 });

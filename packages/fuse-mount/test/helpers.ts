@@ -1,8 +1,7 @@
 /** Fixtures shared by the fuse-mount tests: publishing a workspace the way sync-agent does, and the mount CLI as a child process. */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { Writable } from 'node:stream';
@@ -11,10 +10,15 @@ import {
   MANIFEST_FORMAT, MANIFEST_VERSION, createLogger, createObjectStore, encodeManifest, manifestKey, objectKey, sha256Hex,
   type Logger, type Manifest, type ManifestEntry, type ObjectStore, type S3Settings,
 } from '@workspace-sync/shared';
-import type { EmbeddedS3 } from '@workspace-sync/testkit';
+import {
+  removeDir, runProcess, startTestS3, tempDir as makeTempDir, waitFor, type EmbeddedS3, type ProcessResult,
+} from '@workspace-sync/testkit';
+import { afterAll, beforeAll } from 'vitest';
 import { ContentCache } from '../src/content-cache.js';
 import { RemoteStatus } from '../src/remote-status.js';
 import { TreeStore } from '../src/tree-store.js';
+
+export { removeDir };
 
 export const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'fuse-mount.js');
 
@@ -38,6 +42,19 @@ export function settingsFor(s3: EmbeddedS3): S3Settings {
 
 export function storeFor(s3: EmbeddedS3): ObjectStore {
   return createObjectStore({ ...settingsFor(s3), maxAttempts: 1, requestTimeoutMs: 3_000 });
+}
+
+/**
+ * Starts this test file's S3 server (embedded, or Ceph RGW with S3_BACKEND=rgw) before its tests and
+ * releases it after them; `onStart` gets the server and a store on it.
+ */
+export function useTestS3(onStart: (s3: EmbeddedS3, store: ObjectStore) => void): void {
+  let s3: EmbeddedS3 | undefined;
+  beforeAll(async () => {
+    s3 = await startTestS3();
+    onStart(s3, storeFor(s3));
+  });
+  afterAll(() => releaseS3(s3));
 }
 
 /**
@@ -77,7 +94,7 @@ export async function publish(store: ObjectStore, prefix: string, workspace: str
 }
 
 export function tempDir(label: string): string {
-  return mkdtempSync(path.join(tmpdir(), `wsync-${label}-`));
+  return makeTempDir(label).dir;
 }
 
 export interface MountProcess {
@@ -128,31 +145,15 @@ export function isMounted(mountpoint: string): boolean {
   return readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some((l) => l.split(' ')[4] === mountpoint);
 }
 
-export function removeDir(dir: string): void {
-  rmSync(dir, { recursive: true, force: true });
-}
-
 /** Runs a shell command in a child process (never touch the mount synchronously from a process serving it). */
-export function sh(script: string, timeoutMs = 30_000): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn('sh', ['-c', script], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    p.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    const timer = setTimeout(() => { p.kill('SIGKILL'); reject(new Error(`timed out: ${script}`)); }, timeoutMs);
-    p.once('exit', (code) => { clearTimeout(timer); resolve({ code: code ?? -1, stdout, stderr }); });
-  });
+export async function sh(script: string, timeoutMs = 30_000): Promise<{ code: number; stdout: string; stderr: string }> {
+  const { code, stdout, stderr } = await runProcess('sh', ['-c', script], { timeoutMs });
+  return { code: code ?? -1, stdout, stderr };
 }
 
 /** Polls `check` until it returns true or `timeoutMs` passes; returns whether it did. */
-export async function eventually(check: () => Promise<boolean>, timeoutMs: number, stepMs = 100): Promise<boolean> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return true;
-    if (Date.now() > end) return false;
-    await new Promise((r) => setTimeout(r, stepMs));
-  }
+export function eventually(check: () => Promise<boolean>, timeoutMs: number, stepMs = 100): Promise<boolean> {
+  return waitFor(check, 'a condition', timeoutMs, stepMs).then(() => true, () => false);
 }
 
 /** A content cache in a fresh directory and a tree store over it; `close` removes both. */
@@ -213,18 +214,8 @@ export async function startSwitchableProxy(target: string, mode: SwitchableProxy
 /** Runs the CLI to completion (for start-up failures), with a timeout that fails the test instead of hanging. */
 export function runMountCli(
   args: string[], env: Record<string, string>, timeoutMs = 60_000, onSpawn?: (proc: ChildProcess) => void,
-): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
-  return new Promise((resolve, reject) => {
-    const t0 = Date.now();
-    const p = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    onSpawn?.(p);
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    p.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    const timer = setTimeout(() => { p.kill('SIGKILL'); reject(new Error(`fuse-mount did not exit within ${timeoutMs} ms:\n${stderr}`)); }, timeoutMs);
-    p.once('exit', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr, ms: Date.now() - t0 }); });
-  });
+): Promise<ProcessResult> {
+  return runProcess(process.execPath, [CLI, ...args], { env: { ...process.env, LOG_LEVEL: 'info', ...env }, timeoutMs, onSpawn });
 }
 
 export interface SseFrame { id: string | undefined; event: string; data: any; comment?: string }

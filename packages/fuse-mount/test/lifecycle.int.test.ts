@@ -2,11 +2,10 @@
  * Starting and stopping the real CLI: clear failures before mounting, a busy mount point, and a
  * stale mount left by a killed process cleared at the next start.
  */
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestS3, type EmbeddedS3 } from '@workspace-sync/testkit';
+import { runProcess, startTestS3, type EmbeddedS3 } from '@workspace-sync/testkit';
 import {
   CLI, forceUnmount, isMounted, publish, releaseS3, removeDir, sh, spawnMount, storeFor, tempDir, type MountProcess,
 } from './helpers.js';
@@ -37,14 +36,7 @@ function dir(label: string): string {
 
 /** Runs the CLI to completion (for start-up failures). */
 function runCli(args: string[], env: Record<string, string> = s3.env): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
-    p.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-    p.once('exit', (code) => resolve({ code, stdout, stderr }));
-  });
+  return runProcess(process.execPath, [CLI, ...args], { env: { ...process.env, ...env } });
 }
 
 async function mountAt(mnt: string, cache = dir('cache')): Promise<MountProcess> {

@@ -1,10 +1,10 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { gzipSync } from 'node:zlib';
 import {
   MANIFEST_FORMAT, encodeCommit, encodeTree, headKey, manifestKey, objectKey, Registry, sha256Hex, treePackKey,
-  type Commit, type ObjectStore,
+  type Clock, type Commit,
 } from '@workspace-sync/shared';
-import { startTestS3, withFaults, writeCommitFixture, type EmbeddedS3 } from '@workspace-sync/testkit';
+import { createManualClock, createMemoryStore, unreachable, withFaults, writeCommitFixture } from '@workspace-sync/testkit';
 import { createMetrics } from '../src/metrics.js';
 import { OfflineState } from '../src/offline-state.js';
 import { Poller } from '../src/poller.js';
@@ -12,43 +12,37 @@ import { RemoteStatus } from '../src/remote-status.js';
 import { Tree, type FileNode, type Snapshot } from '../src/tree.js';
 import { TreeStore } from '../src/tree-store.js';
 import { CommitView } from '../src/views.js';
-import { captureLogger, openTrees, publish, releaseS3, storeFor } from './helpers.js';
+import { captureLogger, openTrees, publish } from './helpers.js';
 
-let s3: EmbeddedS3;
-let store: ObjectStore;
+// The poller's decisions, on the in-memory store (held to the real servers by testkit's differential
+// test); the mount tests (*.int.test.ts) run the same code over the wire.
+const store = createMemoryStore();
 let n = 0;
 const cleanups: Array<() => Promise<void>> = [];
 
-beforeAll(async () => {
-  s3 = await startTestS3();
-  store = storeFor(s3);
-});
-afterAll(async () => {
-  await releaseS3(s3);
-});
 afterEach(async () => {
   for (const fn of cleanups.splice(0)) await fn();
 });
 
 /** Each test gets its own prefix in the shared bucket. */
-async function setup(opts: { dirCacheTime?: number; now?: () => number; offline?: boolean } = {}) {
+async function setup(opts: { dirCacheTime?: number; clock?: Clock; offline?: boolean } = {}) {
   const prefix = `t${++n}/`;
   const tree = new Tree();
   const registry = new Registry();
   const metrics = createMetrics(registry);
   const { logger, lines } = captureLogger();
-  const faulty = withFaults(store);
+  const faulty = withFaults(store, { clock: opts.clock });
   const status = new RemoteStatus();
   const t = await openTrees(faulty, prefix, status);
   cleanups.push(t.close);
   const offline = opts.offline ? new OfflineState(t.cache.root, store.bucket, prefix, logger) : undefined;
   const poller = new Poller({
     store: faulty, tree, trees: t.trees, prefix, pollInterval: 1_000, dirCacheTime: opts.dirCacheTime ?? 60_000, status, logger, metrics,
-    now: opts.now, offline,
+    clock: opts.clock, offline,
   });
   const refreshes = async (result: string) => (await metrics.manifestRefreshes.get()).values.find((v) => v.labels.result === result)?.value ?? 0;
   const warnings = () => lines().filter((l) => l.level === 40);
-  return { prefix, tree, poller, refreshes, warnings, faulty, trees: t.trees, cache: t.cache, status, logger, offline };
+  return { prefix, tree, poller, refreshes, warnings, lines, faulty, trees: t.trees, cache: t.cache, status, logger, offline };
 }
 
 describe('Poller', () => {
@@ -100,32 +94,32 @@ describe('Poller', () => {
   });
 
   it('trusts a listing for --dir-cache-time, then lists again', async () => {
-    let now = 1_000_000;
-    const { prefix, tree, poller } = await setup({ dirCacheTime: 300_000, now: () => now });
+    const clock = createManualClock();
+    const { prefix, tree, poller } = await setup({ dirCacheTime: 300_000, clock });
     await store.put(objectKey(prefix, 'plain', 'one.txt'), Buffer.from('1'));
     await poller.pollOnce();
     const state = tree.get('plain')!;
     const first = await poller.ensureView(state) as Snapshot;
     expect([...first!.nodes.keys()].sort()).toEqual(['', 'one.txt']);
     await store.put(objectKey(prefix, 'plain', 'two.txt'), Buffer.from('2'));
-    now += 299_000;
+    clock.advance(299_000);
     expect(await poller.ensureView(state)).toBe(first);
-    now += 2_000;
+    clock.advance(2_000);
     const second = await poller.ensureView(state) as Snapshot;
     expect([...second!.nodes.keys()].sort()).toEqual(['', 'one.txt', 'two.txt']);
     expect(second!.nodes.get('one.txt')!.ino).toBe(first!.nodes.get('one.txt')!.ino);
   });
 
   it('skips listed keys that are not safe paths, warning once per key', async () => {
-    let now = 0;
-    const { prefix, tree, poller, warnings } = await setup({ dirCacheTime: 1_000, now: () => now });
+    const clock = createManualClock();
+    const { prefix, tree, poller, warnings } = await setup({ dirCacheTime: 1_000, clock });
     await store.put(objectKey(prefix, 'odd', 'fine.txt'), Buffer.from('fine'));
     await store.put(`${prefix}odd/e/..`, Buffer.from('x'));
     await store.put(`${prefix}odd/f/.`, Buffer.from('x'));
     await poller.pollOnce();
     const snap = await poller.ensureView(tree.get('odd')!) as Snapshot;
     expect([...snap!.nodes.keys()].sort()).toEqual(['', 'fine.txt']);
-    now += 5_000;
+    clock.advance(5_000);
     await poller.ensureView(tree.get('odd')!);
     expect(warnings().map((w) => w.key).sort()).toEqual([`${prefix}odd/e/..`, `${prefix}odd/f/.`]);
   });
@@ -241,6 +235,54 @@ describe('Poller (format v2)', () => {
     // Another bucket's or prefix's saved heads are not this mount's.
     const other = new OfflineState(first.cache.root, store.bucket, 'elsewhere/', first.logger);
     expect((await other.load()).size).toBe(0);
+  });
+});
+
+describe('Poller on a manual clock', () => {
+  it('polls an interval after start, then every interval; a slow poll is followed by a short pause', async () => {
+    const clock = createManualClock();
+    const { prefix, poller, faulty } = await setup({ clock });
+    const t0 = clock.now();
+    const headLists = () => faulty.calls.filter((c) => c.op === 'list' && c.key === `${prefix}.sync/.heads/`).length;
+    /** Until the poll in flight has ended and armed the next one. */
+    const armed = (at: number) => vi.waitFor(() => expect(clock.nextAt()).toBe(at));
+    poller.start();
+    cleanups.push(async () => poller.stop());
+    clock.advance(999);
+    expect(headLists()).toBe(0);
+    clock.advance(1);
+    expect(headLists()).toBe(1);
+    await armed(t0 + 2_000);
+    // Polls start every interval, not an interval after the last one ended: 900 ms spent leaves 100.
+    const slow = faulty.delayWhen({ op: 'list', key: `${prefix}.sync/.heads/` }, 900);
+    clock.advance(1_000);
+    await vi.waitFor(() => expect(clock.nextAt()).toBe(t0 + 2_900));
+    clock.advance(900);
+    await armed(t0 + 3_150);
+    slow.remove();
+    clock.advance(250);
+    expect(headLists()).toBe(3);
+    poller.stop();
+    await vi.waitFor(() => expect(clock.nextAt()).toBeUndefined());
+  });
+
+  it('warns once per outage while polls fail, and says when S3 answers again', async () => {
+    const clock = createManualClock();
+    const { poller, faulty, lines } = await setup({ clock });
+    const said = (msg: string) => lines().filter((l) => l.msg.startsWith(msg)).length;
+    poller.start();
+    cleanups.push(async () => poller.stop());
+    const down = faulty.failWhen({ op: 'list' }, () => unreachable());
+    for (let i = 0; i < 3; i++) {
+      const next = clock.nextAt()!;
+      clock.advance(next - clock.now());
+      await vi.waitFor(() => expect(clock.nextAt()).toBeGreaterThan(next));
+    }
+    expect(said('poll failed')).toBe(1);
+    down.remove();
+    clock.advance(clock.nextAt()! - clock.now());
+    await vi.waitFor(() => expect(said('S3 answers again')).toBe(1));
+    expect(said('poll failed')).toBe(1);
   });
 });
 

@@ -1,24 +1,17 @@
 import { readFileSync, writeFileSync } from 'node:fs';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { decodeCommit, headKey, isSyncError, type Commit, type ObjectStore } from '@workspace-sync/shared';
-import { startTestS3, withFaults, writeCommitFixture, type EmbeddedS3 } from '@workspace-sync/testkit';
+import { afterEach, describe, expect, it } from 'vitest';
+import { decodeCommit, headKey, isSyncError, type Commit } from '@workspace-sync/shared';
+import { createMemoryStore, withFaults, writeCommitFixture } from '@workspace-sync/testkit';
 import { ContentCache } from '../src/content-cache.js';
 import { RemoteStatus } from '../src/remote-status.js';
 import { TreeStore, packCacheName } from '../src/tree-store.js';
-import { captureLogger, quietLogger, releaseS3, removeDir, storeFor, tempDir } from './helpers.js';
+import { captureLogger, quietLogger, removeDir, tempDir } from './helpers.js';
 
-let s3: EmbeddedS3;
-let store: ObjectStore;
+// The tree store's decisions on the in-memory store; the mount tests (*.int.test.ts) load trees over the wire.
+const store = createMemoryStore();
 let n = 0;
 const cleanups: Array<() => Promise<void> | void> = [];
 
-beforeAll(async () => {
-  s3 = await startTestS3();
-  store = storeFor(s3);
-});
-afterAll(async () => {
-  await releaseS3(s3);
-});
 afterEach(async () => {
   for (const fn of cleanups.splice(0).reverse()) await fn();
 });

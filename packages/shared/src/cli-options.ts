@@ -8,7 +8,7 @@ export function defaultText(opt: OptionDef): string | undefined {
   if (opt.defaultHelp !== undefined) return opt.defaultHelp;
   const value = opt.default?.();
   if (value === undefined || value === '' || (Array.isArray(value) && value.length === 0)) return undefined;
-  return String(value);
+  return Array.isArray(value) ? value.join(',') : String(value as string | number | boolean);
 }
 
 /**

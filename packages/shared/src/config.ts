@@ -18,7 +18,7 @@ export type Scope = 'agent' | 'mount';
  * that change what it does (`files` takes no S3 options). Env and config-file values of every option of
  * the scope are still resolved: a shared config file works for every command.
  */
-export type OptionGroup = 'log' | 's3' | 'health' | 'workspaces' | 'filter' | 'push' | 'history' | 'mount';
+export type OptionGroup = 'log' | 's3' | 'health' | 'workspaces' | 'filter' | 'push' | 'history' | 'watch' | 'mount';
 
 /** A short flag that sets the option to a fixed value, e.g. `-v` for `--log-level debug`. */
 export interface Shorthand {
@@ -213,6 +213,35 @@ export const OPTIONS: readonly OptionDef[] = [
     expected: 'a non-negative integer', kind: 'number', parse: asInt(0, 1_000_000), default: () => 50,
   },
   {
+    key: 'debounce', group: 'watch', defaultHelp: '100ms', flag: '--debounce <duration>', env: ['SYNC_DEBOUNCE'],
+    help: 'watch: quiet time that closes a batch of changes', scope: ['agent'], expected: 'a duration such as 100ms',
+    kind: 'string', parse: asDuration, default: () => 100,
+  },
+  {
+    key: 'maxDelay', group: 'watch', defaultHelp: '1s', flag: '--max-delay <duration>', env: ['SYNC_MAX_DELAY'],
+    help: 'watch: longest a batch stays open while changes keep coming', scope: ['agent'], expected: 'a duration such as 1s',
+    kind: 'string', parse: asDuration, default: () => 1_000,
+  },
+  {
+    key: 'rescanInterval', group: 'watch', defaultHelp: '5m', flag: '--rescan-interval <duration>', env: ['SYNC_RESCAN_INTERVAL'],
+    help: 'watch: stat-based safety rescan of every workspace; 0 turns it off', scope: ['agent'], expected: 'a duration such as 5m, or 0',
+    kind: 'string', parse: asDuration, default: () => 300_000,
+  },
+  {
+    // `--poll` alone (true) polls every 2 s; false (an env or config value) keeps inotify.
+    key: 'poll', group: 'watch', defaultHelp: 'off: inotify', flag: '--poll [interval]', env: ['SYNC_POLL'],
+    help: 'watch: stat-poll instead of inotify (network filesystems), every interval (2s when none is given)', scope: ['agent'],
+    expected: 'a duration above 0 such as 2s, or true or false', kind: 'string',
+    parse: (raw) => {
+      const s = String(raw).trim().toLowerCase();
+      if (raw === true || ['true', 'on', 'yes'].includes(s)) return 2_000;
+      if (raw === false || ['false', 'off', 'no'].includes(s)) return undefined;
+      const n = asDuration(raw);
+      if (n <= 0) throw new Error('not above 0');
+      return n;
+    },
+  },
+  {
     key: 'cacheDir', group: 'mount', flag: '--cache-dir <dir>', env: ['CACHE_DIR'], help: 'on-disk content cache',
     scope: ['mount'], expected: 'a directory path', kind: 'string', isPath: true, parse: asString,
     default: () => path.join(xdgCache(), 'workspace-sync', 'mount'),
@@ -303,6 +332,12 @@ export interface AgentConfig extends CommonConfig {
   gcEvery: number;
   maxDelete: number | undefined;
   multipartThreshold: number;
+  /** watch: batch quiet time, longest batch, safety rescan period (0: off), ms. */
+  debounce: number;
+  maxDelay: number;
+  rescanInterval: number;
+  /** watch: stat polling every this many ms instead of inotify; undefined: inotify. */
+  poll: number | undefined;
 }
 
 export interface MountConfig extends CommonConfig {

@@ -167,7 +167,7 @@ export function decodeTree(body: Buffer, where: string): TreeEntry[] {
         if (!isInt(pack) || (pack as number) < -1 || (pack as number) >= dataPacks.length || !isCount(offset)) return bad(`${at}: file location`);
         const n = Math.ceil((size as number) / CHUNK_SIZE);
         if (chunks !== undefined && (!isStringArray(chunks) || chunks.length !== n || !chunks.every(isSha))) return bad(`${at}: chunk hashes`);
-        if (chunks === undefined && pack === -1 && n > 1) return bad(`${at}: a blob of ${size} bytes without chunk hashes`);
+        if (chunks === undefined && pack === -1 && n > 1) return bad(`${at}: a blob of ${size as number} bytes without chunk hashes`);
         if (item.length > (chunks === undefined ? 8 : 9)) return bad(`${at}: extra fields`);
         out.push({
           name, kind: 'file', size: size as number, mtimeMs: mtimeMs as number, mode: mode as number, sha256: sha256 as string,

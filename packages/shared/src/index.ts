@@ -3,6 +3,7 @@ export {
   type ErrorCode, type ErrorProperties,
 } from './errors.js';
 export { createLogger, type Logger, type LoggerOptions } from './log.js';
+export { realClock, type Clock } from './clock.js';
 export { parseSize, parseDuration, formatBytes } from './units.js';
 export {
   OPTIONS, CONFIG_FILE_NAME, CONFIG_ENV, optionsFor, resolveConfig, normalizePrefix,
@@ -27,14 +28,15 @@ export {
   encodeTree, decodeTree, encodeCommit, decodeCommit,
   type Commit, type CommitChanges, type TreeRef, type TreeEntry, type FileTreeEntry, type DirTreeEntry, type SymlinkTreeEntry,
 } from './format.js';
-export { DEFAULT_EXCLUDES, createFilter, trackedChanges, type Filter, type FilterOptions, type Rule, type Verdict } from './filter.js';
+export {
+  DEFAULT_EXCLUDES, createFilter, trackedChanges, dockerignoreMatcher, type Filter, type FilterOptions, type Rule, type Verdict,
+} from './filter/index.js';
 export { sha256Hex, readFileStable, hashFileStable, readFullySync, type StableRead, type StableHash } from './hash.js';
 export {
   startHealthServer, createRegistry, Counter, Gauge, Histogram, Registry,
   type Health, type HealthStatus, type HealthServer, type Route,
 } from './health.js';
 export { addConfigOptions, configFlags } from './cli-options.js';
-export { dockerignoreMatcher } from './dockerignore.js';
 export {
   createTreeReader, walkTree, diffTrees,
   type TreeReader, type TreeReaderOptions, type FlatEntry, type FlatDir, type TreeDiff,

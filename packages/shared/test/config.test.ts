@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CONFIG_ENV, CONFIG_FILE_NAME, normalizePrefix, OPTIONS, optionsFor, resolveConfig, type ResolveInput } from '../src/config.js';
 import { SyncError, exitCodeFor } from '../src/errors.js';
-import { tempDir } from './walk-helper.js';
+import { tempDir } from '@workspace-sync/testkit';
 
 const scratch = tempDir('config');
 afterAll(() => scratch.remove());
@@ -196,6 +196,26 @@ describe('the filter\'s command-line layer: --exclude-from, --exclude, --include
     expect(resolveConfig('agent', { cwd, env: {} }).logFormat).toBeUndefined();
     expect(resolveConfig('agent', { cwd, env: { LOG_FORMAT: 'json' }, flags: { logFormat: 'pretty' } }).logFormat).toBe('pretty');
     expect(configError('agent', { cwd, env: { LOG_FORMAT: 'yaml' } }).message).toContain('expected json or pretty');
+  });
+});
+
+describe('watch options', () => {
+  it('debounce, max delay, rescan and poll come from flags, env or the config file like every option', () => {
+    const { cwd } = cwdWith({ debounce: '250ms', rescanInterval: 0 });
+    const c = resolveConfig('agent', { env: { SYNC_MAX_DELAY: '3s' }, cwd });
+    expect(c).toMatchObject({ debounce: 250, maxDelay: 3_000, rescanInterval: 0, poll: undefined });
+    expect(resolveConfig('agent', { env: {}, cwd: cwdWith().cwd })).toMatchObject({ debounce: 100, maxDelay: 1_000, rescanInterval: 300_000 });
+  });
+
+  it('poll: a bare --poll or true is every 2 s, false keeps inotify, 0 is refused', () => {
+    const { cwd } = cwdWith();
+    expect(resolveConfig('agent', { env: {}, cwd, flags: { poll: true } }).poll).toBe(2_000);
+    expect(resolveConfig('agent', { env: {}, cwd, flags: { poll: '500ms' } }).poll).toBe(500);
+    expect(resolveConfig('agent', { env: { SYNC_POLL: 'true' }, cwd }).poll).toBe(2_000);
+    expect(resolveConfig('agent', { env: { SYNC_POLL: 'off' }, cwd }).poll).toBeUndefined();
+    expect(resolveConfig('agent', { env: {}, cwd: cwdWith({ poll: false }).cwd }).poll).toBeUndefined();
+    expect(configError('agent', { env: { SYNC_POLL: '0' }, cwd }).message).toMatch(/invalid value "0" for poll \(from env SYNC_POLL\)/);
+    expect(configError('agent', { env: {}, cwd, flags: { debounce: 'soon' } }).message).toMatch(/for debounce \(from flag --debounce\): expected a duration/);
   });
 });
 

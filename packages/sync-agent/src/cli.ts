@@ -6,7 +6,7 @@ import { setFlagsFromString } from 'node:v8';
 import { Command, CommanderError } from 'commander';
 import {
   addConfigOptions, compareUtf8, configFlags, createLogger, createObjectStore, createRegistry, errorProperties, exitCodeFor, ExitCodes, formatBytes,
-  formatError, isSyncError, parseDuration, Registry, resolveConfig, startHealthServer, SyncError,
+  formatError, isSyncError, Registry, resolveConfig, startHealthServer, SyncError,
   type AgentConfig, type Logger, type ObjectStore, type OptionGroup,
 } from '@workspace-sync/shared';
 import { explainPaths, formatExplanation, listFiles } from './files.js';
@@ -14,7 +14,7 @@ import { formatGc, formatLog, formatRestore, gcWorkspace, logWorkspace, restoreW
 import { createProgress, progressMode } from './progress.js';
 import { pushWorkspace, type PushReport } from './push.js';
 import { AGENT_VERSION } from './version.js';
-import { DEFAULT_FALLBACK_POLL_MS, startWatch, type WatchSummary } from './watch.js';
+import { startWatch, type WatchSummary } from './watch-root.js';
 import { checkWorkspaceName, listWorkspaces } from './workspaces.js';
 
 
@@ -26,7 +26,7 @@ interface Io {
 /** The option groups (config.ts) each command takes: its --help lists only options that change what it does. */
 const GROUPS: Record<string, readonly OptionGroup[]> = {
   push: ['log', 's3', 'workspaces', 'filter', 'push', 'history'],
-  watch: ['log', 's3', 'health', 'workspaces', 'filter', 'push', 'history'],
+  watch: ['log', 's3', 'health', 'workspaces', 'filter', 'push', 'history', 'watch'],
   files: ['log', 'workspaces', 'filter'],
   log: ['log', 's3', 'workspaces'],
   restore: ['log', 's3', 'workspaces'],
@@ -34,7 +34,7 @@ const GROUPS: Record<string, readonly OptionGroup[]> = {
 };
 
 /** A dry run lists every path up to this many; beyond, only the totals (--summary: always only the totals). */
-export const PLAN_LINES = 1000;
+const PLAN_LINES = 1000;
 
 export async function main(argv: string[], io: Io = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) }): Promise<number> {
   let code: number = ExitCodes.OK;
@@ -64,10 +64,6 @@ export async function main(argv: string[], io: Io = { out: (s) => process.stdout
 
   command('watch', (c) => c
     .description('mirror every workspace continuously: reconcile each, then sync changes as they happen (SIGINT/SIGTERM flush and exit)')
-    .option('--debounce <duration>', 'quiet time that closes a batch of changes', '100ms')
-    .option('--max-delay <duration>', 'longest a batch stays open while changes keep coming', '1s')
-    .option('--rescan-interval <duration>', 'stat-based safety rescan of every workspace; 0 turns it off', '5m')
-    .option('--poll [interval]', `stat-poll instead of inotify (network filesystems), every interval (default: ${DEFAULT_FALLBACK_POLL_MS / 1000}s)`)
     .option('--force', 'allow deletes beyond the safety limit')
     .option('--create-bucket', 'create the bucket if it does not exist')
     .option('--json', 'print a JSON summary on stdout when stopped'),
@@ -227,18 +223,14 @@ async function runPush(cmd: Command, names: string[], io: Io): Promise<number> {
 }
 
 interface WatchFlags {
-  debounce: string; maxDelay: string; rescanInterval: string; poll?: string | true; force?: boolean; createBucket?: boolean; json?: boolean;
+  force?: boolean; createBucket?: boolean; json?: boolean;
 }
 
 async function runWatch(cmd: Command, io: Io): Promise<number> {
-  // A daemon that runs all day: V8 grows its heap far less eagerly (5k-file bench: RSS 270 → 140 MiB).
+  // A daemon that runs all day: V8 grows its heap far less eagerly (watch RSS: docs/benchmarks.md).
   setFlagsFromString('--optimize-for-size');
   const opts = cmd.opts<WatchFlags>();
   const config = loadConfig(cmd);
-  const quietMs = durationFlag('--debounce', opts.debounce);
-  const maxDelayMs = durationFlag('--max-delay', opts.maxDelay);
-  const rescanIntervalMs = durationFlag('--rescan-interval', opts.rescanInterval);
-  const pollMs = opts.poll === undefined ? undefined : opts.poll === true ? DEFAULT_FALLBACK_POLL_MS : durationFlag('--poll', opts.poll);
   const log = loggerFor(config);
   const store = storeFor(config);
   if (opts.createBucket) await store.createBucket();
@@ -247,8 +239,8 @@ async function runWatch(cmd: Command, io: Io): Promise<number> {
   // Default process metrics keep a timer sampling the event loop: only worth it when someone scrapes them.
   const registry = config.healthPort === undefined ? new Registry() : createRegistry('sync_agent_');
   const watch = await startWatch({
-    config, store, log, registry, force: opts.force, rescanIntervalMs, pollMs,
-    policy: { quietMs, maxDelayMs: Math.max(maxDelayMs, quietMs) },
+    config, store, log, registry, force: opts.force, rescanIntervalMs: config.rescanInterval, pollMs: config.poll,
+    policy: { quietMs: config.debounce, maxDelayMs: Math.max(config.maxDelay, config.debounce) },
   });
   const health = config.healthPort === undefined
     ? undefined
@@ -273,14 +265,6 @@ async function runWatch(cmd: Command, io: Io): Promise<number> {
   return summary.flushed ? ExitCodes.OK : ExitCodes.PARTIAL;
 }
 
-function durationFlag(flag: string, raw: string): number {
-  try {
-    return parseDuration(raw);
-  } catch (cause) {
-    throw new SyncError('USAGE', `invalid value "${raw}" for ${flag}: expected a duration such as 250ms, 2s or 5m`, { hint: 'see sync-agent watch --help', cause });
-  }
-}
-
 /** Wrong credentials or a missing bucket stop watch at once; an unreachable endpoint is an outage to ride out. */
 async function checkRemote(store: ObjectStore, log: Logger): Promise<void> {
   try {
@@ -300,7 +284,7 @@ function totals(reports: PushReport[]) {
   return t;
 }
 
-export function formatSummary(r: PushReport): string {
+function formatSummary(r: PushReport): string {
   const parts = [`${r.uploaded} uploaded`, `${r.copied} copied`, `${r.deleted} deleted`, `${r.unchanged} unchanged`];
   if (r.skipped.length) parts.push(`${r.skipped.length} skipped`);
   const committed = r.manifestWritten ? `generation ${r.generation}` : 'no changes';
@@ -308,7 +292,7 @@ export function formatSummary(r: PushReport): string {
 }
 
 /** A dry run's plan: one line per path, sorted by path, then the totals; only the totals past `maxLines` paths. */
-export function formatPlan(r: PushReport, maxLines: number): string {
+function formatPlan(r: PushReport, maxLines: number): string {
   const p = r.plan!;
   const paths = [...p.uploads.map((u) => ['upload', u] as const), ...p.deletes.map((d) => ['delete', d] as const)]
     .sort((a, b) => compareUtf8(a[1], b[1]));

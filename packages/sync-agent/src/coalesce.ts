@@ -31,7 +31,7 @@ export function combine(prev: ChangeType, next: ChangeType): ChangeType | undefi
   return next === 'delete' ? 'delete' : 'change';
 }
 
-export const DEFAULT_QUEUE_LIMIT = 100_000;
+const DEFAULT_QUEUE_LIMIT = 100_000;
 
 export class ChangeQueue {
   private readonly pending = new Map<string, PendingChange>();

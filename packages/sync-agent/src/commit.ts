@@ -25,7 +25,7 @@ export async function writeTreePacks(t: CommitTarget, packs: TreeBuild['packs'])
   await Promise.all(packs.map((p) => t.store.put(treePackKey(t.prefix, t.workspace, p.name), p.body, { contentType: 'application/octet-stream' })));
 }
 
-export function makeCommit(args: {
+function makeCommit(args: {
   workspace: string; generation: number; parent: string | null; root: TreeRef;
   stats: Commit['stats']; changes: CommitChanges; createdAt: Date;
 }): Commit {
@@ -56,7 +56,7 @@ export type PublishResult =
   | { ok: false; current: Commit; etag: string };
 
 /** Writes the commit object, then the head conditionally on `base` (undefined: no head may exist yet). */
-export async function publish(t: CommitTarget, commit: Commit, base: HeadInfo | undefined): Promise<PublishResult> {
+async function publish(t: CommitTarget, commit: Commit, base: HeadInfo | undefined): Promise<PublishResult> {
   const body = encodeCommit(commit);
   await t.store.put(commitKey(t.prefix, t.workspace, commitStem(commit)), body, { contentType: 'application/json' });
   const key = headKey(t.prefix, t.workspace);

@@ -8,7 +8,7 @@ import {
 import { entryFor, scanWorkspace, type Skipped } from './scan.js';
 import { listWorkspaces } from './workspaces.js';
 
-export function workspaceFilter(config: AgentConfig, root: string, workspace: string): Filter {
+function workspaceFilter(config: AgentConfig, root: string, workspace: string): Filter {
   return createFilter({ root, workspace, excludes: config.exclude, gitIndex: config.gitIndex });
 }
 

@@ -45,7 +45,7 @@ export function formatLog(workspace: string, entries: readonly LogEntry[]): stri
 }
 
 /** The commit `--generation N` or `--at TIME` names (the head when neither is given). */
-export async function resolveGeneration(store: ObjectStore, config: AgentConfig, workspace: string, want: { generation?: string; at?: string }): Promise<Commit> {
+async function resolveGeneration(store: ObjectStore, config: AgentConfig, workspace: string, want: { generation?: string; at?: string }): Promise<Commit> {
   const head = await readHead(store, config.prefix, workspace);
   if (!head) {
     throw new SyncError('GENERATION_NOT_FOUND', `workspace "${workspace}" has no commit in s3://${store.bucket}/${config.prefix}`, {
@@ -77,7 +77,7 @@ export async function resolveGeneration(store: ObjectStore, config: AgentConfig,
 }
 
 /** An ISO-8601 time, or a duration meaning that long ago (`2h`, `1d`). */
-export function parseWhen(raw: string, now = Date.now()): number {
+function parseWhen(raw: string, now = Date.now()): number {
   const iso = Date.parse(raw);
   if (!Number.isNaN(iso) && /\d{4}-\d{2}-\d{2}/.test(raw)) return iso;
   try {

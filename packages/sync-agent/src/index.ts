@@ -4,5 +4,5 @@ export { planSync, checkDeleteGuard, type Plan, type HashedEntry } from './plann
 export { scanWorkspace, entryFor, type LocalEntry, type ScanResult, type Skipped } from './scan.js';
 export { listFiles } from './files.js';
 export { listWorkspaces } from './workspaces.js';
-export { startWatch, type WatchOptions, type WatchHandle, type WatchSummary } from './watch.js';
+export { startWatch, type WatchOptions, type WatchHandle, type WatchSummary } from './watch-root.js';
 export type { WorkspaceSummary, WorkspaceStatus } from './watch-workspace.js';

@@ -12,7 +12,7 @@ import type { ContentLocation } from './planner.js';
 /** Files up to this size go into packs; larger ones become blobs. */
 export const PACK_MAX_FILE = 256 * 1024;
 /** A pack is written once it holds this much. */
-export const PACK_SIZE = 4 * 1024 * 1024;
+const PACK_SIZE = 4 * 1024 * 1024;
 
 export function newObjectName(): string {
   return randomBytes(8).toString('hex');

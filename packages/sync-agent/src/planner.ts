@@ -136,7 +136,10 @@ function keptMatcher(skipped: readonly Skipped[]): (p: string) => boolean {
   if (skipped.length === 0) return () => false;
   const exact = new Set<string>();
   const dirs: string[] = [];
-  for (const s of skipped) (s.path.endsWith('/') ? dirs.push(s.path) : exact.add(s.path));
+  for (const s of skipped) {
+    if (s.path.endsWith('/')) dirs.push(s.path);
+    else exact.add(s.path);
+  }
   return (p) => exact.has(p) || dirs.some((d) => p.startsWith(d));
 }
 
@@ -147,7 +150,7 @@ export interface DeleteGuard {
 }
 
 /** Deleting more than half of a workspace (and more than this many files) needs --force or --max-delete. */
-export const DEFAULT_DELETE_FLOOR = 10;
+const DEFAULT_DELETE_FLOOR = 10;
 
 /**
  * `deletes` counts this sync's deletes plus those of the recent burst (watch passes the deletes of

@@ -16,6 +16,7 @@ import {
   type Commit, type ObjectStore,
 } from '@workspace-sync/shared';
 import type { HashedEntry, PlainObject } from './planner.js';
+import { jobsOn } from './settle.js';
 import { emptyState, type AgentState } from './state.js';
 import { addEntry, type HeadInfo, type ViewEntry } from './view.js';
 
@@ -170,6 +171,7 @@ async function verifyPlain(state: AgentState, opts: LoadOptions): Promise<number
     else state.plain.set(p, undefined);
   }
   const queue = new PQueue({ concurrency: opts.concurrency });
+  const jobs = jobsOn(queue);
   for (const [p, l] of toIdentify) {
     // A single-part object's ETag is the MD5 of its body: comparing it with the local file's MD5
     // proves the content without a request. Its metadata mode is the committed entry's when that
@@ -183,7 +185,8 @@ async function verifyPlain(state: AgentState, opts: LoadOptions): Promise<number
       if (md5 !== undefined) { state.plain.set(p, undefined); continue; }
     }
     if (queue.size >= opts.concurrency * 4) await queue.onSizeLessThan(opts.concurrency * 2);
-    queue.add(async () => {
+    if (jobs.failed) break;
+    jobs.add(async () => {
       const info = await store.head(`${wsPrefix}${p}`);
       requests++;
       const sha256 = info?.metadata.sha256;
@@ -196,7 +199,7 @@ async function verifyPlain(state: AgentState, opts: LoadOptions): Promise<number
       }
     });
   }
-  await queue.onIdle();
+  await jobs.done();
   return requests;
 }
 

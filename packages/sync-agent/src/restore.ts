@@ -16,6 +16,7 @@ import {
   blobKey, CHUNK_SIZE, createTreeReader, isSafeRelativePath, packKey, sha256Hex, SyncError, walkTree,
   type Commit, type FlatEntry, type ObjectStore,
 } from '@workspace-sync/shared';
+import { jobsOn } from './settle.js';
 
 export interface RestoreOptions {
   store: ObjectStore;
@@ -93,12 +94,15 @@ export async function restoreCommit(opts: RestoreOptions): Promise<RestoreReport
   const inGeneration = new Set(entries.map((e) => e.path));
   if (opts.paths.length === 0) for (const p of existing) if (!inGeneration.has(p)) report.extra++;
   if (opts.dryRun) {
-    for (const e of entries) e.kind === 'file' ? (report.files++, report.bytes += e.size) : report.symlinks++;
+    for (const e of entries) {
+      if (e.kind === 'file') { report.files++; report.bytes += e.size; } else report.symlinks++;
+    }
     report.seconds = (performance.now() - started) / 1000;
     return report;
   }
 
   const queue = new PQueue({ concurrency: opts.concurrency });
+  const jobs = jobsOn(queue);
   const write = (e: FlatEntry, body: Buffer | undefined) => {
     try {
       place(target, e, body);
@@ -115,7 +119,7 @@ export async function restoreCommit(opts: RestoreOptions): Promise<RestoreReport
     if (e.kind === 'symlink') { write(e, undefined); continue; }
     if (unchangedHere(target, e)) { report.unchanged++; continue; }
     if (e.size === 0) { write(e, Buffer.alloc(0)); continue; }
-    if (e.pack === undefined) { queue.add(async () => write(e, await fetchBlob(store, prefix, workspace, e))); continue; }
+    if (e.pack === undefined) { jobs.add(async () => write(e, await fetchBlob(store, prefix, workspace, e))); continue; }
     let list = byPack.get(e.pack);
     if (!list) byPack.set(e.pack, (list = []));
     list.push(e);
@@ -123,7 +127,7 @@ export async function restoreCommit(opts: RestoreOptions): Promise<RestoreReport
   for (const [pack, files] of byPack) {
     files.sort((a, b) => a.offset - b.offset);
     for (const group of coalesce(files)) {
-      queue.add(async () => {
+      jobs.add(async () => {
         const start = group[0]!.offset;
         const end = group.reduce((n, f) => Math.max(n, f.offset + f.size), 0);
         const res = await store.get(packKey(prefix, workspace, pack), { range: { start, end: end - 1 } });
@@ -139,7 +143,7 @@ export async function restoreCommit(opts: RestoreOptions): Promise<RestoreReport
       });
     }
   }
-  await queue.onIdle();
+  await jobs.done();
   report.seconds = (performance.now() - started) / 1000;
   return report;
 }

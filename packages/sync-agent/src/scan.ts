@@ -48,7 +48,7 @@ export function fileFromStats(rel: string, st: Stats): LocalFile {
  * Symlink target as stored: relative, and inside the workspace; undefined when it points outside.
  * Absolute targets inside the workspace are rewritten relative so they still resolve under a mount.
  */
-export function normalizeLinkTarget(wsDir: string, rel: string, target: string): string | undefined {
+function normalizeLinkTarget(wsDir: string, rel: string, target: string): string | undefined {
   const linkDir = path.dirname(path.join(wsDir, rel));
   const resolved = path.resolve(linkDir, target);
   const inside = path.relative(wsDir, resolved);

@@ -7,6 +7,7 @@ import PQueue from 'p-queue';
 import { hashFileStable, isSyncError, sha256Hex } from '@workspace-sync/shared';
 import type { HashedEntry } from './planner.js';
 import type { LocalEntry, Skipped } from './scan.js';
+import { jobsOn } from './settle.js';
 import { cachedHash, type HashRecord } from './state.js';
 
 export interface HashedSnapshot {
@@ -25,6 +26,7 @@ export async function hashSnapshot(
 ): Promise<HashedSnapshot> {
   const out: HashedSnapshot = { entries: new Map(), records: new Map(), skipped: [], hashed: 0 };
   const queue = new PQueue({ concurrency });
+  const jobs = jobsOn(queue);
   const now = () => Date.now();
   for (const e of local.values()) {
     if (e.type === 'symlink') {
@@ -38,7 +40,8 @@ export async function hashSnapshot(
     }
     // Fed as the queue drains: a first push hashes every file, without holding a task per file.
     if (queue.size >= concurrency * 4) await queue.onSizeLessThan(concurrency * 2);
-    queue.add(async () => {
+    if (jobs.failed) break;
+    jobs.add(async () => {
       const abs = path.join(wsDir, e.path);
       try {
         const { sha256, stat } = await hashFileStable(abs);
@@ -54,6 +57,6 @@ export async function hashSnapshot(
       }
     });
   }
-  await queue.onIdle();
+  await jobs.done();
   return out;
 }

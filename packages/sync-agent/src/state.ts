@@ -22,9 +22,9 @@ import { SyncError, type Logger, type TreeRef } from '@workspace-sync/shared';
 import type { ContentLocation, PlainObject } from './planner.js';
 import { applyCommit, emptyView, indexEntry, type DirInfo, type HeadInfo, type View, type ViewChange, type ViewEntry } from './view.js';
 
-export const STATE_VERSION = 3;
+const STATE_VERSION = 3;
 /** Content landed by a run that did not commit is reused only this long (garbage collection's grace is longer). */
-export const PENDING_CONTENT_TTL_MS = 30 * 60_000;
+const PENDING_CONTENT_TTL_MS = 30 * 60_000;
 const COMPACT_LINES = 2_000;
 
 /**
@@ -32,7 +32,7 @@ const COMPACT_LINES = 2_000;
  * clean"): a write in the same timestamp tick as the hash would leave size and mtime unchanged. Linux
  * stamps mtimes from a coarse clock (a jiffy, at most 10 ms); filesystems with whole-second mtimes need more.
  */
-export function racyWindowMs(mtimeMs: number): number {
+function racyWindowMs(mtimeMs: number): number {
   return mtimeMs % 1000 === 0 ? 2_000 : 20;
 }
 

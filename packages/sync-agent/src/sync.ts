@@ -213,9 +213,12 @@ export async function syncSnapshot(
   for (const p of plainDeletes) st.pendingDeletes.add(p);
   st.pending.clear();
 
-  // Plain objects the other writer touched and this tree has: written again now the head is ours.
+  // Plain objects the other writer touched and this tree has: written again now the head is ours. A path
+  // this sync committed without writing its plain object (its content was known) is one of them too.
   const failed = new Set(transfers.skipped.map((s) => s.path));
-  const repairs = [...st.plain].filter(([p, o]) => o === undefined && local.has(p) && !transfers.landed.has(p) && !failed.has(p)).map(([p]) => local.get(p)!);
+  const repairs = [...st.plain]
+    .filter(([p, o]) => o === undefined && local.has(p) && !transfers.landed.get(p)?.plain && !failed.has(p))
+    .map(([p]) => local.get(p)!);
   if (repairs.length > 0) {
     const again = await executeTransfers({ changed: [], newContent: [], plainWrites: repairs }, { ...ctx, packs: new PackWriter({ ...target, landed: () => {} }) });
     count(report, again);

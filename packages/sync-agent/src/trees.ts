@@ -7,7 +7,7 @@ import { encodeTree, sha256Hex, type TreeEntry, type TreeRef } from '@workspace-
 import { nameOf, parentOf, type DirInfo, type View, type ViewEntry } from './view.js';
 
 /** A tree pack is written once it holds this much. */
-export const TREE_PACK_SIZE = 4 * 1024 * 1024;
+const TREE_PACK_SIZE = 4 * 1024 * 1024;
 
 export interface TreeBuild {
   packs: Array<{ name: string; body: Buffer }>;

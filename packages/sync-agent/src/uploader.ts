@@ -31,7 +31,7 @@ import { fileFromStats, type Skipped } from './scan.js';
 import type { StateStore } from './state.js';
 
 /** S3's limit on a key's length in bytes. */
-export const MAX_KEY_BYTES = 1024;
+const MAX_KEY_BYTES = 1024;
 
 export interface TransferContext {
   store: ObjectStore;
@@ -84,7 +84,7 @@ const S_IFREG = 0o100000;
 const S_IFLNK = 0o120000;
 
 /** Metadata that also lets rclone and s3fs show mtime, mode and symlinks for these objects. */
-export function objectMetadata(e: HashedEntry): Record<string, string> {
+function objectMetadata(e: HashedEntry): Record<string, string> {
   const meta: Record<string, string> = { sha256: e.sha256, mtime: String(Math.floor(e.mtimeMs / 1000)) };
   if (e.type === 'file') meta.mode = String(S_IFREG | e.mode);
   else {
@@ -94,7 +94,7 @@ export function objectMetadata(e: HashedEntry): Record<string, string> {
   return meta;
 }
 
-export function contentTypeFor(e: HashedEntry): string {
+function contentTypeFor(e: HashedEntry): string {
   if (e.type === 'symlink') return 'application/octet-stream';
   return mime.lookup(e.path) || 'application/octet-stream';
 }
@@ -218,7 +218,8 @@ export async function executeTransfers(plan: Pick<Plan, 'changed' | 'newContent'
     // Fed as the queue drains: 100k files are not 100k closures held at once.
     if (queue.size >= ctx.concurrency * 4) await queue.onSizeLessThan(ctx.concurrency * 2);
     if (fatal !== undefined) break;
-    queue.add(async () => {
+    // The job catches every failure itself (a fatal one clears the queue and is thrown below).
+    void queue.add(async () => {
       if (fatal !== undefined || ctx.signal?.aborted) return;
       try {
         await job(e);
@@ -376,6 +377,6 @@ function statOf(st: Stats): Omit<StatLike, 'readAtMs'> {
 }
 
 /** Parts of at least 8 MiB, and few enough to stay under S3's 10,000-part limit. */
-export function partSizeFor(size: number): number {
+function partSizeFor(size: number): number {
   return Math.max(8 * 1024 * 1024, Math.ceil(size / 9_000));
 }

@@ -1,7 +1,11 @@
 /**
  * One workspace under watch: its filter, its directory watcher, its batcher and its sync loop.
- * Pipeline: inotify event → normalize (watcher.ts) → filter → coalesce/batch (batcher.ts) → sync
+ * Pipeline: inotify event → normalize (dir-watcher.ts) → filter → coalesce/batch (batcher.ts) → sync
  * (incremental.ts for a batch, the push path for a reconcile).
+ *
+ * What the loop does next (batch, reconcile, back off, wait for a change) is decided by the pure
+ * functions of watch-loop.ts; this class feeds them its inputs, keeps one timer (on the injected
+ * clock) for the time they name, and does the I/O.
  *
  * Concurrency rules (one JS thread; what matters is what may interleave across awaits):
  * - At most one sync (batch or reconcile) of a workspace runs at a time: `run()` returns at once while
@@ -17,8 +21,8 @@
 import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import {
-  createFilter, errorProperties, isSafeRelativePath, isSyncError, trackedChanges,
-  type AgentConfig, type Filter, type Logger, type ObjectStore,
+  createFilter, errorProperties, isSafeRelativePath, isSyncError, realClock, trackedChanges,
+  type AgentConfig, type Clock, type Filter, type Logger, type ObjectStore,
 } from '@workspace-sync/shared';
 import { Batcher, type BatchPolicy } from './batcher.js';
 import type { FsChange, PendingChange } from './coalesce.js';
@@ -28,8 +32,9 @@ import { reconcileWorkspace, workspaceStateStore } from './push.js';
 import type { Skipped } from './scan.js';
 import type { StateStore } from './state.js';
 import type { SyncOutcome } from './sync.js';
+import { INITIAL_LOOP_STATE, next, step, type LoopInput, type LoopState, type Next, type WorkspaceStatus } from './watch-loop.js';
 import type { WatchMetrics } from './watch-metrics.js';
-import { watchTree, type TreeWatcher } from './watcher.js';
+import { watchTree, type TreeWatcher } from './dir-watcher.js';
 
 export interface WatchContext {
   config: AgentConfig;
@@ -48,9 +53,13 @@ export interface WatchContext {
   remoteOk(): void;
   /** The inotify watch limit was hit while watching this workspace. */
   inotifyLimit(workspace: string, err: Error): void;
+  /** The loop's timers and times (default: the real clock). */
+  clock?: Clock;
+  /** How directories are watched (default: dir-watcher.ts); tests pass a fake to drive events. */
+  watchTree?: typeof watchTree;
 }
 
-export type WorkspaceStatus = 'starting' | 'synced' | 'pending' | 'failing' | 'refused' | 'missing';
+export type { WorkspaceStatus };
 
 export interface WorkspaceSummary {
   workspace: string;
@@ -71,39 +80,23 @@ export interface WorkspaceSummary {
 }
 
 /** Deletes within this window count as one burst for the delete guard (a slow `rm -r` is refused as a whole). */
-export const DELETE_WINDOW_MS = 5 * 60_000;
-
-/** Backoff after failed syncs: 0.5 s doubling to 15 s. */
-export function retryDelayMs(failures: number): number {
-  return Math.min(500 * 2 ** Math.max(failures - 1, 0), 15_000);
-}
+const DELETE_WINDOW_MS = 5 * 60_000;
 
 /** How often the git index files are stat'ed when the watcher itself is not polling. */
-export const INDEX_POLL_MS = 500;
-
+const INDEX_POLL_MS = 500;
 
 export class WorkspaceSync {
-  status: WorkspaceStatus = 'starting';
-  reason: string | undefined;
+  private loop: LoopState = INITIAL_LOOP_STATE;
   private filter: Filter;
   private watcher: TreeWatcher | undefined;
   private readonly batcher: Batcher;
   private readonly stateStore: StateStore;
   private readonly indexWatch: IndexWatcher;
+  private readonly clock: Clock;
   private mirror: Mirror | undefined;
-  private needFull = true;
-  /** Ignore files changed: read them all again when the next sync starts (they have settled by then). */
-  private refilter = false;
-  private rewatch = false;
   private pollMs: number | undefined;
   private inFlight: Promise<void> | undefined;
-  private timer: NodeJS.Timeout | undefined;
-  private failures = 0;
-  private retryAt = 0;
-  /** Events seen so far, and as of the start of the sync in flight: a refusal is retried if one came meanwhile. */
-  private events = 0;
-  private eventsAtSync = 0;
-  private stopped = false;
+  private cancelTimer: (() => void) | undefined;
   private lastSyncAt: number | undefined;
   private readonly totals = { syncs: 0, uploaded: 0, copied: 0, deleted: 0, bytes: 0, errors: 0 };
   /** Tree deletes of recent syncs, for the burst-wide delete guard. */
@@ -116,18 +109,27 @@ export class WorkspaceSync {
   readonly started: Promise<void>;
 
   constructor(readonly name: string, private readonly ctx: WatchContext) {
+    this.clock = ctx.clock ?? realClock;
     try {
       this.filter = this.newFilter();
     } catch {
       // An unreadable git index: watch nothing until the first sync reads it again and reports the error.
       this.filter = createFilter({ root: ctx.config.root, workspace: name, excludes: ['*'], gitIndex: false });
-      this.refilter = true;
+      this.loop = step(this.loop, { type: 'index-unreadable' });
     }
     this.batcher = new Batcher(ctx.policy);
     this.stateStore = workspaceStateStore({ config: ctx.config, workspace: name, log: ctx.log });
     this.pollMs = ctx.pollMs;
     this.indexWatch = watchIndexFiles(() => this.indexChanged(), ctx.pollMs ?? INDEX_POLL_MS);
     this.started = new Promise((resolve) => { this.firstAttempt = resolve; });
+  }
+
+  get status(): WorkspaceStatus {
+    return this.loop.status;
+  }
+
+  get reason(): string | undefined {
+    return this.loop.reason;
   }
 
   get queued(): number {
@@ -138,29 +140,33 @@ export class WorkspaceSync {
     return this.watcher?.polling ?? this.pollMs !== undefined;
   }
 
+  /** What the loop waits for now, and until when. */
+  get next(): Next {
+    const now = this.clock.now();
+    return next(this.loop, this.batcher.size, this.batcher.dueAt(now), now);
+  }
+
   watchCount(): number {
     return this.watcher?.watchCount() ?? 0;
   }
 
   start(): void {
     void this.createWatcher().then((w) => {
-      if (this.stopped || this.status === 'missing') { void w.close(); return; }
+      if (this.loop.stopped || this.loop.status === 'missing') { void w.close(); return; }
       const previous = this.watcher;
       this.watcher = w;
       void previous?.close();
-      this.schedule();
+      this.dispatch({ type: 'watching' });
     });
   }
 
   /** The workspace directory is gone: stop watching it, delete nothing, wait for it to come back. */
   async missing(): Promise<void> {
-    if (this.status === 'missing' || this.stopped) return;
-    this.setStatus('missing', 'the workspace directory disappeared; nothing is deleted from the bucket until it returns');
+    if (this.loop.status === 'missing' || this.loop.stopped) return;
+    this.dispatch({ type: 'directory-gone', reason: 'the workspace directory disappeared; nothing is deleted from the bucket until it returns' });
     this.ctx.log.warn({ workspace: this.name }, 'workspace directory disappeared: nothing is deleted from the bucket; it syncs again when the directory returns');
-    clearTimeout(this.timer);
     this.batcher.clear();
     this.indexWatch.set([]);
-    this.needFull = true;
     this.firstAttempt();
     const w = this.watcher;
     this.watcher = undefined;
@@ -169,61 +175,60 @@ export class WorkspaceSync {
 
   /** The workspace directory is back (or appeared): watch it and reconcile. */
   resume(): void {
-    if (this.status !== 'missing' || this.stopped) return;
+    if (this.loop.status !== 'missing' || this.loop.stopped) return;
     this.ctx.log.info({ workspace: this.name }, 'workspace directory is back: reconciling');
-    this.setStatus('starting');
-    this.needFull = true;
+    this.dispatch({ type: 'directory-back' });
     this.start();
   }
 
   /** The remote is back: retry now rather than at the end of the backoff. */
   retryNow(): void {
-    if (this.status !== 'failing') return;
-    this.retryAt = 0;
-    this.schedule();
+    this.dispatch({ type: 'remote-back' });
   }
 
   /** Periodic safety net: a stat-based reconcile with freshly read ignore files. */
   rescan(): void {
-    if (this.stopped || this.status === 'missing') return;
-    this.refilter = true;
-    this.needFull = true;
-    if (this.status === 'refused') this.retryAt = 0;
-    this.schedule();
+    this.dispatch({ type: 'rescan' });
   }
 
   /** The root .gitignore changed: every decision of the filter may have changed. */
   rootIgnoreChanged(): void {
-    if (this.stopped) return;
-    this.refilter = true;
-    this.needFull = true;
-    this.rewatch = true;
-    this.schedule();
+    this.dispatch({ type: 'root-ignore' });
   }
 
   /** Stops watching; with `flush`, syncs what is queued first. Returns whether everything got synced. */
   async stop(flush: boolean): Promise<boolean> {
-    this.stopped = true;
-    clearTimeout(this.timer);
+    this.dispatch({ type: 'stop' });
     this.indexWatch.close();
     const w = this.watcher;
     this.watcher = undefined;
     await w?.close();
     await this.inFlight;
-    let clean = this.status !== 'missing' && !this.needFull && this.batcher.size === 0;
-    if (flush && this.status !== 'missing' && (this.needFull || this.batcher.size > 0)) {
-      const full = this.needFull || !this.mirror;
-      clean = await this.sync(full, this.batcher.take(Date.now(), true));
-    }
-    return clean;
+    const owed = this.loop.status !== 'missing' && (this.loop.full || this.batcher.size > 0);
+    if (!flush || !owed) return !owed && this.loop.status !== 'missing';
+    return this.sync(this.loop.full || !this.mirror, this.batcher.take(this.clock.now(), true));
   }
 
   summary(): WorkspaceSummary {
     return {
-      workspace: this.name, status: this.status, ...this.totals, queued: this.batcher.size, polling: this.polling,
-      lastSyncAt: this.lastSyncAt === undefined ? undefined : new Date(this.lastSyncAt).toISOString(), reason: this.reason,
+      workspace: this.name, status: this.loop.status, ...this.totals, queued: this.batcher.size, polling: this.polling,
+      lastSyncAt: this.lastSyncAt === undefined ? undefined : new Date(this.lastSyncAt).toISOString(), reason: this.loop.reason,
       unsynced: this.unsynced.map((s) => ({ ...s })),
     };
+  }
+
+  /** Moves the loop's state, then re-arms the one timer for what it now waits for. */
+  private dispatch(input: LoopInput): void {
+    this.loop = step(this.loop, input);
+    this.schedule();
+  }
+
+  private schedule(): void {
+    this.cancelTimer?.();
+    this.cancelTimer = undefined;
+    const n = this.next;
+    if (n.kind !== 'batching' && n.kind !== 'reconciling' && n.kind !== 'backing-off') return;
+    this.cancelTimer = this.clock.setTimer(Math.max(0, n.at - this.clock.now()), () => this.run());
   }
 
   private newFilter(): Filter {
@@ -234,7 +239,7 @@ export class WorkspaceSync {
     const wsDir = path.join(this.ctx.config.root, this.name);
     // A symlinked workspace is watched at its target (links inside workspaces are never followed).
     const dir = await realpath(wsDir).catch(() => wsDir);
-    return watchTree({
+    return (this.ctx.watchTree ?? watchTree)({
       dir,
       pollMs: this.pollMs,
       ignored: (rel, kind) => {
@@ -256,17 +261,12 @@ export class WorkspaceSync {
   }
 
   private onChange(change: FsChange): void {
-    if (this.stopped || this.status === 'missing') return;
-    this.events++;
-    if (!change.isDir && this.filter.isIgnoreFile(change.path)) this.ignoreFileChanged(change.path);
-    if (!this.excluded(change.path, change.isDir) && !this.batcher.push(change, Date.now())) {
-      this.ctx.log.warn({ workspace: this.name }, 'too many queued changes: they are dropped and the workspace will be re-read as a whole');
-      this.needFull = true;
-    }
-    if (this.status === 'synced') this.setStatus('pending');
-    // A refused workspace is retried when something changes (the user may have restored it).
-    if (this.status === 'refused') this.retryAt = 0;
-    this.schedule();
+    if (this.loop.stopped || this.loop.status === 'missing') return;
+    const now = this.clock.now();
+    if (!change.isDir && this.filter.isIgnoreFile(change.path)) this.ignoreFileChanged(change.path, now);
+    const overflow = !this.excluded(change.path, change.isDir) && !this.batcher.push(change, now);
+    if (overflow) this.ctx.log.warn({ workspace: this.name }, 'too many queued changes: they are dropped and the workspace will be re-read as a whole');
+    this.dispatch({ type: 'fs-change', overflow });
   }
 
   /**
@@ -276,12 +276,11 @@ export class WorkspaceSync {
    * uploaded). Not at the event itself: the first event of a save can come while the file is still
    * being written. Ignore files that apply to the whole workspace mean a reconcile.
    */
-  private ignoreFileChanged(rel: string): void {
+  private ignoreFileChanged(rel: string, now: number): void {
     const dir = path.posix.dirname(rel);
-    if (path.posix.basename(rel) === '.gitignore' && dir !== '.') this.batcher.push({ type: 'change', path: dir, isDir: true }, Date.now());
-    else this.needFull = true;
-    this.refilter = true;
-    this.rewatch = true;
+    const whole = path.posix.basename(rel) !== '.gitignore' || dir === '.';
+    if (!whole) this.batcher.push({ type: 'change', path: dir, isDir: true }, now);
+    this.loop = step(this.loop, { type: 'ignore-file', whole });
   }
 
   /**
@@ -291,36 +290,35 @@ export class WorkspaceSync {
    * ignored directory is uploaded); the watcher is rebuilt when one lies where it did not look.
    */
   private indexChanged(): void {
-    if (this.stopped || this.status === 'missing') return;
-    let next: Filter;
+    if (this.loop.stopped || this.loop.status === 'missing') return;
+    let after: Filter;
     try {
-      next = this.newFilter();
+      after = this.newFilter();
     } catch {
       // An unreadable index: the next sync reads it again and reports the error.
-      this.refilter = true;
-      this.needFull = true;
-      this.schedule();
+      this.dispatch({ type: 'index-unreadable' });
       return;
     }
-    const changed = trackedChanges(this.filter, next);
+    const changed = trackedChanges(this.filter, after);
     if (changed.length === 0) return;
     const before = this.filter;
-    this.filter = next;
-    const now = Date.now();
+    this.filter = after;
+    const now = this.clock.now();
+    let rewatch = false;
+    let overflow = false;
     for (const p of changed) {
       const rel = p.endsWith('/') ? p.slice(0, -1) : p;
-      if (!this.rewatch && watchedDirsDiffer(before, next, rel)) this.rewatch = true;
+      if (!rewatch && watchedDirsDiffer(before, after, rel)) rewatch = true;
       if (!this.batcher.push({ type: 'change', path: rel, isDir: p.endsWith('/') }, now)) {
-        this.needFull = true;
+        overflow = true;
         break;
       }
     }
-    if (this.status === 'synced') this.setStatus('pending');
-    this.schedule();
+    this.dispatch({ type: 'tracked-change', rewatch, overflow });
   }
 
   private onWatchError(err: NodeJS.ErrnoException): void {
-    if (this.stopped) return;
+    if (this.loop.stopped) return;
     if (err.code === 'ENOSPC' && this.pollMs === undefined) {
       this.pollMs = this.ctx.fallbackPollMs;
       this.ctx.inotifyLimit(this.name, err);
@@ -330,29 +328,16 @@ export class WorkspaceSync {
       return;
     }
     // Changes may have been missed: rebuild the watcher and reconcile.
-    this.rewatch = true;
-    this.needFull = true;
-    this.schedule();
-  }
-
-  private schedule(): void {
-    if (this.stopped || this.status === 'missing') return;
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    if (this.inFlight) return; // the end of the sync in flight schedules the next one
-    const now = Date.now();
-    const due = this.needFull && this.batcher.size === 0 ? now : this.batcher.dueAt(now) ?? (this.needFull ? now : undefined);
-    if (due === undefined) return;
-    if (this.status === 'refused' && this.retryAt === Infinity) return;
-    const at = Math.max(due, this.retryAt);
-    this.timer = setTimeout(() => this.run(), Math.max(0, at - now));
+    this.dispatch({ type: 'watch-error' });
   }
 
   private run(): void {
-    this.timer = undefined;
-    if (this.inFlight || this.stopped || this.status === 'missing') return;
-    const now = Date.now();
-    const full = this.needFull || !this.mirror;
+    this.cancelTimer = undefined;
+    if (this.inFlight) return; // its end schedules the next sync
+    const n = this.next;
+    if (n.kind !== 'batching' && n.kind !== 'reconciling' && n.kind !== 'backing-off') return;
+    const now = this.clock.now();
+    const full = this.loop.full || !this.mirror;
     const batch = this.batcher.take(now, full);
     if (!full && batch.length === 0) { this.schedule(); return; }
     this.inFlight = this.sync(full, batch).then(() => {
@@ -366,19 +351,21 @@ export class WorkspaceSync {
   private async sync(full: boolean, batch: PendingChange[]): Promise<boolean> {
     const started = performance.now();
     const { config, store, log, force } = this.ctx;
-    const now = Date.now();
+    const now = this.clock.now();
     this.recentDeletes = this.recentDeletes.filter((d) => now - d.at < DELETE_WINDOW_MS);
     const recentDeletes = this.recentDeletes.reduce((n, d) => n + d.n, 0);
     const opts = { config, store, log, workspace: this.name, force, recentDeletes };
-    this.eventsAtSync = this.events;
+    // The sync takes the owed work with it: ignore files to read again, a watcher to rebuild.
+    let { refilter, rewatch } = this.loop;
+    this.loop = step(this.loop, { type: 'sync-start' });
     try {
       await this.watcher?.ready;
-      if (this.refilter) {
-        this.refilter = false;
+      if (refilter) {
         this.filter = this.newFilter();
+        refilter = false;
       }
-      if (this.rewatch && !this.stopped && this.status !== 'missing') await this.swapWatcher();
-      this.needFull = false;
+      if (rewatch && !this.loop.stopped && this.loop.status !== 'missing') await this.swapWatcher();
+      rewatch = false;
       let outcome: SyncOutcome;
       if (full) {
         outcome = await reconcileWorkspace({ ...opts, filter: this.filter, stateStore: this.stateStore });
@@ -387,22 +374,20 @@ export class WorkspaceSync {
       }
       this.mirror = mirrorFrom(outcome);
       // The walk has met every nested repository by now: watch each index it read.
-      if (!this.stopped && this.status !== 'missing') this.indexWatch.set(this.filter.repositories().map((r) => r.indexFile));
+      if (!this.loop.stopped && this.loop.status !== 'missing') this.indexWatch.set(this.filter.repositories().map((r) => r.indexFile));
       this.succeeded(full ? 'reconcile' : 'batch', outcome, batch.length, performance.now() - started);
       return true;
     } catch (err) {
-      if (full) this.needFull = true;
-      else if (!this.batcher.restore(batch, Date.now())) this.needFull = true;
-      this.failed(err);
+      const requeued = full || this.batcher.restore(batch, this.clock.now());
+      this.failed(err, { full, requeued, refilter, rewatch });
       return false;
     }
   }
 
   private async swapWatcher(): Promise<void> {
-    this.rewatch = false;
     const next = await this.createWatcher();
     await next.ready;
-    if (this.stopped || this.status === 'missing') { await next.close(); return; }
+    if (this.loop.stopped || this.loop.status === 'missing') { await next.close(); return; }
     const old = this.watcher;
     this.watcher = next;
     await old?.close();
@@ -410,19 +395,17 @@ export class WorkspaceSync {
 
   private succeeded(kind: 'batch' | 'reconcile', { report: r }: SyncOutcome, changes: number, ms: number): void {
     const { log, metrics } = this.ctx;
-    this.failures = 0;
-    this.retryAt = 0;
-    this.lastSyncAt = Date.now();
+    this.lastSyncAt = this.clock.now();
     this.totals.syncs++;
     this.totals.uploaded += r.uploaded;
     this.totals.copied += r.copied;
     this.totals.deleted += r.deleted;
     this.totals.bytes += r.bytes;
     metrics.synced(this.name, kind, r);
-    if (r.changes.deleted > 0) this.recentDeletes.push({ at: Date.now(), n: r.changes.deleted });
+    if (r.changes.deleted > 0) this.recentDeletes.push({ at: this.lastSyncAt, n: r.changes.deleted });
     this.unsynced = r.skipped.filter((s) => /kept changing|rejected/.test(s.reason));
     this.ctx.remoteOk();
-    this.setStatus(this.batcher.size > 0 || this.needFull ? 'pending' : 'synced');
+    this.loop = step(this.loop, { type: 'sync-ok', pending: this.batcher.size > 0 });
     const files = r.uploaded + r.copied + r.deleted;
     const line = {
       workspace: this.name, files, uploaded: r.uploaded, copied: r.copied, deleted: r.deleted, bytes: r.bytes, ms: Math.round(ms),
@@ -439,42 +422,29 @@ export class WorkspaceSync {
     else log.debug({ ...line, changes }, 'batch changed nothing');
   }
 
-  private failed(err: unknown): void {
+  private failed(err: unknown, owed: { full: boolean; requeued: boolean; refilter: boolean; rewatch: boolean }): void {
     const { log, metrics } = this.ctx;
     const code = isSyncError(err) ? err.code : 'INTERNAL';
     this.totals.errors++;
     metrics.failed(this.name, code);
-    const message = err instanceof Error ? err.message : String(err);
-    const repeated = this.reason === message;
-    if (isSyncError(err, 'WORKSPACE_MISSING')) { void this.missing(); return; }
+    const reason = err instanceof Error ? err.message : String(err);
+    const repeated = this.loop.reason === reason;
+    const gone = isSyncError(err, 'WORKSPACE_MISSING');
     // About the workspace, not the remote: wait for the user (or the directory) to change.
-    if (isSyncError(err) && errorProperties(err)?.held) {
-      // Waits for a change in the workspace (or the periodic rescan), not for a timer. The next sync
-      // rebuilds the watcher: a disk mounted again over the directory is not seen by the old watches.
-      if (!repeated) log.error({ workspace: this.name, code, hint: err.hint }, message);
-      this.setStatus('refused', message);
-      // A change that came while this sync ran (files arriving in a directory that just reappeared) counts.
-      this.retryAt = this.events === this.eventsAtSync ? Infinity : 0;
-      this.rewatch = true;
+    const refused = !gone && isSyncError(err) && errorProperties(err)?.held === true;
+    this.loop = step(this.loop, { type: 'sync-failed', ...owed, outcome: gone ? 'gone' : refused ? 'refused' : 'retry', reason, now: this.clock.now() });
+    if (gone) { void this.missing(); return; }
+    if (refused) {
+      if (!repeated) log.error({ workspace: this.name, code, hint: err.hint }, reason);
       return;
     }
-    this.failures++;
-    this.retryAt = Date.now() + retryDelayMs(this.failures);
-    this.setStatus('failing', message);
     if (errorProperties(err)?.scope === 'remote') this.ctx.remoteFailed(this.name, err);
-    else if (!repeated) log.error({ workspace: this.name, code, err }, `sync failed: ${message}; retrying with backoff`);
-  }
-
-  private setStatus(status: WorkspaceStatus, reason?: string): void {
-    // Only resume() leaves 'missing'; a sync that was in flight when the directory went does not.
-    if (this.status === 'missing' && status !== 'starting') return;
-    this.status = status;
-    this.reason = reason;
+    else if (!repeated) log.error({ workspace: this.name, code, err }, `sync failed: ${reason}; retrying with backoff`);
   }
 }
 
 /** Whether `rel` or a directory above it is walked under one filter and not the other (then the watcher must change). */
-export function watchedDirsDiffer(before: Filter, after: Filter, rel: string): boolean {
+function watchedDirsDiffer(before: Filter, after: Filter, rel: string): boolean {
   for (let i = rel.indexOf('/'); ; i = rel.indexOf('/', i + 1)) {
     const dir = i < 0 ? rel : rel.slice(0, i);
     if (before.excludes(dir, true) !== after.excludes(dir, true)) return true;
@@ -483,7 +453,7 @@ export function watchedDirsDiffer(before: Filter, after: Filter, rel: string): b
 }
 
 /** A batch as what to look at: directories are re-read whole, other paths lstat'ed. */
-export function changedPaths(batch: readonly PendingChange[]): ChangedPaths {
+function changedPaths(batch: readonly PendingChange[]): ChangedPaths {
   const files: string[] = [];
   const dirs: string[] = [];
   for (const c of batch) (c.isDir ? dirs : files).push(c.path);

@@ -258,7 +258,7 @@ describe('help', () => {
       '(default: 16M) [env: SYNC_MULTIPART_THRESHOLD]',
       '(default: AWS) [env: S3_ENDPOINT',
       '(default: 16) [env: SYNC_CONCURRENCY]',
-      '(default: 10s) [env: S3_REQUEST_TIMEOUT]',
+      '(default: 8s) [env: S3_REQUEST_TIMEOUT]',
       '(default: 7d) [env: SYNC_KEEP_FOR]',
       '(default: more than half of a workspace) [env: SYNC_MAX_DELETE]',
       '(default: ./workspaces) [env: WORKSPACES_DIR]',

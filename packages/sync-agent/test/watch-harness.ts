@@ -3,13 +3,12 @@
  * embedded S3 server (or a counting proxy in front of it), and bounded waits on what the bucket shows.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { createObjectStore, isSyncError, sha256Hex, type FlatEntry, type ObjectStore } from '@workspace-sync/shared';
-import { readCommitted, startTestS3, type EmbeddedS3 } from '@workspace-sync/testkit';
+import { readCommitted, startTestS3, tempDir, waitFor, type EmbeddedS3 } from '@workspace-sync/testkit';
 import { afterAll, beforeAll } from 'vitest';
 
 export const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'sync-agent.js');
@@ -62,7 +61,7 @@ export function useTestS3(): () => EmbeddedS3 {
 }
 
 export function createHarness(s3: EmbeddedS3, name: string): Harness {
-  const dir = mkdtempSync(path.join(tmpdir(), `wsync-watch-${name}-`));
+  const dir = tempDir(`watch-${name}`).dir;
   const root = path.join(dir, 'root');
   const stateDir = path.join(dir, 'state');
   mkdirSync(root, { recursive: true });
@@ -182,21 +181,7 @@ export function readMetric(text: string, name: string, labels: Record<string, st
   return undefined;
 }
 
-/** Polls `fn` until it returns something truthy; fails with `what` after `timeoutMs`. */
-export async function waitFor<T>(fn: () => Promise<T | undefined | false | null> | T | undefined | false | null, what: string, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${(last as Error).message})` : ''}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+export { waitFor };
 
 /** Resolves once the committed tree of `workspace` holds exactly `expected` (path → content). */
 export async function waitForContent(h: Harness, workspace: string, expected: Record<string, string>, what: string, timeoutMs?: number): Promise<Map<string, FlatEntry>> {

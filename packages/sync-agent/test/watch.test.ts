@@ -240,7 +240,7 @@ describe('sync-agent watch safety and usage', () => {
     h = createHarness(s3, 'usage');
     const agent = await h.startAgent({ args: ['--debounce', 'soon'], waitReady: false });
     expect((await agent.exited).code).toBe(2);
-    expect(agent.stderrText()).toMatch(/invalid value "soon" for --debounce: expected a duration/);
+    expect(agent.stderrText()).toMatch(/invalid value "soon" for debounce \(from flag --debounce\): expected a duration/);
   });
 });
 

@@ -1,26 +1,17 @@
 /**
- * Time for the in-memory store and the fault wrapper: the real clock, or a manual one a test moves
- * forward itself, so that delays, hangs and their deadlines never depend on timers.
+ * A manual clock for the in-memory store, the fault wrapper and the loops that take a Clock (shared's
+ * clock.ts: the watch loop, the mount's poller): a test moves it forward itself, so that delays,
+ * hangs, backoffs and their deadlines never depend on timers.
  */
+import { realClock, type Clock } from '@workspace-sync/shared';
 
-export interface Clock {
-  /** Milliseconds since the epoch. */
-  now(): number;
-  /** Runs `fn` once after `ms`; returns a function that cancels it. */
-  setTimer(ms: number, fn: () => void): () => void;
-}
-
-export const realClock: Clock = {
-  now: () => Date.now(),
-  setTimer(ms, fn) {
-    const t = setTimeout(fn, ms);
-    return () => clearTimeout(t);
-  },
-};
+export { realClock, type Clock };
 
 export interface ManualClock extends Clock {
   /** Moves time forward by `ms`, running the timers that fall due in time order (ties: first set, first run). */
   advance(ms: number): void;
+  /** When the earliest timer set falls due; undefined when none is set. */
+  nextAt(): number | undefined;
 }
 
 export function createManualClock(startMs = Date.UTC(2025, 0, 1)): ManualClock {
@@ -33,6 +24,11 @@ export function createManualClock(startMs = Date.UTC(2025, 0, 1)): ManualClock {
       const id = nextId++;
       timers.set(id, { at: now + Math.max(0, ms), fn });
       return () => { timers.delete(id); };
+    },
+    nextAt() {
+      let at: number | undefined;
+      for (const t of timers.values()) if (at === undefined || t.at < at) at = t.at;
+      return at;
     },
     advance(ms) {
       const end = now + ms;

@@ -84,7 +84,9 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
     return f;
   };
 
-  const server = createServer(async (req, res) => {
+  const server = createServer((req, res) => { handle(req, res).catch((err: Error) => res.destroy(err)); });
+
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = safeDecode(req.url ?? '');
     const rec: WireRequest = { method: req.method ?? '?', path, status: 0 };
     requests.push(rec);
@@ -114,7 +116,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       default:
         forward(req, res, rec, f?.kind === 'truncate' ? f.afterBytes : undefined);
     }
-  });
+  };
 
   const forward = (req: IncomingMessage, res: ServerResponse, rec: WireRequest, cutAfter: number | undefined) => {
     const upstream = request({ host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers, agent }, (up) => {

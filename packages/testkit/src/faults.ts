@@ -247,6 +247,9 @@ export function withFaults(inner: ObjectStore, plan: FaultPlan = {}): FaultyStor
         const r = result as GetResult;
         return (r.notModified ? r : { ...r, body: r.body.subarray(0, action.bytes) }) as T;
       }
+      case 'delay': // applied above
+      case undefined:
+        break;
     }
     return delivered(run());
   };

@@ -13,3 +13,6 @@ export { startRgw, type RgwOptions } from './rgw.js';
 export { startTestS3 } from './backend.js';
 export { readCommitted, readTree, readCommittedFile, type Committed } from './committed.js';
 export { writeCommitFixture, type CommitFixture, type CommitFixtureEntry, type CommitFixtureOptions } from './fixture.js';
+export { tempDir, removeDir, type TempDir } from './temp-dir.js';
+export { waitFor } from './wait.js';
+export { runProcess, type ProcessResult, type RunProcessOptions } from './run-process.js';

@@ -178,10 +178,10 @@ export class Bucket {
     return this.lock(`upload:${uploadId}`, async () => {
       const upload = this.upload(uploadId, key);
       const { parts, etag } = select(upload);
-      const self = this;
+      const openPart = (partNumber: number) => this.openPart(upload, partNumber);
       async function* body(): AsyncGenerator<Buffer> {
         for (const p of parts) {
-          const f = self.openPart(upload, p.partNumber);
+          const f = openPart(p.partNumber);
           try {
             yield* readBody(f);
           } finally {

@@ -10,12 +10,12 @@ import { readFileSync } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import {
-  isSyncError, isValidWorkspaceName, type AgentConfig, type Health, type Logger, type ObjectStore, type Registry,
+  isSyncError, isValidWorkspaceName, realClock, type AgentConfig, type Clock, type Health, type Logger, type ObjectStore, type Registry,
 } from '@workspace-sync/shared';
 import { DEFAULT_BATCH_POLICY, type BatchPolicy } from './batcher.js';
 import { createWatchMetrics } from './watch-metrics.js';
 import { WorkspaceSync, type WatchContext, type WorkspaceSummary } from './watch-workspace.js';
-import { watchTree } from './watcher.js';
+import { watchTree } from './dir-watcher.js';
 import { listWorkspaces } from './workspaces.js';
 
 export interface WatchOptions {
@@ -33,6 +33,8 @@ export interface WatchOptions {
   fallbackPollMs?: number;
   /** Where the metrics go (the CLI serves it on --health-port). */
   registry: Registry;
+  /** Timers and times of the watch loops and the rescan (default: the real clock). */
+  clock?: Clock;
 }
 
 export interface WatchSummary {
@@ -52,12 +54,13 @@ export interface WatchHandle {
   stop(opts?: { flush?: boolean }): Promise<WatchSummary>;
 }
 
-export const DEFAULT_RESCAN_INTERVAL_MS = 5 * 60_000;
-export const DEFAULT_FALLBACK_POLL_MS = 2_000;
+const DEFAULT_RESCAN_INTERVAL_MS = 5 * 60_000;
+const DEFAULT_FALLBACK_POLL_MS = 2_000;
 
 export async function startWatch(opts: WatchOptions): Promise<WatchHandle> {
   const began = performance.now();
   const { config, log } = opts;
+  const clock = opts.clock ?? realClock;
   const pipelines = new Map<string, WorkspaceSync>();
   let stopping = false;
   let outageSince: number | undefined;
@@ -68,6 +71,7 @@ export async function startWatch(opts: WatchOptions): Promise<WatchHandle> {
     policy: { ...DEFAULT_BATCH_POLICY, ...opts.policy },
     pollMs: opts.pollMs,
     fallbackPollMs: opts.fallbackPollMs ?? DEFAULT_FALLBACK_POLL_MS,
+    clock,
     metrics: createWatchMetrics(opts.registry, {
       queued: () => [...pipelines.values()].map((p) => [p.name, p.queued] as [string, number]),
       watches: () => watchCount(),
@@ -78,13 +82,13 @@ export async function startWatch(opts: WatchOptions): Promise<WatchHandle> {
         log.debug({ workspace, error: e.message }, 'still failing');
         return;
       }
-      outageSince = Date.now();
+      outageSince = clock.now();
       log.warn({ workspace, code: isSyncError(err) ? err.code : undefined, hint: isSyncError(err) ? err.hint : undefined },
         `${e.message}: changes are queued and retried with backoff`);
     },
     remoteOk() {
       if (outageSince === undefined) return;
-      log.info({ downSeconds: Math.round((Date.now() - outageSince) / 1000) }, 'S3 is reachable again: syncing queued changes');
+      log.info({ downSeconds: Math.round((clock.now() - outageSince) / 1000) }, 'S3 is reachable again: syncing queued changes');
       outageSince = undefined;
       for (const p of pipelines.values()) p.retryNow();
     },
@@ -133,13 +137,14 @@ export async function startWatch(opts: WatchOptions): Promise<WatchHandle> {
   const started = Promise.all([...pipelines.values()].map((p) => p.started)).then(() => undefined);
 
   const rescanMs = opts.rescanIntervalMs ?? DEFAULT_RESCAN_INTERVAL_MS;
-  const rescanTimer = rescanMs > 0
-    ? setInterval(() => {
-      for (const p of pipelines.values()) p.rescan();
-      // A workspace missed by the root watcher (or back after being missing) is picked up here.
-      void listWorkspaces(config.root).then((names) => { for (const n of names) void addWorkspace(n, true); }, () => {});
-    }, rescanMs)
-    : undefined;
+  let cancelRescan: (() => void) | undefined;
+  const rescan = () => {
+    cancelRescan = clock.setTimer(rescanMs, rescan);
+    for (const p of pipelines.values()) p.rescan();
+    // A workspace missed by the root watcher (or back after being missing) is picked up here.
+    void listWorkspaces(config.root).then((names) => { for (const n of names) void addWorkspace(n, true); }, () => {});
+  };
+  if (rescanMs > 0) cancelRescan = clock.setTimer(rescanMs, rescan);
 
   function watchCount(): number {
     let n = root.watchCount();
@@ -172,7 +177,7 @@ export async function startWatch(opts: WatchOptions): Promise<WatchHandle> {
     },
     async stop({ flush = true } = {}) {
       stopping = true;
-      clearInterval(rescanTimer);
+      cancelRescan?.();
       await root.close();
       const results = await Promise.all([...pipelines.values()].map((p) => p.stop(flush)));
       return { flushed: results.every(Boolean), seconds: (performance.now() - began) / 1000, workspaces: summaries() };

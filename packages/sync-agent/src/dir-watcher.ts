@@ -128,7 +128,7 @@ export function watchTree(opts: TreeWatcherOptions): TreeWatcher {
     for (const [name, child] of [...children]) if (!names.has(name)) remove(children, name, child, join(rel, name));
     const wanted = listing.filter((d) => !opts.ignored(join(rel, d.name), d));
     // Directories are lstat'ed for their identity, files only when polling (for their change signature).
-    const stats = await Promise.all(wanted.map((d) => (d.isDirectory() || polling ? lstat(path.join(abs(rel), d.name)).catch(() => null) : undefined)));
+    const stats = await Promise.all(wanted.map((d) => (d.isDirectory() || polling ? lstat(path.join(abs(rel), d.name)).catch(() => null) : Promise.resolve(undefined))));
     for (let i = 0; i < wanted.length; i++) {
       if (closed || dirs.get(rel) !== entry) return;
       const st = stats[i];
@@ -186,7 +186,7 @@ export function watchTree(opts: TreeWatcherOptions): TreeWatcher {
   function queue(dirRel: string, name: string, renamed: boolean): void {
     if (closed) return;
     let names = pending.get(dirRel);
-    if (!names) pending.set(dirRel, (names = new Map()));
+    if (!names) pending.set(dirRel, (names = new Map<string, boolean>()));
     names.set(name, (names.get(name) ?? false) || renamed);
     kick();
   }

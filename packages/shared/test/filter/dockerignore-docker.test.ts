@@ -15,7 +15,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createFilter } from '../src/filter.js';
+import { createFilter } from '../../src/filter/filter.js';
 import { DOCKER_CASES, WS } from './filter-cases.js';
 import { type TreeSpec, tempDir, walkIncluded, writeTree } from './walk-helper.js';
 

@@ -42,7 +42,7 @@ export function trackedPaths(entries: readonly IndexEntry[], strip = '', prefix 
   let built: Built | undefined;
   const build = (): Built => {
     if (built) return built;
-    const b: Built = { files: new Set(), gitlinks: new Set(), sparse: new Set(), dirs: new Map([['', new Map()]]) };
+    const b: Built = { files: new Set(), gitlinks: new Set(), sparse: new Set(), dirs: new Map([['', new Map<string, TrackedKind>()]]) };
     for (const e of mine) {
       let rel = prefix + e.path.slice(strip.length);
       let kind: TrackedKind = 'file';
@@ -62,7 +62,7 @@ export function trackedPaths(entries: readonly IndexEntry[], strip = '', prefix 
         const parent = slash < 0 ? '' : child.slice(0, slash);
         let names = b.dirs.get(parent);
         const known = names !== undefined;
-        if (!names) b.dirs.set(parent, (names = new Map()));
+        if (!names) b.dirs.set(parent, (names = new Map<string, TrackedKind>()));
         const name = child.slice(slash + 1);
         if (names.get(name) !== 'dir') names.set(name, child === rel ? kind : 'dir');
         if (known || parent === '') break;

@@ -37,7 +37,7 @@
 import { closeSync, constants, fstatSync, openSync, readFileSync, realpathSync } from 'node:fs';
 import path from 'node:path';
 import { type DockerIgnore, dockerMatch, dockerPrunes, parseDockerignore, rootMatchInfo } from './dockerignore.js';
-import { SyncError } from './errors.js';
+import { SyncError } from '../errors.js';
 import { IndexFormatError, readIndexFile } from './git-index.js';
 import { findWorkTree, type GitRepo, repoAt } from './git-repo.js';
 import { type GitPattern, isNegative, lastMatch, parseIgnoreFile, parsePattern, type PatternOrigin, toBytes } from './gitignore.js';

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { FsChange } from '../src/coalesce.js';
-import { watchTree, type TreeWatcher } from '../src/watcher.js';
+import { watchTree, type TreeWatcher } from '../src/dir-watcher.js';
 
 const base = mkdtempSync(path.join(tmpdir(), 'wsync-watcher-'));
 afterAll(() => rmSync(base, { recursive: true, force: true }));

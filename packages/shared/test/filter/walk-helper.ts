@@ -3,10 +3,10 @@
  * sync-agent walks (lstat-based, never descends into an excluded directory, files and symlinks
  * are entries, directories are not listed).
  */
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { lstatSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Filter } from '../src/filter.js';
+import { tempDir as scratchDir, type TempDir } from '@workspace-sync/testkit';
+import type { Filter } from '../../src/filter/filter.js';
 
 /**
  * Sorted workspace-relative paths of the entries the filter keeps. Like the scan, a directory the
@@ -54,11 +54,7 @@ export function writeTree(dir: string, spec: TreeSpec): void {
   }
 }
 
-// Thousands of tiny files: tmpfs is ~25x faster to populate than this machine's disk.
-const SCRATCH = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
-
-/** A fresh temp dir and its removal. */
-export function tempDir(label: string): { dir: string; remove: () => void } {
-  const dir = mkdtempSync(path.join(SCRATCH, `ws-filter-${label}-`));
-  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+/** A fresh temp dir on tmpfs (thousands of tiny files) and its removal. */
+export function tempDir(label: string): TempDir {
+  return scratchDir(`filter-${label}`, { scratch: true });
 }

@@ -19,7 +19,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, lstatSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DEFAULT_EXCLUDES, createFilter } from '../src/filter.js';
+import { DEFAULT_EXCLUDES, createFilter } from '../../src/filter/filter.js';
 import { GIT_CASES, WS } from './filter-cases.js';
 import { type TreeSpec, tempDir, walkIncluded, writeTree } from './walk-helper.js';
 

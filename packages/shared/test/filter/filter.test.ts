@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createFilter, DEFAULT_EXCLUDES, trackedChanges, type FilterOptions } from '../src/filter.js';
+import { createFilter, DEFAULT_EXCLUDES, trackedChanges, type FilterOptions } from '../../src/filter/filter.js';
 import { DOCKER_CASES, type FilterCase, GIT_CASES, WS } from './filter-cases.js';
 import { gitRunner } from './git-helper.js';
 import { type TreeSpec, tempDir, walkIncluded, writeTree } from './walk-helper.js';

@@ -5,8 +5,8 @@
 import { mkdirSync, readFileSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { IndexFormatError, parseIndex, readEwah, readIndexFile } from '../src/git-index.js';
-import { findWorkTree, repoAt } from '../src/git-repo.js';
+import { IndexFormatError, parseIndex, readEwah, readIndexFile } from '../../src/filter/git-index.js';
+import { findWorkTree, repoAt } from '../../src/filter/git-repo.js';
 import { gitRunner, lsFilesStage } from './git-helper.js';
 import { tempDir, writeTree } from './walk-helper.js';
 

@@ -1,0 +1,114 @@
+/** The prefetch worker (its own S3 client, in a worker thread) against a real S3 server. */
+import { randomBytes } from 'node:crypto';
+import { afterEach, describe, expect, it } from 'vitest';
+import { isSyncError, packKey, sha256Hex, stripEtag, type ObjectStore } from '@workspace-sync/shared';
+import { startCountingProxy, unreachable, withFaults, type EmbeddedS3 } from '@workspace-sync/testkit';
+import { blobName } from '../src/content-cache.js';
+import type { FileNode } from '../src/tree.js';
+import { fetcherFixture, readAll, v1 } from './fetcher-fixture.js';
+import { settingsFor, useTestS3 } from './helpers.js';
+
+let s3: EmbeddedS3;
+let store: ObjectStore;
+const cleanups: Array<() => Promise<void> | void> = [];
+const { upload, setup } = fetcherFixture(() => store, cleanups);
+
+useTestS3((server, onServer) => { s3 = server; store = onServer; });
+afterEach(async () => {
+  for (const fn of cleanups.splice(0).reverse()) await fn();
+});
+
+describe('Fetcher prefetch', () => {
+  it('prefetches small files in a worker, within the budget, and skips cached ones', async () => {
+    const nodes: FileNode[] = [];
+    for (let i = 0; i < 20; i++) nodes.push(await upload(`pre/f${i}.txt`, randomBytes(1000 + i)));
+    const big = await upload('pre/big.bin', randomBytes(2 * 1024 * 1024));
+    const { fetcher, cache, gets } = await setup({
+      prefetch: { settings: settingsFor(s3), concurrency: 4, budget: 15_000 },
+    });
+    await readAll(fetcher, nodes[0]!);
+    const queued = fetcher.warm([...nodes, big]);
+    // 15 kB of budget: files 1..14 fit (f0 is cached already); big files are never prefetched.
+    expect(queued).toBe(14);
+    await fetcher.idle();
+    const cached = nodes.map((n) => cache.has(blobName(store.bucket, v1(n).key, v1(n).etag, 0)));
+    expect(cached).toEqual(nodes.map((_, i) => i <= 14));
+    expect(cache.has(blobName(store.bucket, v1(big).key, v1(big).etag, 0))).toBe(false);
+    // Reads of prefetched files cost no GET on this thread, and the bytes are right.
+    const before = gets();
+    const body = await readAll(fetcher, nodes[7]!);
+    expect(sha256Hex(body)).toBe(v1(nodes[7]!).sha256);
+    expect(gets()).toBe(before);
+    // Asking again queues nothing new.
+    expect(fetcher.warm(nodes.slice(0, 15))).toBe(0);
+  });
+
+  it('prefetches packed files by range GETs of their pack, and falls back to each object when a piece does not match', async () => {
+    const bodies = Array.from({ length: 30 }, (_, i) => randomBytes(2000 + i * 10));
+    const nodes: FileNode[] = [];
+    for (let i = 0; i < bodies.length; i++) nodes.push(await upload(`packed/f${i}.txt`, bodies[i]!));
+    // The pack as sync-agent writes it, except that file 5's copy is damaged.
+    const inPack = bodies.map((b, i) => (i === 5 ? Buffer.alloc(b.length, 1) : b));
+    const packBody = Buffer.concat(inPack);
+    const pKey = packKey('', 'ws', sha256Hex(packBody));
+    const { etag } = await store.put(pKey, packBody);
+    let offset = 0;
+    for (const [i, node] of nodes.entries()) {
+      v1(node).pack = { key: pKey, etag: stripEtag(etag), size: packBody.length, offset };
+      offset += bodies[i]!.length;
+    }
+    const proxy = await startCountingProxy(s3.endpoint);
+    cleanups.push(() => proxy.close());
+    const { fetcher, cache, gets } = await setup({
+      prefetch: { settings: { ...settingsFor(s3), endpoint: proxy.endpoint }, concurrency: 4, budget: 1e6 },
+      chunkSize: 32 * 1024,
+    });
+    expect(fetcher.warm(nodes)).toBe(30);
+    await fetcher.idle();
+    expect(nodes.every((n) => cache.has(blobName(store.bucket, v1(n).key, v1(n).etag, 0)))).toBe(true);
+    // ~64 kB of pack in ranges of at most 32 kB: three GETs of the pack, one of file 5's own object.
+    expect(proxy.count('GET', pKey)).toBe(3);
+    expect(proxy.count('GET', 'packed/f5.txt')).toBe(1);
+    expect(proxy.requests.filter((r) => r.method === 'GET').length).toBe(4);
+    const before = gets();
+    for (const [i, node] of nodes.entries()) expect((await readAll(fetcher, node)).equals(bodies[i]!), `file ${i}`).toBe(true);
+    expect(gets()).toBe(before);
+  });
+
+  it('prefetches from the files themselves when their pack is gone', async () => {
+    const bodies = Array.from({ length: 6 }, () => randomBytes(1500));
+    const nodes: FileNode[] = [];
+    for (let i = 0; i < bodies.length; i++) nodes.push(await upload(`gone/f${i}.txt`, bodies[i]!));
+    let offset = 0;
+    for (const [i, node] of nodes.entries()) {
+      v1(node).pack = { key: packKey('', 'ws', 'd'.repeat(64)), etag: 'missing', size: 9000, offset };
+      offset += bodies[i]!.length;
+    }
+    const { fetcher, cache } = await setup({ prefetch: { settings: settingsFor(s3), concurrency: 2, budget: 1e6 } });
+    expect(fetcher.warm(nodes)).toBe(6);
+    await fetcher.idle();
+    expect(nodes.every((n) => cache.has(blobName(store.bucket, v1(n).key, v1(n).etag, 0)))).toBe(true);
+    for (const [i, node] of nodes.entries()) expect((await readAll(fetcher, node)).equals(bodies[i]!)).toBe(true);
+  });
+
+  it('fails fast while S3 is down and recovers once it answers', async () => {
+    const node = await upload('outage.txt', Buffer.from('outage'));
+    let down = true;
+    const faults = withFaults(store, { fail: (op) => (op === 'get' && down ? unreachable() : undefined) });
+    const { fetcher, status, gets } = await setup({
+      faults, prefetch: { settings: settingsFor(s3), concurrency: 2, budget: 1e6 },
+    });
+    const first = await readAll(fetcher, node).catch((e: unknown) => e);
+    expect(isSyncError(first, 'ENDPOINT_UNREACHABLE')).toBe(true);
+    expect(status.down).toBe(true);
+    // Within the probe interval no request is even sent.
+    const second = await readAll(fetcher, node).catch((e: unknown) => e);
+    expect(isSyncError(second, 'ENDPOINT_UNREACHABLE')).toBe(true);
+    expect(gets()).toBe(1);
+    // Prefetching is refused while down (the caller asks again later).
+    expect(fetcher.warm([node])).toBe(-1);
+    down = false;
+    status.ok();
+    expect((await readAll(fetcher, node)).toString()).toBe('outage');
+  });
+});
