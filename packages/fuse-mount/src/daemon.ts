@@ -5,7 +5,7 @@
  */
 import path from 'node:path';
 import {
-  createObjectStore, createRegistry, createS3Client, startHealthServer,
+  createObjectStore, createRegistry, createS3Client, s3SettingsFor, startHealthServer,
   type Health, type HealthServer, type Logger, type MountConfig, type S3Settings,
 } from '@workspace-sync/shared';
 import { ContentCache } from './content-cache.js';
@@ -41,8 +41,7 @@ export async function startMount(config: Readonly<MountConfig>, mountpointArg: s
   const metrics = createMetrics(registry);
   const status = new RemoteStatus();
   const settings: S3Settings = {
-    endpoint: config.endpoint, region: config.region, bucket: config.bucket, forcePathStyle: config.forcePathStyle,
-    maxSockets: MAIN_SOCKETS, requestTimeoutMs: REQUEST_TIMEOUT_MS, maxAttempts: MAX_ATTEMPTS,
+    ...s3SettingsFor(config, logger), maxSockets: MAIN_SOCKETS, requestTimeoutMs: REQUEST_TIMEOUT_MS, maxAttempts: MAX_ATTEMPTS,
   };
   const client = createS3Client(settings);
   const store = createObjectStore(settings, client);
@@ -90,7 +89,7 @@ export async function startMount(config: Readonly<MountConfig>, mountpointArg: s
       tree, poller, fetcher, logger, uid: config.uid ?? process.getuid?.() ?? 0, gid: config.gid ?? process.getgid?.() ?? 0,
     });
     const mounted: MountedFs = await mountFuse(createFuseHandlers(core, { logger, metrics }), {
-      mountpoint, fsname: `s3:${config.bucket}`, allowOther: config.allowOther, logger,
+      mountpoint, fsname: `s3:${config.bucket}`, allowOther: config.allowOther, defaultPermissions: config.defaultPermissions, logger,
       kernelTimeoutSec: kernelTimeout(config.pollInterval),
     });
     cleanups.push(() => mounted.unmount());
@@ -103,7 +102,7 @@ export async function startMount(config: Readonly<MountConfig>, mountpointArg: s
     });
     let server: HealthServer | undefined;
     if (config.healthPort !== undefined) {
-      server = await startHealthServer({ port: config.healthPort, registry, health });
+      server = await startHealthServer({ port: config.healthPort, host: config.healthAddress, prefix: config.prefix, registry, health });
       cleanups.push(() => server!.close());
     }
     logger.info({

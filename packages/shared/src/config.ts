@@ -103,6 +103,37 @@ export const OPTIONS: readonly OptionDef[] = [
     scope: ['agent', 'mount'], expected: 'a TCP port 0-65535', kind: 'number', parse: asInt(0, 65535),
   },
   {
+    key: 'healthAddress', flag: '--health-address <host>', env: ['HEALTH_ADDRESS'],
+    help: 'address /healthz and /metrics listen on (0.0.0.0: every interface, as probes from outside a container need)',
+    scope: ['agent', 'mount'], expected: 'an IP address or host name such as 127.0.0.1 or 0.0.0.0', kind: 'string',
+    parse: (raw) => z.string().check(z.regex(/^[A-Za-z0-9.:-]+$/)).parse(asString(raw)), default: () => '127.0.0.1',
+  },
+  {
+    key: 'caBundle', flag: '--ca-bundle <file>', env: ['S3_CA_BUNDLE', 'AWS_CA_BUNDLE'],
+    help: 'PEM file of the CA certificates an https:// endpoint is verified against, instead of the system ones (a private CA)',
+    scope: ['agent', 'mount'], expected: 'a path to a PEM file', kind: 'string', isPath: true, parse: asString,
+  },
+  {
+    key: 'insecureSkipTlsVerify', flag: '--insecure-skip-tls-verify', env: ['S3_INSECURE_SKIP_TLS_VERIFY'],
+    help: 'development only: accept any certificate from an https:// endpoint (anyone on the path can read and change the data; logged as a warning)',
+    scope: ['agent', 'mount'], expected: 'true or false', kind: 'boolean', parse: asBool, default: () => false,
+  },
+  {
+    key: 'sse', flag: '--sse <mode>', env: ['S3_SSE'],
+    help: 'server-side encryption of what the agent writes: AES256 (SSE-S3) or aws:kms (SSE-KMS); refused when the server does not apply it',
+    scope: ['agent'], expected: 'AES256 or aws:kms', kind: 'string', parse: (raw) => z.enum(['AES256', 'aws:kms']).parse(asString(raw)),
+  },
+  {
+    key: 'sseKmsKeyId', flag: '--sse-kms-key-id <id>', env: ['S3_SSE_KMS_KEY_ID'],
+    help: 'KMS key for SSE-KMS (implies --sse aws:kms; AWS uses its default aws/s3 key when unset)',
+    scope: ['agent'], expected: 'a KMS key id, alias or ARN', kind: 'string', parse: asString,
+  },
+  {
+    key: 'sseCustomerKeyFile', flag: '--sse-c-key-file <file>', env: ['S3_SSE_C_KEY_FILE'],
+    help: 'SSE-C: encrypt (agent) and read (mount) every object with the 256-bit key in this file, raw or base64; https only',
+    scope: ['agent', 'mount'], expected: 'a path to a file holding a 32-byte key', kind: 'string', isPath: true, parse: asString,
+  },
+  {
     key: 'root', flag: '--root <dir>', env: ['WORKSPACES_DIR'], help: 'directory whose subdirectories are workspaces',
     scope: ['agent'], expected: 'a directory path', kind: 'string', isPath: true, parse: asString,
     default: () => './workspaces',
@@ -204,6 +235,11 @@ export const OPTIONS: readonly OptionDef[] = [
     scope: ['mount'], expected: 'true or false', kind: 'boolean', parse: asBool, default: () => false,
   },
   {
+    key: 'defaultPermissions', flag: '--default-permissions', env: ['DEFAULT_PERMISSIONS'],
+    help: 'let the kernel check the mode bits, uid and gid shown for each file against the reading user (with --allow-other)',
+    scope: ['mount'], expected: 'true or false', kind: 'boolean', parse: asBool, default: () => false,
+  },
+  {
     key: 'uid', flag: '--uid <uid>', env: ['MOUNT_UID'], help: 'owner shown for every file',
     scope: ['mount'], expected: 'a numeric user id', kind: 'number', parse: asInt(0, 2 ** 32 - 2),
   },
@@ -224,6 +260,10 @@ export interface CommonConfig {
   forcePathStyle: boolean;
   logLevel: string;
   healthPort: number | undefined;
+  healthAddress: string;
+  caBundle: string | undefined;
+  insecureSkipTlsVerify: boolean;
+  sseCustomerKeyFile: string | undefined;
 }
 
 export interface AgentConfig extends CommonConfig {
@@ -239,6 +279,8 @@ export interface AgentConfig extends CommonConfig {
   gcEvery: number;
   maxDelete: number | undefined;
   multipartThreshold: number;
+  sse: 'AES256' | 'aws:kms' | undefined;
+  sseKmsKeyId: string | undefined;
 }
 
 export interface MountConfig extends CommonConfig {
@@ -250,6 +292,7 @@ export interface MountConfig extends CommonConfig {
   pollInterval: number;
   prefetchConcurrency: number;
   allowOther: boolean;
+  defaultPermissions: boolean;
   uid: number | undefined;
   gid: number | undefined;
 }
@@ -295,7 +338,25 @@ export function resolveConfig(scope: Scope, input: ResolveInput = {}): Readonly<
     out[opt.key] = value;
   }
   if (out.forcePathStyle === undefined) out.forcePathStyle = out.endpoint !== undefined;
+  checkEncryption(out);
   return Object.freeze(out) as unknown as AgentConfig | MountConfig;
+}
+
+/** Combinations no single option can judge alone. */
+function checkEncryption(out: Record<string, unknown>): void {
+  const invalid = (message: string, hint: string) => new SyncError('CONFIG_INVALID', message, { hint });
+  if (out.sseKmsKeyId !== undefined) {
+    if (out.sse === 'AES256') throw invalid('--sse-kms-key-id needs --sse aws:kms, not AES256', 'drop one of them');
+    out.sse = 'aws:kms';
+  }
+  if (out.sseCustomerKeyFile === undefined) return;
+  if (out.sse !== undefined) {
+    throw invalid(`--sse ${String(out.sse)} and --sse-c-key-file cannot be combined`, 'an object is encrypted one way: choose server-managed keys (--sse) or your own key (--sse-c-key-file)');
+  }
+  if (typeof out.endpoint === 'string' && out.endpoint.startsWith('http:')) {
+    throw invalid(`--sse-c-key-file needs an https:// endpoint, not ${out.endpoint}: SSE-C sends the key with every request`,
+      'serve the endpoint over TLS (see docs/security.md) and give its CA with --ca-bundle');
+  }
 }
 
 interface Source { raw: unknown; from: string; base?: string }

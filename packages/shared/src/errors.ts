@@ -29,6 +29,9 @@ export const ErrorCodes = {
   CONFLICT: 'CONFLICT',
   TARGET_NOT_EMPTY: 'TARGET_NOT_EMPTY',
   GENERATION_NOT_FOUND: 'GENERATION_NOT_FOUND',
+  TLS_UNTRUSTED: 'TLS_UNTRUSTED',
+  ENCRYPTION_UNSUPPORTED: 'ENCRYPTION_UNSUPPORTED',
+  ENCRYPTION_KEY: 'ENCRYPTION_KEY',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
@@ -84,6 +87,9 @@ export function exitCodeFor(err: unknown): number {
     case 'MANIFEST_TOO_NEW':
     case 'MOUNT_FAILED':
     case 'CONFLICT':
+    case 'TLS_UNTRUSTED':
+    case 'ENCRYPTION_UNSUPPORTED':
+    case 'ENCRYPTION_KEY':
       return ExitCodes.REMOTE;
     case 'WORKSPACE_MISSING':
     case 'WORKSPACE_UNREADABLE':
@@ -116,6 +122,8 @@ const SECRET_PATTERNS: Array<[RegExp, string]> = [
   // A value follows `=` or `:` (env, ini, JSON); a bare mention of the variable's name is not a secret.
   [/(aws_secret_access_key|secretAccessKey|secret_key|aws_session_token|sessionToken)(["']?\s*[=:]\s*["']?)[^\s"',}]+/gi, '$1$2[redacted]'],
   [/(X-Amz-Signature=|Signature=|Credential=|X-Amz-Security-Token=)[^&\s"]+/g, '$1[redacted]'],
+  // An SSE-C key travels in headers (and the SDK's input as SSECustomerKey); its MD5 is no secret.
+  [/(x-amz-(?:copy-source-)?server-side-encryption-customer-key|SSECustomerKey)(["']?\s*[=:]\s*["']?)[^\s"',}]+/gi, '$1$2[redacted]'],
   [/(\/\/[^/:@\s]+:)[^@/\s]+@/g, '$1[redacted]@'],
 ];
 

@@ -5,8 +5,9 @@
 import { setFlagsFromString } from 'node:v8';
 import { Command, CommanderError } from 'commander';
 import {
-  addConfigOptions, configFlags, createLogger, createObjectStore, createRegistry, exitCodeFor, ExitCodes, formatBytes, formatError,
-  isSyncError, parseDuration, Registry, resolveConfig, startHealthServer, SyncError, type AgentConfig, type Logger, type ObjectStore,
+  addConfigOptions, agentPolicy, configFlags, createLogger, createObjectStore, createRegistry, exitCodeFor, ExitCodes, formatBytes, formatError,
+  isSyncError, mountPolicy, parseDuration, POLICY_SERVERS, Registry, resolveConfig, s3SettingsFor, startHealthServer, SyncError,
+  type AgentConfig, type Logger, type ObjectStore, type PolicyServer,
 } from '@workspace-sync/shared';
 import { explainPaths, formatExplanation, listFiles } from './files.js';
 import { formatGc, formatLog, formatRestore, gcWorkspace, logWorkspace, restoreWorkspace } from './history-commands.js';
@@ -17,7 +18,7 @@ import { DEFAULT_FALLBACK_POLL_MS, startWatch, type WatchSummary } from './watch
 import { checkWorkspaceName, listWorkspaces } from './workspaces.js';
 
 /** Errors that concern one workspace: report them and go on with the others. */
-const PER_WORKSPACE = new Set(['WORKSPACE_MISSING', 'WORKSPACE_UNREADABLE', 'WORKSPACE_EMPTY', 'DELETE_LIMIT', 'WORKSPACE_UNKNOWN']);
+const PER_WORKSPACE = new Set(['WORKSPACE_MISSING', 'WORKSPACE_UNREADABLE', 'WORKSPACE_EMPTY', 'DELETE_LIMIT', 'WORKSPACE_UNKNOWN', 'ACCESS_DENIED']);
 
 interface Io {
   out: (s: string) => void;
@@ -97,7 +98,7 @@ export async function main(argv: string[], io: Io = { out: (s) => process.stdout
     const opts = cmd.opts<{ maxCount: string; json?: boolean }>();
     const max = Number(opts.maxCount);
     if (!Number.isSafeInteger(max) || max < 1) throw new SyncError('USAGE', `--max-count must be a positive integer, not "${opts.maxCount}"`, { hint: 'e.g. -n 20' });
-    const entries = await logWorkspace(storeFor(config), config, workspace, max);
+    const entries = await logWorkspace(storeFor(config, createLogger({ level: config.logLevel, name: 'sync-agent' })), config, workspace, max);
     io.out(opts.json ? `${JSON.stringify(entries, null, 2)}\n` : formatLog(workspace, entries));
   });
 
@@ -119,7 +120,7 @@ export async function main(argv: string[], io: Io = { out: (s) => process.stdout
     const opts = cmd.opts<{ generation?: string; at?: string; to?: string; force?: boolean; dryRun?: boolean; json?: boolean }>();
     if (opts.generation !== undefined && opts.at !== undefined) throw new SyncError('USAGE', '--generation and --at cannot be combined', { hint: 'give one of them' });
     const log = createLogger({ level: config.logLevel, name: 'sync-agent' });
-    const report = await restoreWorkspace(storeFor(config), config, workspace, {
+    const report = await restoreWorkspace(storeFor(config, log), config, workspace, {
       ...opts, paths: paths.map((p) => p.replace(/\/+$/, '')), force: !!opts.force, dryRun: !!opts.dryRun,
     }, log);
     io.out(opts.json ? `${JSON.stringify(report, null, 2)}\n` : formatRestore(report));
@@ -138,10 +139,29 @@ export async function main(argv: string[], io: Io = { out: (s) => process.stdout
     const opts = cmd.opts<{ dryRun?: boolean; json?: boolean }>();
     for (const n of names) checkWorkspaceName(n, config.root);
     const log = createLogger({ level: config.logLevel, name: 'sync-agent' });
-    const store = storeFor(config);
+    const store = storeFor(config, log);
     const reports = [];
     for (const ws of names.length ? names : await listWorkspaces(config.root)) reports.push(await gcWorkspace(store, config, ws, !!opts.dryRun, log));
     io.out(opts.json ? `${JSON.stringify(reports, null, 2)}\n` : reports.map(formatGc).join(''));
+  });
+
+  addConfigOptions(
+    program.command('policy')
+      .argument('<role>', 'agent (reads and writes the given workspaces) or mount (reads every workspace)')
+      .argument('[workspace...]', 'for agent: the workspaces it may write (* and ? match as in S3 policies)')
+      .description('print the least-privilege S3 policy a process needs for --bucket and --prefix (see docs/security.md)')
+      .option('--server <server>', `where the policy goes: ${POLICY_SERVERS.join(', ')}`, 'aws')
+      .option('--principal <arn>', 'print a bucket policy granting this user or role (AWS, Ceph RGW); without it, an identity policy'),
+    'agent',
+  ).action((role: string, workspaces: string[], _opts, cmd: Command) => {
+    const config = loadConfig(cmd);
+    const opts = cmd.opts<{ server: string; principal?: string }>();
+    const policyOpts = { bucket: config.bucket, prefix: config.prefix, server: opts.server as PolicyServer, principal: opts.principal };
+    if (role === 'agent') io.out(`${JSON.stringify(agentPolicy(workspaces, policyOpts), null, 2)}\n`);
+    else if (role === 'mount' && workspaces.length === 0) io.out(`${JSON.stringify(mountPolicy(policyOpts), null, 2)}\n`);
+    else throw new SyncError('USAGE', role === 'mount' ? 'a mount reads every workspace: policy mount takes no workspace' : `unknown role "${role}"`, {
+      hint: 'sync-agent policy agent WORKSPACE... | sync-agent policy mount',
+    });
   });
 
   try {
@@ -159,18 +179,15 @@ function loadConfig(cmd: Command): AgentConfig {
   return resolveConfig('agent', { flags, configFile });
 }
 
-function storeFor(config: AgentConfig) {
-  return createObjectStore({
-    endpoint: config.endpoint, region: config.region, bucket: config.bucket, forcePathStyle: config.forcePathStyle,
-    maxSockets: config.concurrency * 2, requestTimeoutMs: config.requestTimeout,
-  });
+function storeFor(config: AgentConfig, log: Logger) {
+  return createObjectStore({ ...s3SettingsFor(config, log), maxSockets: config.concurrency * 2, requestTimeoutMs: config.requestTimeout });
 }
 
 async function runPush(cmd: Command, names: string[], io: Io): Promise<number> {
   const opts = cmd.opts<{ dryRun?: boolean; json?: boolean; force?: boolean; createBucket?: boolean }>();
   const config = loadConfig(cmd);
   const log = createLogger({ level: config.logLevel, name: 'sync-agent' });
-  const store = storeFor(config);
+  const store = storeFor(config, log);
   if (opts.createBucket && !opts.dryRun) await store.createBucket();
   for (const n of names) checkWorkspaceName(n, config.root);
   const workspaces = names.length ? names : await listWorkspaces(config.root);
@@ -226,7 +243,7 @@ async function runWatch(cmd: Command, io: Io): Promise<number> {
   const rescanIntervalMs = durationFlag('--rescan-interval', opts.rescanInterval);
   const pollMs = opts.poll === undefined ? undefined : opts.poll === true ? DEFAULT_FALLBACK_POLL_MS : durationFlag('--poll', opts.poll);
   const log = createLogger({ level: config.logLevel, name: 'sync-agent' });
-  const store = storeFor(config);
+  const store = storeFor(config, log);
   if (opts.createBucket) await store.createBucket();
   await checkRemote(store, log);
 
@@ -238,8 +255,10 @@ async function runWatch(cmd: Command, io: Io): Promise<number> {
   });
   const health = config.healthPort === undefined
     ? undefined
-    : await startHealthServer({ port: config.healthPort, registry, health: () => watch.health() });
-  void watch.started.then(() => log.info({ root: config.root, workspaces: watch.workspaces().length, watches: watch.watchCount(), healthPort: health?.port }, 'watching'));
+    : await startHealthServer({ port: config.healthPort, host: config.healthAddress, prefix: config.prefix, registry, health: () => watch.health() });
+  void watch.started.then(() => log.info({
+    root: config.root, workspaces: watch.workspaces().length, watches: watch.watchCount(), healthPort: health?.port, healthAddress: health && config.healthAddress,
+  }, 'watching'));
 
   const summary = await new Promise<WatchSummary>((resolve) => {
     let stopping = false;
@@ -267,7 +286,10 @@ function durationFlag(flag: string, raw: string): number {
   }
 }
 
-/** Wrong credentials or a missing bucket stop watch at once; an unreachable endpoint is an outage to ride out. */
+/**
+ * Wrong credentials or a missing bucket stop watch at once; an unreachable endpoint is an outage to
+ * ride out. Access to each workspace is the workspace's own matter (reported, retried).
+ */
 async function checkRemote(store: ObjectStore, log: Logger): Promise<void> {
   try {
     await store.headBucket();

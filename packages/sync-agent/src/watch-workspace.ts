@@ -456,8 +456,9 @@ export class WorkspaceSync {
     this.failures++;
     this.retryAt = Date.now() + retryDelayMs(this.failures);
     this.setStatus('failing', message);
-    if (exitCodeFor(err) === ExitCodes.REMOTE) this.ctx.remoteFailed(this.name, err);
-    else if (!repeated) log.error({ workspace: this.name, code, err }, `sync failed: ${message}; retrying with backoff`);
+    // A denied workspace is this workspace's matter (its policy), not an outage of S3: the others sync on.
+    if (exitCodeFor(err) === ExitCodes.REMOTE && code !== 'ACCESS_DENIED') this.ctx.remoteFailed(this.name, err);
+    else if (!repeated) log.error({ workspace: this.name, code, err, hint: isSyncError(err) ? err.hint : undefined }, `sync failed: ${message}; retrying with backoff`);
   }
 
   private setStatus(status: WorkspaceStatus, reason?: string): void {
