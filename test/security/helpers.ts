@@ -84,3 +84,52 @@ export function runAs(uid: number, gid: number, argv: string[]): Promise<{ code:
     p.on('close', (code) => resolve({ code, stdout, stderr }));
   });
 }
+
+export interface Watch {
+  logs: Array<{ level: number; msg: string; [k: string]: unknown }>;
+  health(): Promise<{ status: string; reasons: string[]; [k: string]: unknown }>;
+  healthText(): Promise<string>;
+  /** SIGTERM; resolves with the exit code. */
+  stop(): Promise<number | null>;
+}
+
+/** `sync-agent watch` on the scratch root with `env`, /healthz on a free loopback port; resolves once it is watching. */
+export async function startWatchCli(t: Scratch, env: Record<string, string>, args: string[] = []): Promise<Watch> {
+  const proc = spawn(process.execPath, [AGENT, 'watch', '--health-port', '0', '--log-level', 'debug', ...args], {
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', LOG_FORMAT: 'json', WORKSPACES_DIR: t.root, SYNC_STATE_DIR: path.join(t.base, 'watch-state'), ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const logs: Watch['logs'] = [];
+  let text = '';
+  createInterface({ input: proc.stderr! }).on('line', (line) => {
+    try {
+      logs.push(JSON.parse(line) as Watch['logs'][number]);
+    } catch {
+      text += `${line}\n`;
+    }
+  });
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  const started = await waitFor(() => logs.find((l) => l.msg === 'watching') ?? (proc.exitCode !== null ? 'exited' : undefined), 'watch to start', 60_000);
+  if (started === 'exited') throw new Error(`sync-agent watch exited with ${proc.exitCode}: ${text}`);
+  const url = `http://127.0.0.1:${started.healthPort as number}/healthz`;
+  return {
+    logs,
+    health: async () => (await (await fetch(url)).json()) as Awaited<ReturnType<Watch['health']>>,
+    healthText: async () => (await fetch(url)).text(),
+    async stop() {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
+
+/** Polls `fn` every 100 ms until it returns something truthy; fails after `timeoutMs`. */
+export async function waitFor<T>(fn: () => Promise<T | undefined | false | null> | T | undefined | false | null, what: string, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -38,6 +38,11 @@ export interface RgwOptions {
 export interface RgwGateway extends EmbeddedS3 {
   /** https://127.0.0.1:PORT when started with `tls`. */
   httpsEndpoint: string | undefined;
+  /**
+   * How bucket policies name the user of `env` (scripts/rgw.sh's RGW_UID), who owns the bucket. It
+   * still needs a grant to read objects other users wrote: each object belongs to its writer.
+   */
+  ownerArn: string;
 }
 
 let gatewaySeq = 0;
@@ -70,6 +75,7 @@ export async function startRgw(opts: RgwOptions = {}): Promise<RgwGateway> {
   const api: RgwGateway = {
     endpoint,
     httpsEndpoint: tlsPort === undefined ? undefined : `https://127.0.0.1:${tlsPort}`,
+    ownerArn: 'arn:aws:iam:::user/wsync',
     port,
     // The cluster directory is shared by every test: callers get a scratch directory of their own,
     // so cleaning up `dir` (as s3rver's callers do) can never wipe the cluster.
