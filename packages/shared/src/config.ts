@@ -129,7 +129,7 @@ export const OPTIONS: readonly OptionDef[] = [
     scope: ['agent'], expected: 'a KMS key id, alias or ARN', kind: 'string', parse: asString,
   },
   {
-    key: 'sseCustomerKeyFile', flag: '--sse-c-key-file <file>', env: ['S3_SSE_C_KEY_FILE'],
+    key: 'sseCKeyFile', flag: '--sse-c-key-file <file>', env: ['S3_SSE_C_KEY_FILE'],
     help: 'SSE-C: encrypt (agent) and read (mount) every object with the 256-bit key in this file, raw or base64; https only',
     scope: ['agent', 'mount'], expected: 'a path to a file holding a 32-byte key', kind: 'string', isPath: true, parse: asString,
   },
@@ -263,7 +263,7 @@ export interface CommonConfig {
   healthAddress: string;
   caBundle: string | undefined;
   insecureSkipTlsVerify: boolean;
-  sseCustomerKeyFile: string | undefined;
+  sseCKeyFile: string | undefined;
 }
 
 export interface AgentConfig extends CommonConfig {
@@ -349,7 +349,7 @@ function checkEncryption(out: Record<string, unknown>): void {
     if (out.sse === 'AES256') throw invalid('--sse-kms-key-id needs --sse aws:kms, not AES256', 'drop one of them');
     out.sse = 'aws:kms';
   }
-  if (out.sseCustomerKeyFile === undefined) return;
+  if (out.sseCKeyFile === undefined) return;
   if (out.sse !== undefined) {
     throw invalid(`--sse ${String(out.sse)} and --sse-c-key-file cannot be combined`, 'an object is encrypted one way: choose server-managed keys (--sse) or your own key (--sse-c-key-file)');
   }

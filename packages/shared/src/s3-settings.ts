@@ -35,7 +35,7 @@ export function s3SettingsFor(config: Readonly<CommonConfig & EncryptionConfig>,
 }
 
 function encryptionFor(config: Readonly<CommonConfig & EncryptionConfig>): Encryption | undefined {
-  if (config.sseCustomerKeyFile !== undefined) return { type: 'SSE-C', key: readCustomerKey(config.sseCustomerKeyFile) };
+  if (config.sseCKeyFile !== undefined) return { type: 'SSE-C', key: readCustomerKey(config.sseCKeyFile) };
   if (config.sse === 'AES256') return { type: 'AES256' };
   if (config.sse === 'aws:kms') return { type: 'aws:kms', kmsKeyId: config.sseKmsKeyId };
   return undefined;

@@ -628,7 +628,7 @@ function translateEncryptionError(err: unknown, ctx: ErrorContext, what: string)
   if (!enc) return undefined;
   if (/kms/i.test(message) && (status === 400 || status === 403)) {
     return new SyncError('ENCRYPTION_KEY', `the KMS key could not be used for ${what}: ${message}`, {
-      hint: 'check --sse-kms-key-id and that these credentials may use that key (kms:GenerateDataKey, kms:Decrypt)', cause: err,
+      hint: 'check --sse-kms-key-id, that the server has a KMS with that key (Ceph RGW: rgw crypt s3 kms backend) and that these credentials may use it (AWS: kms:GenerateDataKey, kms:Decrypt)', cause: err,
     });
   }
   if (status === 501 || (status === 400 && (name === 'InvalidRequest' || name === 'InvalidArgument' || name === 'NotImplemented'))) {

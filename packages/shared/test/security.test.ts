@@ -58,9 +58,9 @@ describe('security options', () => {
   it('refuses SSE-C over plain http: the key travels with every request', () => {
     const e = configError('mount', { env: { S3_ENDPOINT: 'http://127.0.0.1:9000', S3_SSE_C_KEY_FILE: '/k' } });
     expect(e.message).toMatch(/needs an https:\/\/ endpoint, not http:\/\/127\.0\.0\.1:9000/);
-    expect(resolveConfig('mount', { cwd: scratch.dir, env: { S3_ENDPOINT: 'https://s3.internal', S3_SSE_C_KEY_FILE: '/k' } }).sseCustomerKeyFile).toBe('/k');
+    expect(resolveConfig('mount', { cwd: scratch.dir, env: { S3_ENDPOINT: 'https://s3.internal', S3_SSE_C_KEY_FILE: '/k' } }).sseCKeyFile).toBe('/k');
     // AWS itself (no endpoint) is https.
-    expect(resolveConfig('agent', { cwd: scratch.dir, env: { S3_SSE_C_KEY_FILE: '/k' } }).sseCustomerKeyFile).toBe('/k');
+    expect(resolveConfig('agent', { cwd: scratch.dir, env: { S3_SSE_C_KEY_FILE: '/k' } }).sseCKeyFile).toBe('/k');
   });
 
   it('has --default-permissions for the mount only', () => {
@@ -91,7 +91,7 @@ describe('SSE-C key files', () => {
   it('names a key file it cannot read, and never prints the key', () => {
     expect(() => readCustomerKey('/no/such/key')).toThrow(/cannot read the SSE-C key file \/no\/such\/key \(ENOENT\)/);
     const p = file('secret.key', key.toString('base64'));
-    const settings = s3SettingsFor({ ...baseConfig, endpoint: 'https://s3.internal', sseCustomerKeyFile: p });
+    const settings = s3SettingsFor({ ...baseConfig, endpoint: 'https://s3.internal', sseCKeyFile: p });
     expect(settings.encryption).toEqual({ type: 'SSE-C', key: key.toString('base64') });
   });
 });
@@ -123,7 +123,7 @@ describe('CA bundles', () => {
 
 const baseConfig = {
   endpoint: undefined, region: 'us-east-1', bucket: 'b', prefix: 'team/', forcePathStyle: true, logLevel: 'info', healthPort: undefined,
-  healthAddress: '127.0.0.1', caBundle: undefined, insecureSkipTlsVerify: false, sseCustomerKeyFile: undefined,
+  healthAddress: '127.0.0.1', caBundle: undefined, insecureSkipTlsVerify: false, sseCKeyFile: undefined,
 } as const;
 
 describe('workspaceOfKey and keyOutline', () => {
