@@ -2,10 +2,10 @@
  * A counting HTTP proxy in front of an S3 endpoint: tests assert on what went over the wire
  * (e.g. "a no-op push sends no PUT") without trusting the client's own accounting.
  */
-import { createServer, request } from 'node:http';
+import { createServer, request, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-export interface WireRequest { method: string; path: string; status: number }
+export interface WireRequest { method: string; path: string; status: number; headers: IncomingHttpHeaders }
 
 export interface CountingProxy {
   endpoint: string;
@@ -23,7 +23,7 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
     const upstream = request({
       host: t.hostname, port: t.port, method: req.method, path: req.url, headers: req.headers,
     }, (up) => {
-      requests.push({ method: req.method ?? '?', path: safeDecode(req.url ?? ''), status: up.statusCode ?? 0 });
+      requests.push({ method: req.method ?? '?', path: safeDecode(req.url ?? ''), status: up.statusCode ?? 0, headers: req.headers });
       res.writeHead(up.statusCode ?? 502, up.headers);
       up.pipe(res);
     });
