@@ -1,6 +1,8 @@
 import { configDefaults, defineConfig } from 'vitest/config';
 
 const ALL = ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'];
+/** Needs a Docker engine: run by `make compose-test` (test/compose/vitest.config.ts). */
+const COMPOSE = ['test/compose/**'];
 /**
  * Test files that start a server, spawn a process (a CLI, git, docker, kubectl, a shell script) or
  * mount FUSE. Name new ones `*.int.test.ts`; the others are listed by name, not renamed. A one-off
@@ -13,7 +15,7 @@ const INT = [
   'test/deploy/{bins,compose,k8s,scripts}.test.ts',
   'packages/fuse-mount/test/{fetcher,fuse-ops,poller}.test.ts',
   'packages/shared/test/{dockerignore-docker,filter-git}.test.ts',
-  'packages/sync-agent/test/{pack,watch,watch-resilience}.test.ts',
+  'packages/sync-agent/test/{watch,watch-resilience}.test.ts',
   'packages/testkit/test/{object-store,rgw}.test.ts',
 ];
 
@@ -26,8 +28,8 @@ export default defineConfig({
     maxWorkers: 2,
     // `vitest run` runs both; `--project unit` the in-process tests alone (no server, no FUSE).
     projects: [
-      { extends: true, test: { name: 'unit', include: ALL, exclude: [...configDefaults.exclude, ...INT] } },
-      { extends: true, test: { name: 'int', include: INT } },
+      { extends: true, test: { name: 'unit', include: ALL, exclude: [...configDefaults.exclude, ...INT, ...COMPOSE] } },
+      { extends: true, test: { name: 'int', include: INT, exclude: [...configDefaults.exclude, ...COMPOSE] } },
     ],
   },
 });

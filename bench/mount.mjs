@@ -24,7 +24,7 @@ const root = path.join(work, 'root');
 const agent = path.join(repo, 'packages/sync-agent/bin/sync-agent.js');
 const runs = Number(args.runs);
 const changeCap = Number(args['change-cap']);
-const backend = process.env.S3_BACKEND ?? 's3rver';
+const backend = process.env.S3_BACKEND ?? 'embedded';
 
 mkdirSync(path.join(root, 'app'), { recursive: true });
 mkdirSync(path.join(root, 'big'), { recursive: true });

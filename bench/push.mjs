@@ -25,12 +25,12 @@ const runs = Number(args.runs);
 
 mkdirSync(ws, { recursive: true });
 const fixture = buildWorkspace(ws, { sources: Number(args.sources), nodeModules: Number(args['node-modules']) });
-const backend = process.env.S3_BACKEND ?? 's3rver';
+const backend = process.env.S3_BACKEND ?? 'embedded';
 // A fresh server every run: objects left by an earlier run would turn the initial push into a no-op.
 rmSync(path.join(work, 's3'), { recursive: true, force: true });
 const s3 = await startTestS3({ dir: path.join(work, 's3') });
 Object.assign(process.env, s3.env);
-// Warm the server up first: a fresh server (s3rver's JIT, RGW's caches) answers its first few
+// Warm the server up first: a fresh server (its JIT, RGW's caches) answers its first few
 // thousand requests slower, which would otherwise count against whichever tool runs first.
 {
   const store = createObjectStore({ endpoint: s3.endpoint, region: 'us-east-1', bucket: s3.bucket, forcePathStyle: true, maxSockets: 32 });

@@ -22,13 +22,13 @@ const fmtTarget = (name, t) => {
 const sections = [];
 const targetRows = [];
 const rawJson = [];
-for (const backend of ['s3rver', 'rgw']) {
+for (const backend of ['embedded', 'rgw']) {
   const push = load(`push-${backend}`);
   const mount = load(`mount-${backend}`);
   const watch = load(`watch-${backend}`);
   if (!push && !mount && !watch) continue;
   for (const r of [push, watch, mount]) if (r) rawJson.push(r);
-  sections.push(`## ${backend === 'rgw' ? 'Ceph RGW 16.2 (a real S3 server, single node on loopback)' : 's3rver (embedded S3 server on loopback)'}\n`);
+  sections.push(`## ${backend === 'rgw' ? 'Ceph RGW 16.2 (a real S3 server, single node on loopback)' : 'Embedded S3 server (packages/testkit, on loopback)'}\n`);
   if (push) {
     sections.push(`### Push\n\n${push.markdown}\n`);
     for (const [k, t] of Object.entries(push.targets)) targetRows.push(...fmtTarget(`push ${k} (${backend})`, t));

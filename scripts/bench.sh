@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # `make bench`: push, watch and mount benchmarks against rclone, s3fs and aws s3 sync on one server,
-# then docs/benchmarks.md. BACKEND=s3rver (default), rgw, or all (both, one after the other);
+# then docs/benchmarks.md. BACKEND=embedded (default), rgw, or all (both, one after the other);
 # sizes via SOURCES, NODE_MODULES, BIG_MIB, RUNS. Installs what it needs (rclone, s3fs, awscli, Ceph).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh rclone s3fs awscli
 
-backends=${BACKEND:-s3rver}
-[[ $backends == all ]] && backends="s3rver rgw"
+backends=${BACKEND:-embedded}
+[[ $backends == all ]] && backends="embedded rgw"
 runs=${RUNS:-3}
 for backend in $backends; do
-  case $backend in s3rver | rgw) ;; *) echo "bench: BACKEND must be s3rver, rgw or all, not \"$backend\"" >&2; exit 2 ;; esac
+  case $backend in embedded | rgw) ;; *) echo "bench: BACKEND must be embedded, rgw or all, not \"$backend\"" >&2; exit 2 ;; esac
   echo "bench: $backend"
   export S3_BACKEND=$backend
   if [[ $backend == rgw ]]; then

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PNPM_VERSION=$(node -p "require('./package.json').packageManager.split('@')[1]")
-APT_PACKAGES=(libfuse2 fuse git shellcheck "$@")
+APT_PACKAGES=(libfuse2 fuse git shellcheck python3 "$@")
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

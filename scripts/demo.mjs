@@ -2,6 +2,8 @@
 // `make demo`: copies examples/workspaces next to some typical clutter (node_modules, .git, build
 // output, logs, secrets), starts the embedded S3 server on loopback, pushes every workspace, pushes
 // again (a no-op), then prints what landed in the bucket, what was left out, and why (files --why).
+// `make demo-serve` (--serve) then keeps the server running and prints the commands to try against it,
+// with an env file that sets everything they need. DEMO_DIR moves the demo out of .tmp/demo.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -10,7 +12,8 @@ import { createObjectStore } from '@workspace-sync/shared';
 import { startEmbeddedS3 } from '@workspace-sync/testkit';
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const work = path.join(repo, '.tmp/demo');
+const serve = process.argv.includes('--serve');
+const work = path.resolve(process.env.DEMO_DIR || path.join(repo, '.tmp/demo'));
 const root = path.join(work, 'workspaces');
 const agent = path.join(repo, 'packages/sync-agent/bin/sync-agent.js');
 
@@ -90,7 +93,40 @@ try {
   console.log(`\nLeft out locally (${leftOut.length} files):`);
   for (const [g, count] of [...groups].sort()) console.log(`  ${g}${g.endsWith('/') ? ` (${count} file${count === 1 ? '' : 's'})` : ''}`);
   run('why is a file left out, and why is a tracked one under vendor/ kept?', ['files', '--why', 'www/npm-debug.log', 'www/public/vendor/confetti.js']);
-  console.log('\nTry: sync-agent files www   |   sync-agent files --why PATH   |   sync-agent push --dry-run   (with the env above; see README)');
+
+  // Everything the commands below need, in one file to source: the server, its keys, the demo's
+  // directories and the CLIs.
+  const envFile = path.join(work, 'env.sh');
+  const exports = {
+    ...s3.env, WORKSPACES_DIR: root, SYNC_STATE_DIR: path.join(work, 'state'),
+  };
+  const quote = (v) => `'${String(v).replaceAll("'", "'\\''")}'`;
+  writeFileSync(envFile, [
+    '# The embedded S3 server of `make demo-serve` and the demo workspaces (written by scripts/demo.mjs).',
+    ...Object.entries(exports).map(([k, v]) => `export ${k}=${quote(v)}`),
+    `export PATH=${quote(path.join(repo, 'node_modules/.bin'))}:"$PATH"`,
+    '',
+  ].join('\n'));
+  if (!serve) {
+    console.log('\nThe S3 server stops now. To try the commands yourself against it: make demo-serve');
+  } else {
+    console.log(`\nThe embedded S3 server keeps running until Ctrl-C here. In another shell, from any directory:\n`);
+    for (const line of [
+      `. ${quote(envFile)}`,
+      'sync-agent files www',
+      'sync-agent files --why www/.env www/dist/index.html www/node_modules/react/index.js',
+      'echo "export const answer = 42;" > "$WORKSPACES_DIR/www/src/answer.js"',
+      'sync-agent push --dry-run',
+      'sync-agent push',
+      'sync-agent log www',
+    ]) console.log(`  ${line}`);
+    console.log(`\n${envFile} sets:\n${Object.entries(exports).map(([k, v]) => `  ${k}=${v}`).join('\n')}\n  PATH=${path.join(repo, 'node_modules/.bin')}:$PATH`);
+    console.log('\nAlso: sync-agent watch   (keeps the bucket in step as you edit under $WORKSPACES_DIR; Ctrl-C stops it)');
+    await new Promise((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+  }
 } finally {
   await s3.stop();
 }

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .tmp
 
-backend=s3rver
+backend=embedded
 if [[ "${1:-}" == "--rgw" ]]; then backend=rgw; fi
 
 results=".tmp/vitest-$backend.json"

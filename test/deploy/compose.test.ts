@@ -138,11 +138,15 @@ describe('docker-compose.yml', () => {
       expect(mount.platform).toBe('linux/amd64');
     });
 
-    it('mounts on a bind mount with rshared propagation, so the host and the monitor see it', () => {
-      const m = volume(mount, mountpoint);
+    it('mounts one level inside a bind mount with rshared propagation, so the host and the monitor see it', () => {
+      // Not on the bind mount itself: fuse-native refuses a mount point whose parent is another device.
+      expect(() => volume(mount, mountpoint)).toThrow();
+      const m = volume(mount, path.posix.dirname(mountpoint));
       expect(m.type).toBe('bind');
-      expect(m.bind).toEqual({ propagation: 'rshared', create_host_path: true });
+      expect(m.bind).toEqual({ propagation: 'rshared' });
       expect(m.read_only).toBeFalsy();
+      // Short syntax, so Compose creates the host directory when it is missing.
+      expect(mount.volumes).toContain(`${m.source}:${m.target}:rshared`);
     });
 
     it('stops with SIGTERM and a grace period long enough to unmount cleanly on `docker compose down`', () => {
@@ -170,13 +174,15 @@ describe('docker-compose.yml', () => {
   describe('monitor', () => {
     const monitor = svc('monitor');
     const mount = svc('fuse-mount');
-    const shared = volume(mount, mount.command![0]!);
+    const mountpoint = mount.command![0]!;
+    const shared = volume(mount, path.posix.dirname(mountpoint));
     const env = monitor.environment!;
-    const ws = volume(monitor, env.SOURCE_DIR!);
+    const ws = volume(monitor, path.posix.dirname(env.SOURCE_DIR!));
 
-    it('sees the sidecar mount read-only with rslave propagation through the same host directory', () => {
+    it('sees the sidecar mount read-only with rslave propagation through the same host directory, at the same path', () => {
       expect(ws).toMatchObject({ type: 'bind', source: shared.source, read_only: true });
       expect(ws.bind!.propagation).toBe('rslave');
+      expect(path.posix.relative(ws.target, env.SOURCE_DIR!)).toBe(path.posix.relative(shared.target, mountpoint));
       expect(read(COMPOSE_FILE).match(/\$\{MOUNT_HOST_DIR:-\.\/mnt\}/g)).toHaveLength(2);
     });
 
@@ -245,7 +251,8 @@ describe.skipIf(!cliBuilt)('the built CLIs accept what docker-compose.yml gives 
 
 describe('.env.example', () => {
   const text = read(ENV_EXAMPLE);
-  const known = new Set([...envNames(), ...AWS_CREDENTIALS, ...composeVars]);
+  // COMPOSE_PROJECT_NAME is read by Compose itself.
+  const known = new Set([...envNames(), ...AWS_CREDENTIALS, ...composeVars, 'COMPOSE_PROJECT_NAME']);
 
   it('sets only variables the CLIs or docker-compose.yml read', () => {
     for (const key of Object.keys(envExample)) expect(known.has(key), key).toBe(true);

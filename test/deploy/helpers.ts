@@ -116,7 +116,6 @@ export interface ComposeVolume {
 }
 
 export interface ComposeFile {
-  name: string;
   services: Record<string, ComposeService>;
   volumes: Record<string, unknown>;
 }
@@ -141,13 +140,15 @@ export function serviceEnv(service: ComposeService): Record<string, string> {
   return Object.assign({}, ...fromFiles, service.environment ?? {}) as Record<string, string>;
 }
 
-/** Long-syntax volumes of a service, with short `name:/path[:ro]` entries normalised. */
+/** Long-syntax volumes of a service, with short `source:/path[:ro][,propagation]` entries normalised. */
 export function serviceVolumes(service: ComposeService): ComposeVolume[] {
   return (service.volumes ?? []).map((v) => {
     if (typeof v !== 'string') return v;
-    const [source, target, mode] = v.split(':') as [string, string, string | undefined];
+    const [source, target, mode = ''] = v.split(':') as [string, string, string | undefined];
     const type = source.startsWith('.') || source.startsWith('/') ? 'bind' : 'volume';
-    return { type, source, target, read_only: mode === 'ro' };
+    const options = mode.split(',');
+    const propagation = options.find((o) => /^r?(shared|slave|private)$/.test(o));
+    return { type, source, target, read_only: options.includes('ro'), ...(propagation ? { bind: { propagation } } : {}) };
   });
 }
 

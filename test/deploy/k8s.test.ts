@@ -45,7 +45,10 @@ function checkMountContainer(pod: PodSpec) {
   const c = mountContainer(pod);
   const env = containerEnv(c);
   const mountpoint = c.args![0]!;
-  const propagated = c.volumeMounts!.find((m) => m.mountPath === mountpoint)!;
+  // The FUSE mount goes one level inside the propagated volume: fuse-native refuses a mount point.
+  const propagated = c.volumeMounts!.find((m) => m.mountPath === path.posix.dirname(mountpoint))!;
+  expect(propagated, `a volume mounted at the parent of ${mountpoint}`).toBeDefined();
+  expect(c.volumeMounts!.some((m) => m.mountPath === mountpoint)).toBe(false);
   expect(propagated.mountPropagation).toBe('Bidirectional');
   expect(c.securityContext?.privileged).toBe(true);
 
@@ -71,16 +74,19 @@ function checkMountContainer(pod: PodSpec) {
     expect(Object.keys(c.resources![kind]!).sort()).toEqual(['cpu', 'memory']);
   }
   expect(quantityBytes(c.resources!.limits!.memory!)).toBeGreaterThan(cfg.memCacheSize);
-  return { container: c, mountpoint, volume: pod.volumes!.find((v) => v.name === propagated.name)! };
+  return { container: c, mountpoint, volumeMount: propagated, volume: pod.volumes!.find((v) => v.name === propagated.name)! };
 }
 
-/** What every example consumer (the monitor image) must satisfy. */
-function checkConsumer(pod: PodSpec, volumeName: string) {
+/**
+ * What every example consumer (the monitor image) must satisfy. `subdir`: where the workspaces are
+ * inside the volume (the FUSE mount's directory; none for a volume that is the bucket itself).
+ */
+function checkConsumer(pod: PodSpec, volumeName: string, subdir?: string) {
   const app = pod.containers.find((c) => imageName(c.image) === 'monitor-example')!;
   const ws = app.volumeMounts!.find((m) => m.name === volumeName)!;
   expect(ws.readOnly).toBe(true);
   const env = containerEnv(app);
-  expect(env.SOURCE_DIR).toBe(ws.mountPath);
+  expect(env.SOURCE_DIR).toBe(subdir ? path.posix.join(ws.mountPath, subdir) : ws.mountPath);
   for (const key of Object.keys(env)) expect(scriptVars.has(key) || key === 'PORT', key).toBe(true);
   expect(app.args).toEqual(['demo', 'npm', 'start']);
   expect(app.ports!.find((p) => p.name === 'http')!.containerPort).toBe(Number(env.PORT));
@@ -164,10 +170,10 @@ describe('docker/k8s kustomize tree', () => {
       expect(pod.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(10);
     });
 
-    it('mounts on an emptyDir with Bidirectional propagation, seen by the app read-only with HostToContainer', () => {
-      const { volume } = checkMountContainer(pod);
+    it('mounts inside an emptyDir with Bidirectional propagation, seen by the app read-only with HostToContainer', () => {
+      const { volume, volumeMount, mountpoint } = checkMountContainer(pod);
       expect(volume.emptyDir).toBeDefined();
-      const ws = checkConsumer(pod, volume.name);
+      const ws = checkConsumer(pod, volume.name, path.posix.relative(volumeMount.mountPath, mountpoint));
       expect(ws.mountPropagation).toBe('HostToContainer');
     });
   });
@@ -185,10 +191,10 @@ describe('docker/k8s kustomize tree', () => {
     });
 
     it('lets many pods read the node mount through the same host path with HostToContainer', () => {
-      const mountVolume = checkMountContainer(ds.spec.template.spec).volume;
+      const { volume: mountVolume, volumeMount, mountpoint } = checkMountContainer(ds.spec.template.spec);
       const pod = consumer.spec.template.spec;
       const shared = pod.volumes!.find((v) => v.hostPath?.path === mountVolume.hostPath!.path)!;
-      const ws = checkConsumer(pod, shared.name);
+      const ws = checkConsumer(pod, shared.name, path.posix.relative(volumeMount.mountPath, mountpoint));
       expect(ws.mountPropagation).toBe('HostToContainer');
       expect((consumer.spec as { replicas?: number }).replicas).toBeGreaterThan(1);
     });

@@ -183,8 +183,9 @@ describe('docker/monitor/run-workspace.sh', () => {
       'api/.env.example': 'PORT=3000\n',
     });
   });
+  const SYNC_AGENT = path.join(REPO, 'node_modules/.bin/sync-agent');
   const runScript = (args: string[], env: Record<string, string> = {}) =>
-    run(RUN_WORKSPACE, args, { SOURCE_DIR: source, SCRATCH_DIR: scratch, NPM_INSTALL: '0', WAIT_SECONDS: '0', ...env });
+    run(RUN_WORKSPACE, args, { SOURCE_DIR: source, SCRATCH_DIR: scratch, NPM_INSTALL: '0', WAIT_SECONDS: '0', SYNC_AGENT, ...env });
 
   it('copies the workspace into SCRATCH_DIR/WORKSPACE, writable, and leaves the source alone', async () => {
     chmodSync(path.join(source, 'api/src/lib'), 0o555);
@@ -224,16 +225,52 @@ describe('docker/monitor/run-workspace.sh', () => {
     expect(r.stdout).toContain('run-workspace: running sh -c pwd; ls in');
   });
 
-  for (const forbidden of ['node_modules/left-pad/index.js', '.git/HEAD', '.env', 'packages/web/node_modules/x.js']) {
-    it(`refuses a synced workspace that contains ${forbidden}`, async () => {
+  for (const [forbidden, why] of [
+    ['node_modules/left-pad/index.js', 'web/node_modules/: excluded by node_modules/ (defaults)'],
+    ['.env', 'web/.env: excluded by .env* (defaults)'],
+    ['packages/web/node_modules/x.js', 'web/packages/web/node_modules/: excluded by node_modules/ (defaults)'],
+  ]) {
+    it(`refuses a copy holding ${forbidden}, which the sync filter excludes, with its answer`, async () => {
       const root = tempDir();
-      writeTree(root, { 'web/index.js': '1\n', [`web/${forbidden}`]: 'x\n' });
+      writeTree(root, { 'web/index.js': '1\n', [`web/${forbidden!}`]: 'x\n' });
       const r = await runScript(['web'], { SOURCE_DIR: root });
       expect(r.code).toBe(4);
-      const top = forbidden.split('/').slice(0, forbidden.includes('packages/') ? 3 : 1).join('/');
-      expect(r.stderr).toContain(path.join(scratch, 'web', top));
+      expect(r.stderr).toContain(`the copy at ${path.join(scratch, 'web')} holds what the sync filter excludes`);
+      expect(r.stderr.split('\n')).toContain(why);
+      expect(r.stderr).toContain('FILTER_CHECK=0');
     });
   }
+
+  it('refuses git data whatever the rules say (git data is never synced)', async () => {
+    const root = tempDir();
+    writeTree(root, { 'web/index.js': '1\n', 'web/.gitignore': '!.git/\n', 'web/.git/HEAD': 'x\n' });
+    const r = await runScript(['web'], { SOURCE_DIR: root });
+    expect(r.code).toBe(4);
+    expect(r.stderr).toContain(`the copy at ${path.join(scratch, 'web')} holds git data, which is never synced`);
+    expect(r.stderr.split('\n')).toContain('web/.git');
+  });
+
+  it('runs a real repo whose own .gitignore re-includes a fixture .env and node_modules', async () => {
+    const root = tempDir();
+    writeTree(root, {
+      'web/index.js': '1\n', 'web/.gitignore': '!.env\n!/node_modules/\n', 'web/.env': 'FIXTURE=1\n', 'web/node_modules/fixture/index.js': 'x\n',
+    });
+    const r = await runScript(['web'], { SOURCE_DIR: root });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain("run-workspace: kept by the workspace's own rules:\nweb/.env: included by !.env (web/.gitignore:1)\nweb/node_modules/: included by !/node_modules/ (web/.gitignore:2)\n");
+    expect(existsSync(path.join(scratch, 'web/node_modules/fixture/index.js'))).toBe(true);
+  });
+
+  it('without a sync-agent command only warns; FILTER_CHECK=0 skips the check', async () => {
+    const root = tempDir();
+    writeTree(root, { 'web/index.js': '1\n', 'web/.env': 'x\n' });
+    const noCli = await runScript(['web'], { SOURCE_DIR: root, SYNC_AGENT: path.join(root, 'no-such-command') });
+    expect(noCli.code, noCli.stderr).toBe(0);
+    expect(noCli.stdout).toContain(`warning: no ${path.join(root, 'no-such-command')} command to ask the sync filter (set SYNC_AGENT); not checked: web/.env\n`);
+    const skipped = await runScript(['web'], { SOURCE_DIR: root, FILTER_CHECK: '0' });
+    expect(skipped.code, skipped.stderr).toBe(0);
+    expect(skipped.stdout).toContain("FILTER_CHECK=0: not checking the synced copy's web/.env\n");
+  });
 
   it('waits for the workspace to appear, then gives up after WAIT_SECONDS', async () => {
     const late = runScript(['late'], { WAIT_SECONDS: '30' });
@@ -254,6 +291,7 @@ describe('docker/monitor/run-workspace.sh', () => {
       [['.sync'], {}, "invalid workspace name '.sync'"],
       [['api'], { NPM_INSTALL: 'yes' }, "NPM_INSTALL must be 0 or 1, not 'yes'"],
       [['api'], { WAIT_SECONDS: '1m' }, "WAIT_SECONDS must be a whole number of seconds, not '1m'"],
+      [['api'], { FILTER_CHECK: 'no' }, "FILTER_CHECK must be 0 or 1, not 'no'"],
     ] as const) {
       const r = await runScript([...args], env);
       expect(r.code, args.join(' ')).toBe(2);

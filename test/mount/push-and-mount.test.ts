@@ -92,8 +92,8 @@ afterAll(async () => {
   if (readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${mnt} `)) await run('fusermount', ['-uz', mnt]);
   await s3?.stop();
   if (work) rmSync(work, { recursive: true, force: true });
-  // s3rver's directory is this file's; with S3_BACKEND=rgw it is the Ceph cluster the whole run shares.
-  if (s3 && (process.env.S3_BACKEND ?? 's3rver') === 's3rver') rmSync(s3.dir, { recursive: true, force: true });
+  // The embedded server's directory is this file's; with S3_BACKEND=rgw it is the Ceph cluster the whole run shares.
+  if (s3 && (process.env.S3_BACKEND ?? 'embedded') === 'embedded') rmSync(s3.dir, { recursive: true, force: true });
 });
 
 describe('sync-agent push → fuse-mount', () => {

@@ -347,6 +347,64 @@ describe('sync-agent push', () => {
   });
 });
 
+describe('push output: dry runs, progress, logs', () => {
+  it('-n lists the plan sorted by path (uploads and deletes together); --summary and big plans print the totals only', async () => {
+    const t = fresh('plan');
+    writeTree(t.root, { 'w/m.txt': 'm', 'w/z.txt': 'z', 'w/b/old.txt': 'old' });
+    expect((await t.push()).code).toBe(0);
+    rmSync(path.join(t.root, 'w/m.txt'));
+    writeTree(t.root, { 'w/a.txt': 'a', 'w/n.txt': 'n', 'w/z.txt': 'z2' });
+    const dry = await t.push('-n');
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout.trim().split('\n')).toEqual([
+      'upload  w/a.txt', 'delete  w/m.txt', 'upload  w/n.txt', 'upload  w/z.txt',
+      expect.stringMatching(/^w: would upload 3 \(.+\), change 3 in the tree, delete 1, keep 1 \(dry run\)$/),
+    ]);
+    const summary = await t.push('--dry-run', '--summary');
+    expect(summary.stdout.trim().split('\n')).toEqual([expect.stringMatching(/^w: would upload 3 .*\(dry run\)$/)]);
+    expect((await t.push('--summary')).code).toBe(2);
+    expect(await t.keys('w/')).toEqual(['w/b/old.txt', 'w/m.txt', 'w/z.txt']);
+
+    const many: Record<string, string> = {};
+    for (let i = 0; i < 1001; i++) many[`big/f${String(i).padStart(4, '0')}.txt`] = `${i}`;
+    writeTree(t.root, many);
+    const big = await t.push('-n', 'big');
+    expect(big.stdout.trim().split('\n')).toEqual([expect.stringMatching(/^big: would upload 1001 .*\(dry run\) \(1001 paths not listed: more than 1000\)$/)]);
+  });
+
+  it('-P shows progress into a pipe, one plain line at a time; without it a pipe gets none', async () => {
+    const t = fresh('progress');
+    writeTree(t.root, { 'w/a.txt': 'a'.repeat(5000), 'w/b.txt': 'b' });
+    const quiet = await t.push('--prefix', `${t.prefix}q/`);
+    expect(quiet.stderr).not.toMatch(/\d+% \|/);
+    const r = await t.push('-P');
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stderr.split('\n').filter((l) => /^w \d+% \|/.test(l));
+    expect(lines.length).toBeGreaterThanOrEqual(1);
+    expect(lines.at(-1)).toMatch(/^w 100% \| 2\/2 files \| .+ of .+ \| .+\/s$/);
+    expect(r.stderr).not.toContain('\x1b[');
+  });
+
+  it('--log-format pretty gives people readable logs in a pipe, without colour codes; -q keeps warnings out', async () => {
+    const t = fresh('pretty');
+    writeTree(t.root, { 'w/a.txt': 'a', 'w/out': { symlink: '/etc/hostname' } });
+    // The env says json (runCli sets LOG_FORMAT=json): the flag wins.
+    const r = await t.push('--log-format', 'pretty');
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/^\[\d\d:\d\d:\d\d\.\d{3}\] WARN: skipped: symlink points outside the workspace/m);
+    expect(r.stderr).not.toMatch(/^\{"level"/m);
+    expect(r.stderr).not.toContain('\x1b[');
+    const json = await t.push();
+    expect(json.stderr.split('\n').filter(Boolean).every((l) => l.startsWith('{"level":40'))).toBe(true);
+    const quiet = await t.push('-q');
+    expect(quiet.code).toBe(1);
+    expect(quiet.stderr).toBe('');
+    expect(quiet.stdout).toMatch(/^w: /);
+    // No-op with -P: nothing to send, no progress line.
+    expect((await t.push('-P')).stderr).not.toMatch(/\d+% \|/);
+  });
+});
+
 describe('errors users hit', () => {
   it('unreachable endpoint: one line, a hint, exit 3', async () => {
     const t = fresh('unreach');
@@ -360,7 +418,6 @@ describe('errors users hit', () => {
   it('bad credentials: exit 3, secret never printed', async () => {
     const t = fresh('creds');
     writeTree(t.root, { 'w/a.js': 'a' });
-    // s3rver checks the key id but not SigV4 signatures; the RGW tier checks both.
     const r = await runCli(SYNC_AGENT, ['push'], { ...t.env, AWS_ACCESS_KEY_ID: 'NOSUCHKEY', AWS_SECRET_ACCESS_KEY: 'wrong-secret-value' });
     expect(r.code).toBe(3);
     expect(r.stderr).toMatch(/rejected the credentials/);
@@ -374,7 +431,7 @@ describe('errors users hit', () => {
     const r = await runCli(SYNC_AGENT, ['push'], env);
     expect(r.code).toBe(3);
     expect(r.stderr).toMatch(/bucket "nb-\d+" does not exist/);
-    expect(r.stderr).toMatch(/--create-bucket/);
+    expect(r.stderr).toMatch(/hint: create it \(sync-agent push --create-bucket does\)/);
     const ok = await runCli(SYNC_AGENT, ['push', '--create-bucket'], env);
     expect(ok.code, ok.stderr).toBe(0);
   });

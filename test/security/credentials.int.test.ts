@@ -58,7 +58,7 @@ describe('credentials', () => {
 
   // Ceph RGW would check the session token against its own STS; only a server that ignores it can
   // stand behind the stand-in STS below.
-  it.skipIf(BACKEND !== 's3rver')('uses web identity (IRSA): token file and role exchanged at STS, session token on every request', async () => {
+  it.skipIf(BACKEND !== 'embedded')('uses web identity (IRSA): token file and role exchanged at STS, session token on every request', async () => {
     const tokenFile = path.join(t.base, 'token');
     writeFileSync(tokenFile, 'eyJhbGciOiJSUzI1NiJ9.service-account.signature');
     const calls: string[] = [];

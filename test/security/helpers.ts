@@ -7,7 +7,7 @@ import { REPO, runCli, tempDir, writeTree, type CliResult, type TreeSpec } from 
 
 export const AGENT = path.join(REPO, 'packages/sync-agent/bin/sync-agent.js');
 export const MOUNT = path.join(REPO, 'packages/fuse-mount/bin/fuse-mount.js');
-export const BACKEND = process.env.S3_BACKEND ?? 's3rver';
+export const BACKEND = process.env.S3_BACKEND ?? 'embedded';
 
 export interface Scratch {
   base: string;

@@ -1,6 +1,6 @@
 /**
  * https:// endpoints with a private CA, over the wire: a TLS-terminating proxy on loopback in front of
- * the test server (s3rver, or Ceph RGW with S3_BACKEND=rgw), with certificates made by openssl. The
+ * the test server (the embedded one, or Ceph RGW with S3_BACKEND=rgw), with certificates made by openssl. The
  * CA is trusted through --ca-bundle, AWS_CA_BUNDLE or NODE_EXTRA_CA_CERTS; a certificate that does not
  * verify is refused before a single request is sent, and only an explicit, logged opt-out accepts it.
  * Ceph RGW's own TLS frontend is covered by encryption.int.test.ts.

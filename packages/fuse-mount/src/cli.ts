@@ -1,15 +1,20 @@
 /**
  * `fuse-mount MOUNTPOINT [options]`: mounts the bucket read-only and stays in the foreground.
  * stdout carries exactly one line, `ready <mountpoint>`, once the mount answers (scripts wait for
- * it); logs go to stderr. SIGINT/SIGTERM unmount and exit 0; a second signal forces the exit.
+ * it); logs go to stderr. SIGINT/SIGTERM unmount and exit 0 within a few seconds whatever S3 is
+ * doing, also during start-up; a second signal forces the exit. An unmount from outside
+ * (`fusermount -u`) ends the process with 0 as well.
  */
 import { Command, CommanderError } from 'commander';
 import {
-  ExitCodes, addConfigOptions, configFlags, createLogger, exitCodeFor, formatError, resolveConfig, type Logger,
+  ExitCodes, addConfigOptions, configFlags, createLogger, exitCodeFor, formatError, isSyncError, resolveConfig, type Logger,
 } from '@workspace-sync/shared';
 import { startMount, type RunningMount } from './daemon.js';
 import { unmountNow } from './mount.js';
 import { MOUNT_VERSION } from './version.js';
+
+/** A stop that takes longer than this (a wedged unmount) is cut short: lazy unmount, exit. */
+const STOP_DEADLINE_MS = 5_000;
 
 export async function main(argv: string[]): Promise<number> {
   const program = new Command('fuse-mount')
@@ -31,6 +36,7 @@ export async function main(argv: string[]): Promise<number> {
   let logger: Logger | undefined;
   let signalled: NodeJS.Signals | undefined;
   let wake: (() => void) | undefined;
+  const starting = new AbortController();
   const onSignal = (signal: NodeJS.Signals) => {
     if (signalled) {
       logger?.warn({ signal }, 'second signal: leaving without a clean shutdown');
@@ -38,6 +44,7 @@ export async function main(argv: string[]): Promise<number> {
       process.exit(ExitCodes.INTERRUPTED);
     }
     signalled = signal;
+    starting.abort();
     wake?.();
   };
   const onCrash = (err: unknown) => {
@@ -54,14 +61,33 @@ export async function main(argv: string[]): Promise<number> {
     const { flags, configFile } = configFlags(program, 'mount');
     const config = resolveConfig('mount', { flags, configFile });
     logger = createLogger({ level: config.logLevel, name: 'fuse-mount' });
-    running = await startMount(config, program.args[0]!, logger);
+    try {
+      running = await startMount(config, program.args[0]!, logger, starting.signal);
+    } catch (err) {
+      if (signalled && isSyncError(err, 'INTERRUPTED')) {
+        logger.info({ signal: signalled }, 'start-up interrupted; nothing is mounted');
+        return ExitCodes.OK;
+      }
+      throw err;
+    }
+    let gone = false;
     if (!signalled) {
       process.stdout.write(`ready ${running.mountpoint}\n`);
+      void running.gone.then(() => { gone = true; wake?.(); });
       await new Promise<void>((resolve) => { wake = resolve; });
     }
-    logger.info({ signal: signalled, mountpoint: running.mountpoint }, 'unmounting');
-    await running.stop();
-    logger.info('unmounted');
+    const mount = running;
+    if (gone) logger.info({ mountpoint: mount.mountpoint }, 'the mount is gone; stopping');
+    else logger.info({ signal: signalled, mountpoint: mount.mountpoint }, 'unmounting');
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => { timer = setTimeout(() => resolve('late'), STOP_DEADLINE_MS); });
+    const result = await Promise.race([mount.stop().then(() => 'done' as const), late]).finally(() => clearTimeout(timer));
+    if (result === 'late') {
+      logger.warn({ mountpoint: mount.mountpoint }, 'stopping took too long; unmounting lazily and leaving');
+      unmountNow(mount.mountpoint);
+    } else {
+      logger.info(gone ? 'stopped' : 'unmounted');
+    }
     return ExitCodes.OK;
   } catch (err) {
     process.stderr.write(`${formatError(err)}\n`);

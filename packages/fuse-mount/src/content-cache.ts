@@ -3,9 +3,15 @@
  * bytes (--cache-max-size, enforced on every insert) and by idle age (--cache-max-age), plus a
  * memory LRU for small blobs (--mem-cache-size).
  *
- * A blob is one object version, or one chunk of a large one. Its file name is the sha256 of
- * (bucket, key, ETag, chunk), so names are 64 hex characters whatever the key holds: no key can
- * escape the cache directory, and a new version never collides with an old one.
+ * A blob is named by 64 hex characters whatever the key holds, so no key can escape the cache
+ * directory: format-v2 content by its own sha256 (one copy serves every path, generation and
+ * workspace with those bytes; chunks of large files by the chunk's sha256), format-v1 content by the
+ * sha256 of (bucket, key, ETag, chunk), tree packs by the sha256 of their bucket and key.
+ *
+ * Nothing on disk is trusted blindly: a blob whose expected sha256 the reader knows (v2 content,
+ * whole v1 files) is hashed the first time this process serves it from disk; a mismatch (a
+ * damaged disk, a tampered file) is dropped, logged and reported as a miss, so it is fetched again
+ * instead of served. Blobs downloaded by this process were checked before they were stored.
  *
  * Concurrency rules: one process per cache directory (a lock file with its pid). Blobs are
  * written to `tmp/` and renamed into place, so a blob file is complete or absent. Room for a blob
@@ -22,7 +28,7 @@ import { closeSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { LRUCache } from 'lru-cache';
-import { readFullySync, SyncError, type Logger } from '@workspace-sync/shared';
+import { readFullySync, sha256Hex, SyncError, type Logger } from '@workspace-sync/shared';
 import type { MountMetrics } from './metrics.js';
 
 const LAYOUT = 'v1';
@@ -79,6 +85,8 @@ export class ContentCache {
   private reserved = 0;
   private readonly unlinking = new Set<Promise<void>>();
   private diskFull = false;
+  /** Blobs checked against their sha256 by this process (on disk or written by it). */
+  private readonly verified = new Set<string>();
 
   private constructor(private readonly opts: ContentCacheOptions) {
     this.root = path.join(opts.dir, LAYOUT);
@@ -93,6 +101,7 @@ export class ContentCache {
         perf,
         dispose: (_size, name, reason) => {
           if (reason === 'set') return;
+          this.verified.delete(name);
           this.opts.metrics?.cacheEvictions.inc();
           const done = unlink(this.blobPath(name)).catch(() => undefined).finally(() => this.unlinking.delete(done));
           this.unlinking.add(done);
@@ -134,9 +143,12 @@ export class ContentCache {
 
   /**
    * Copies `length` bytes at `position` of blob `name` (which must be `size` bytes long) into
-   * `target`; undefined on a miss.
+   * `target`; undefined on a miss. With `sha256`, a copy on disk is checked against it before its
+   * first use by this process.
    */
-  async readInto(name: string, size: number, target: Buffer, targetOffset: number, position: number, length: number): Promise<number | undefined> {
+  async readInto(
+    name: string, size: number, target: Buffer, targetOffset: number, position: number, length: number, sha256?: string,
+  ): Promise<number | undefined> {
     const inMemory = this.pending.get(name)?.data ?? this.mem?.get(name);
     if (inMemory) {
       this.opts.metrics?.cacheHits.inc({ tier: 'memory' });
@@ -160,16 +172,25 @@ export class ContentCache {
       return this.miss();
     }
     try {
+      if (sha256 !== undefined && !this.verified.has(name)) {
+        const data = readFileSync(fd);
+        if (data.length !== size) return this.corrupt(name, 'has the wrong size');
+        if (sha256Hex(data) !== sha256) return this.corrupt(name, 'does not match its sha256');
+        this.verified.add(name);
+        if (this.mem && size <= (this.mem.maxEntrySize || 0)) this.mem.set(name, data);
+        this.opts.metrics?.cacheHits.inc({ tier: 'disk' });
+        return data.copy(target, targetOffset, position, Math.min(size, position + length));
+      }
       if (this.mem && size <= (this.mem.maxEntrySize || 0) && length < size) {
         // A small blob read in pieces: load it whole once, later pieces come from memory.
         const data = readFileSync(fd);
-        if (data.length !== size) return this.corrupt(name);
+        if (data.length !== size) return this.corrupt(name, 'has the wrong size');
         this.mem.set(name, data);
         this.opts.metrics?.cacheHits.inc({ tier: 'disk' });
         return data.copy(target, targetOffset, position, Math.min(size, position + length));
       }
       const want = Math.min(length, size - position);
-      if (readFullySync(fd, target, targetOffset, want, position) !== want) return this.corrupt(name);
+      if (readFullySync(fd, target, targetOffset, want, position) !== want) return this.corrupt(name, 'has the wrong size');
       this.opts.metrics?.cacheHits.inc({ tier: 'disk' });
       return want;
     } finally {
@@ -177,10 +198,35 @@ export class ContentCache {
     }
   }
 
-  /** Stores a blob; readable at once, on disk once the returned promise settles. Never rejects. */
+  /**
+   * A whole blob (tree packs), unchecked: the caller verifies what it uses and `drop`s a bad copy.
+   * undefined on a miss.
+   */
+  readWhole(name: string): Buffer | undefined {
+    const inMemory = this.pending.get(name)?.data ?? this.mem?.get(name);
+    if (inMemory) return inMemory;
+    if (this.disk?.get(name) === undefined) return undefined;
+    try {
+      return readFileSync(this.blobPath(name));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      this.disk.delete(name);
+      return undefined;
+    }
+  }
+
+  /** Forgets a blob (a damaged copy) in memory and on disk. */
+  drop(name: string): void {
+    this.mem?.delete(name);
+    this.verified.delete(name);
+    this.disk?.delete(name);
+  }
+
+  /** Stores a blob whose content the caller checked; readable at once, on disk once the returned promise settles. Never rejects. */
   put(name: string, data: Buffer): Promise<void> {
     const existing = this.pending.get(name);
     if (existing) return existing.done;
+    this.verified.add(name);
     this.mem?.set(name, data);
     if (!this.disk || this.disk.has(name) || data.length > this.opts.maxSize) return Promise.resolve();
     const done = this.write(name, data).finally(() => this.pending.delete(name));
@@ -191,6 +237,8 @@ export class ContentCache {
   /** Indexes a blob another thread wrote with `writeBlobFile` (enforcing the budget like `put`). */
   adopt(name: string, size: number): void {
     if (!this.disk || this.disk.has(name)) return;
+    // The worker checked the bytes before it wrote them.
+    this.verified.add(name);
     this.disk.set(name, size);
     this.updateGauges();
   }
@@ -212,9 +260,10 @@ export class ContentCache {
     return undefined;
   }
 
-  private corrupt(name: string): undefined {
-    this.opts.logger.warn({ blob: name }, 'cache blob has the wrong size; dropping it');
-    this.disk?.delete(name);
+  private corrupt(name: string, why: string): undefined {
+    this.opts.logger.warn({ blob: name, file: this.blobPath(name) }, `cached blob ${why}; dropping it and fetching it again`);
+    this.opts.metrics?.errors.inc({ op: 'cache' });
+    this.drop(name);
     return this.miss();
   }
 

@@ -5,21 +5,35 @@
  * Conventions: expected outcomes (no such entry, not a symlink, read-only) come back as a negative
  * errno from errno.ts; remote failures are thrown as SyncError and mapped by `errnoFor`.
  *
- * Metadata is answered from memory (the workspace snapshots). The first file opened in a workspace
- * starts a parallel prefetch of its small files (metadata-only walks such as `find` or `git status`
- * do not: they would pay for thousands of GETs they never use); a new snapshot of a workspace in
- * use prefetches what changed.
+ * Layout: `/<workspace>/…` is each workspace's current view (views.ts); `/.snapshots/<ws>/<gen>/…`
+ * its older generations (history.ts), hidden from the listing of `/`.
  *
- * Open files: `open` pins the file's node (and so its ETag) to a handle, so all reads through one
- * handle see one version even if a push lands meanwhile. When the pinned version is gone from S3
- * before the handle served a byte, the manifest is re-read (waiting briefly for a push in flight to
+ * Metadata is answered from the views (v2 directories are loaded on first use). The first file
+ * opened in a workspace starts a parallel prefetch of its small files (metadata-only walks such as
+ * `find` or `git status` do not: they would pay for thousands of GETs they never use); a new view
+ * of a workspace in use prefetches what changed.
+ *
+ * Attributes and content agree (v2): the kernel caches what getattr answers (size, mtime) and
+ * clamps reads to that size, and fuse-native cannot invalidate it. So the core remembers, per
+ * path, the version whose attributes it last reported; a handle's first read serves that version
+ * (immutable, so still readable) rather than a newer one the kernel has not been told about, and
+ * the handle keeps it from then on. When a push changes a file's content but neither its size nor
+ * its mtime, the reported mtime moves by 1 ms so that auto_cache drops the kernel's cached pages.
+ *
+ * Open files (v1): a handle is pinned to the file's ETag. When that version is gone from S3 before
+ * the handle served a byte, the manifest is re-read (waiting briefly for a push in flight to
  * publish it) and the handle moves to the new version; after the first byte it fails with ESTALE.
  */
-import { SyncError, isSyncError, type Logger } from '@workspace-sync/shared';
+import { LRUCache } from 'lru-cache';
+import { SyncError, compareUtf8, diffTrees, isSyncError, walkTree, type Logger, type TreeReader } from '@workspace-sync/shared';
 import { EACCES, EBADF, EINVAL, EISDIR, ENOENT, ENOTDIR, EROFS } from './errno.js';
 import type { Fetcher } from './fetcher.js';
+import { History, SNAPSHOTS_DIR } from './history.js';
+import { ROOT_INO, inodeOf } from './inode.js';
 import type { Poller } from './poller.js';
-import type { FileNode, Node, Snapshot, Tree, WorkspaceState } from './tree.js';
+import type { FileNode, Node, Tree, WorkspaceState } from './tree.js';
+import type { TreeStore } from './tree-store.js';
+import { CommitView, type View } from './views.js';
 
 export interface Stat {
   mode: number;
@@ -59,6 +73,8 @@ export interface CoreOptions {
   tree: Tree;
   poller: Poller;
   fetcher: Fetcher;
+  trees: TreeStore;
+  history: History;
   uid: number;
   gid: number;
   logger: Logger;
@@ -76,19 +92,24 @@ const W_OK = 2;
 const X_OK = 1;
 const ST_RDONLY = 1;
 const BLKSIZE = 128 * 1024;
-const ROOT_INO = 1;
 const SEQUENTIAL_SLACK = 1024 * 1024;
 const DEFAULT_RERESOLVE_DELAYS = [0, 250, 500, 1000, 2000];
+/** Paths whose last reported attributes are remembered (bounded; see the header). */
+const REPORTS_MAX = 100_000;
+/** A report older than this is not trusted to be what the kernel holds (the kernel has long asked again). */
+const REPORT_TRUST_MS = 10 * 60_000;
 
 interface Found {
-  state: WorkspaceState;
-  snapshot: Snapshot;
+  /** The workspace whose current view this is; undefined under .snapshots. */
+  state: WorkspaceState | undefined;
+  view: View;
   rel: string;
   node: Node;
 }
 
 interface Handle {
-  state: WorkspaceState;
+  path: string;
+  state: WorkspaceState | undefined;
   rel: string;
   node: FileNode;
   served: boolean;
@@ -96,30 +117,46 @@ interface Handle {
   aheadFrom: number;
 }
 
+interface Report {
+  node: FileNode;
+  /** The mtime reported for it (nudged when only the content changed). */
+  mtimeMs: number;
+  at: number;
+  /** Arrival order of the getattr that made it: the kernel keeps the answer to its latest request. */
+  seq: number;
+}
+
 export class MountCore {
   private readonly handles = new Map<number, Handle>();
   private nextHandle = 1;
-  private readonly stats = new WeakMap<Node, Stat>();
+  private readonly reports = new LRUCache<string, Report>({ max: REPORTS_MAX });
   private readonly startedAt: number;
+  private readonly now: () => number;
+  private getattrSeq = 0;
 
   constructor(private readonly opts: CoreOptions) {
-    this.startedAt = (opts.now ?? Date.now)();
+    this.now = opts.now ?? Date.now;
+    this.startedAt = this.now();
     opts.tree.onInstall((state, previous, next) => {
       if (!state.touched || !previous) return;
-      opts.fetcher.warm(changedFiles(previous, next));
+      void this.warmChanges(state, previous, next);
     });
   }
 
   async getattr(path: string): Promise<Stat | number> {
+    // Taken on arrival, with the view (see `resolve`): answers computed out of order still record
+    // the version of the request the kernel sent last.
+    const seq = ++this.getattrSeq;
     if (path === '/') return this.rootStat();
-    const ws = splitPath(path);
-    const state = this.opts.tree.get(ws.name);
+    const { name, rel } = splitPath(path);
+    if (name === SNAPSHOTS_DIR) return this.snapshotsGetattr(path, rel);
+    const state = this.opts.tree.get(name);
     if (!state) return ENOENT;
-    // `ls -l` of the mount root must not list every prefix without a manifest: answer from what is known.
-    if (ws.rel === '' && state.snapshot) return this.statOf(state.snapshot.nodes.get('')!);
-    if (ws.rel === '' && !state.hasManifest) return this.placeholderStat(state);
+    // `ls -l` of the mount root must not list every plain prefix: answer from what is known.
+    if (rel === '' && state.view) return this.statOf(path, state.view.root);
+    if (rel === '' && state.kind === 'plain') return this.placeholderStat(state.ino);
     const found = await this.resolve(path);
-    return typeof found === 'number' ? found : this.statOf(found.node);
+    return typeof found === 'number' ? found : this.statOf(path, found.node, seq);
   }
 
   async readdir(path: string): Promise<DirListing | number> {
@@ -130,19 +167,24 @@ export class MountCore {
       for (const name of this.opts.tree.names()) {
         const state = this.opts.tree.get(name)!;
         names.push(name);
-        stats.push(state.snapshot ? this.statOf(state.snapshot.nodes.get('')!) : this.placeholderStat(state));
+        stats.push(state.view ? this.statOf(`/${name}`, state.view.root) : this.placeholderStat(state.ino));
       }
       return { names, stats };
     }
+    const { name, rel } = splitPath(path);
+    if (name === SNAPSHOTS_DIR && !rel.includes('/')) return this.snapshotsReaddir(rel);
     const found = await this.resolve(path);
     if (typeof found === 'number') return found;
     if (found.node.kind !== 'dir') return ENOTDIR;
-    const { rel, snapshot } = found;
-    const parentRel = rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '';
-    const parent = rel === '' ? this.rootStat() : this.statOf(snapshot.nodes.get(parentRel)!);
-    const names = ['.', '..', ...found.node.names];
-    const stats = [this.statOf(found.node), parent];
-    for (const name of found.node.names) stats.push(this.statOf(snapshot.nodes.get(rel === '' ? name : `${rel}/${name}`)!));
+    const parentPath = path.slice(0, path.lastIndexOf('/')) || '/';
+    const parent = await this.getattr(parentPath);
+    const entries = await found.view.list(found.rel, found.node);
+    const names = ['.', '..'];
+    const stats = [this.statOf(path, found.node), typeof parent === 'number' ? this.rootStat() : parent];
+    for (const e of entries) {
+      names.push(e.name);
+      stats.push(this.statOf(`${path}/${e.name}`, e.node));
+    }
     return { names, stats };
   }
 
@@ -152,16 +194,16 @@ export class MountCore {
     return found.node.kind === 'symlink' ? found.node.target : EINVAL;
   }
 
-  /** A handle pinned to the file's current version, or an errno. */
+  /** A handle on the file's current version (see the header for which version its reads serve), or an errno. */
   async open(path: string, flags: number): Promise<number> {
     if ((flags & O_ACCMODE) !== 0 || (flags & O_TRUNC) !== 0) return EROFS;
     const found = await this.resolve(path);
     if (typeof found === 'number') return found;
     if (found.node.kind === 'dir') return EISDIR;
     if (found.node.kind !== 'file') return EINVAL;
-    this.touch(found.state, found.snapshot);
+    if (found.state) this.touch(found.state, found.view);
     const fh = this.allocateHandle();
-    this.handles.set(fh, { state: found.state, rel: found.rel, node: found.node, served: false, nextOffset: 0, aheadFrom: -1 });
+    this.handles.set(fh, { path, state: found.state, rel: found.rel, node: found.node, served: false, nextOffset: 0, aheadFrom: -1 });
     return fh;
   }
 
@@ -169,22 +211,26 @@ export class MountCore {
     this.handles.delete(fh);
   }
 
-  /** Reads into `target`; returns the byte count (0 at end of file) or an errno. */
-  async read(_path: string, fh: number, target: Buffer, length: number, offset: number): Promise<number> {
+  /**
+   * Reads into `target`; returns the byte count (0 at end of file) or an errno. Once `live()` says
+   * no (the adapter answered already), `target` is not written any more.
+   */
+  async read(_path: string, fh: number, target: Buffer, length: number, offset: number, live?: () => boolean): Promise<number> {
     const handle = this.handles.get(fh);
     // Every open goes through `open`, so an unknown handle is a caller's bug.
     if (!handle) return EBADF;
+    if (!handle.served) this.settleVersion(handle);
     if (offset >= handle.node.size) return 0;
     // Ahead of this read, not after it: the first chunks of a cold sequential read download in parallel.
     this.readAhead(handle, offset, Math.min(length, handle.node.size - offset));
     let n: number;
     try {
-      n = await this.opts.fetcher.readInto(handle.node, target, offset, length);
+      n = await this.opts.fetcher.readInto(handle.node, target, offset, length, live);
     } catch (err) {
-      if (!isSyncError(err, 'PRECONDITION_FAILED') || handle.served) throw err;
+      if (!isSyncError(err, 'PRECONDITION_FAILED') || handle.served || !handle.state) throw err;
       handle.node = await this.reresolve(handle.state, handle.rel, handle.node, err);
       if (offset >= handle.node.size) return 0;
-      n = await this.opts.fetcher.readInto(handle.node, target, offset, length);
+      n = await this.opts.fetcher.readInto(handle.node, target, offset, length, live);
     }
     handle.served = true;
     return n;
@@ -195,10 +241,18 @@ export class MountCore {
    * the mount), so access() answers: never writable, executable only with an exec bit.
    */
   async access(path: string, mode: number): Promise<number> {
-    const found = path === '/' ? undefined : await this.resolve(path);
+    if (mode & W_OK) {
+      const st = await this.getattr(path);
+      return typeof st === 'number' ? st : EROFS;
+    }
+    if (path === '/' || splitPath(path).name === SNAPSHOTS_DIR) {
+      const st = await this.getattr(path);
+      if (typeof st === 'number') return st;
+      return mode & X_OK && (st.mode & 0o111) === 0 ? EACCES : 0;
+    }
+    const found = await this.resolve(path);
     if (typeof found === 'number') return found;
-    if (mode & W_OK) return EROFS;
-    if (mode & X_OK && found?.node.kind === 'file' && (found.node.perm & 0o111) === 0) return EACCES;
+    if (mode & X_OK && found.node.kind === 'file' && (found.node.perm & 0o111) === 0) return EACCES;
     return 0;
   }
 
@@ -206,8 +260,8 @@ export class MountCore {
     let bytes = 0;
     let files = 1;
     for (const state of this.opts.tree.all()) {
-      files += 1 + (state.snapshot?.nodes.size ?? 0);
-      bytes += state.snapshot?.bytes ?? 0;
+      files += 1 + (state.view?.files ?? 0);
+      bytes += state.view?.bytes ?? 0;
     }
     const blocks = Math.min(0xffff_ffff, Math.ceil(bytes / 4096));
     return {
@@ -223,34 +277,146 @@ export class MountCore {
 
   private async resolve(path: string): Promise<Found | number> {
     const { name, rel } = splitPath(path);
+    if (name === SNAPSHOTS_DIR) return this.resolveSnapshot(rel);
     const state = this.opts.tree.get(name);
     if (!state) return ENOENT;
-    const snapshot = await this.opts.poller.ensureSnapshot(state);
-    if (!snapshot) {
-      throw new SyncError('S3_ERROR', `workspace ${name} is not available yet: its manifest could not be loaded`, {
-        hint: 'the log says why (S3 unreachable or an invalid manifest); it appears once a good manifest can be read',
+    // A v2 workspace's view is taken now, before anything waits: a switch meanwhile does not change
+    // which version this call answers with.
+    const view = state.kind === 'commit' && state.view ? state.view : await this.opts.poller.ensureView(state);
+    if (!view) {
+      throw new SyncError('VIEW_UNAVAILABLE', `workspace ${name} is not available yet: its metadata could not be loaded`, {
+        hint: 'the log says why (S3 unreachable, or an invalid head or manifest); it appears once it can be read',
       });
     }
-    const node = snapshot.nodes.get(rel);
-    return node ? { state, snapshot, rel, node } : ENOENT;
+    const node = await view.lookup(rel);
+    return node ? { state, view, rel, node } : ENOENT;
   }
 
-  private touch(state: WorkspaceState, snapshot: Snapshot): void {
+  /** `<ws>/<generation>/<rel>` under .snapshots (the first two levels are answered elsewhere). */
+  private async resolveSnapshot(rel: string): Promise<Found | number> {
+    const [ws, gen, ...rest] = rel.split('/');
+    if (!ws || !gen || this.opts.tree.get(ws)?.kind !== 'commit') return ENOENT;
+    const view = await this.opts.history.view(ws, gen);
+    if (!view) return ENOENT;
+    const inner = rest.join('/');
+    const node = await view.lookup(inner);
+    return node ? { state: undefined, view, rel: inner, node } : ENOENT;
+  }
+
+  private async snapshotsGetattr(path: string, rel: string): Promise<Stat | number> {
+    if (rel === '') return this.placeholderStat(inodeOf(SNAPSHOTS_DIR, '', 'dir'));
+    if (!rel.includes('/')) {
+      const state = this.opts.tree.get(rel);
+      if (state?.kind !== 'commit') return ENOENT;
+      const root = state.view?.root;
+      return this.makeStat(S_IFDIR | 0o755, inodeOf(SNAPSHOTS_DIR, rel, 'dir'), 4096, 1, root?.mtimeMs ?? this.startedAt);
+    }
+    const found = await this.resolveSnapshot(rel);
+    return typeof found === 'number' ? found : this.statOf(path, found.node);
+  }
+
+  private async snapshotsReaddir(ws: string): Promise<DirListing | number> {
+    const self = await this.snapshotsGetattr(`/${SNAPSHOTS_DIR}${ws ? `/${ws}` : ''}`, ws);
+    if (typeof self === 'number') return self;
+    const names = ['.', '..'];
+    const stats = [self, ws ? await this.snapshotsGetattr(`/${SNAPSHOTS_DIR}`, '') as Stat : this.rootStat()];
+    if (ws === '') {
+      for (const name of this.opts.tree.names()) {
+        if (this.opts.tree.get(name)?.kind !== 'commit') continue;
+        names.push(name);
+        stats.push(this.makeStat(S_IFDIR | 0o755, inodeOf(SNAPSHOTS_DIR, name, 'dir'), 4096, 1, this.startedAt));
+      }
+      return { names, stats };
+    }
+    for (const [gen, stem] of await this.opts.history.generations(ws)) {
+      names.push(gen);
+      stats.push(this.makeStat(S_IFDIR | 0o755, inodeOf(`${SNAPSHOTS_DIR}/${ws}/${stem}`, '', 'dir'), 4096, 1, this.startedAt));
+    }
+    return { names, stats };
+  }
+
+  private touch(state: WorkspaceState, view: View): void {
     if (state.touched) return;
-    // While S3 is down the warm-up is refused; the next use tries again.
-    state.touched = this.opts.fetcher.warm(filesOf(snapshot)) >= 0;
+    state.touched = true;
+    void this.warm(state, view);
+  }
+
+  /** Hands the workspace's small files to the prefetcher (v2: walking its trees, a level at a time). */
+  private async warm(state: WorkspaceState, view: View): Promise<void> {
+    try {
+      let accepted: number;
+      if (view instanceof CommitView) {
+        const found: Array<{ path: string; node: FileNode }> = [];
+        await walkTree(this.treeReader(view.workspace), view.commit.root, (e) => {
+          if (e.kind === 'file') found.push({ path: e.path, node: view.nodeOf(e.path, e) as FileNode });
+        });
+        // The walk goes a level at a time; readers (cp -r, tar, find | xargs cat) go depth first, in
+        // name order: prefetch in that order, so it stays ahead of them.
+        found.sort((a, b) => compareUtf8(a.path, b.path));
+        accepted = this.opts.fetcher.warm(found.map((f) => f.node));
+      } else {
+        accepted = this.opts.fetcher.warm(filesOf(view));
+      }
+      // While S3 is down the warm-up is refused; the next use tries again.
+      if (accepted < 0) state.touched = false;
+    } catch (err) {
+      state.touched = false;
+      this.opts.logger.debug({ workspace: state.name, err: (err as Error).message }, 'prefetch walk failed');
+    }
+  }
+
+  /** A new push of a workspace in use: prefetch what changed (v2 descends only into changed directories). */
+  private async warmChanges(state: WorkspaceState, previous: View, next: View): Promise<void> {
+    try {
+      if (next instanceof CommitView) {
+        const changed: string[] = [];
+        if (previous instanceof CommitView) {
+          const diff = await diffTrees(this.treeReader(next.workspace), previous.commit.root, next.commit.root);
+          for (const e of diff.added) if (e.kind === 'file') changed.push(e.path);
+          for (const m of diff.modified) if (m.after.kind === 'file') changed.push(m.after.path);
+        }
+        const nodes: FileNode[] = [];
+        for (const rel of changed) {
+          const node = await next.lookup(rel);
+          if (node?.kind === 'file') nodes.push(node);
+        }
+        this.opts.fetcher.warm(nodes);
+        return;
+      }
+      if ('nodes' in previous && 'nodes' in next) this.opts.fetcher.warm(changedFiles(previous as SnapshotLike, next as SnapshotLike));
+    } catch (err) {
+      this.opts.logger.debug({ workspace: state.name, err: (err as Error).message }, 'prefetch of a new push failed');
+    }
+  }
+
+  private treeReader(workspace: string): TreeReader {
+    const { trees } = this.opts;
+    return { read: async (ref) => [...(await trees.load(workspace, ref)).entries], fetches: 0 };
+  }
+
+  /**
+   * Which version a handle serves, decided at its first read: the one whose attributes the kernel
+   * was last given for this path (see the header), if it differs from the handle's.
+   */
+  private settleVersion(handle: Handle): void {
+    const c = handle.node.content;
+    if (c.format !== 2) return;
+    const report = this.reports.get(handle.path);
+    if (!report || this.now() - report.at > REPORT_TRUST_MS) return;
+    const r = report.node.content;
+    if (r.format === 2 && r.sha256 !== c.sha256) handle.node = report.node;
   }
 
   private async reresolve(state: WorkspaceState, rel: string, stale: FileNode, cause: SyncError): Promise<FileNode> {
     for (const delay of this.opts.reresolveDelays ?? DEFAULT_RERESOLVE_DELAYS) {
       if (delay) await new Promise((r) => setTimeout(r, delay));
       await this.opts.poller.recheck(state);
-      const node = state.snapshot?.nodes.get(rel);
+      const node = await state.view?.lookup(rel);
       if (!node || node.kind !== 'file') {
         throw new SyncError('PRECONDITION_FAILED', `${state.name}/${rel} was removed by a newer push while it was open`, { cause });
       }
-      if (node.etag !== stale.etag) {
-        this.opts.logger.debug({ workspace: state.name, path: rel, from: stale.etag, to: node.etag }, 'open file moved to the new version');
+      if (identity(node) !== identity(stale)) {
+        this.opts.logger.debug({ workspace: state.name, path: rel, from: identity(stale), to: identity(node) }, 'open file moved to the new version');
         return node;
       }
     }
@@ -261,8 +427,9 @@ export class MountCore {
     const { fetcher } = this.opts;
     const sequential = Math.abs(offset - handle.nextOffset) <= SEQUENTIAL_SLACK;
     handle.nextOffset = offset + n;
-    if (!sequential || n === 0 || handle.node.size <= fetcher.chunkSize) return;
-    const index = Math.floor((offset + n - 1) / fetcher.chunkSize);
+    const pieceSize = fetcher.pieceSize(handle.node);
+    if (!sequential || n === 0 || handle.node.size <= pieceSize) return;
+    const index = Math.floor((offset + n - 1) / pieceSize);
     if (index === handle.aheadFrom) return;
     handle.aheadFrom = index;
     fetcher.readAhead(handle.node, index);
@@ -280,26 +447,36 @@ export class MountCore {
     return this.makeStat(S_IFDIR | 0o755, ROOT_INO, 4096, 2 + n, this.startedAt);
   }
 
-  private placeholderStat(state: WorkspaceState): Stat {
-    return this.makeStat(S_IFDIR | 0o755, state.ino, 4096, 2, this.startedAt);
+  private placeholderStat(ino: number): Stat {
+    return this.makeStat(S_IFDIR | 0o755, ino, 4096, 2, this.startedAt);
   }
 
-  private statOf(node: Node): Stat {
-    let st = this.stats.get(node);
-    if (st) return st;
+  /**
+   * `report` (the getattr's arrival number): this answer goes to the kernel's attribute cache, so
+   * remember which version it describes (v2 files; see the header).
+   */
+  private statOf(path: string, node: Node, report?: number): Stat {
     switch (node.kind) {
       case 'file':
-        st = this.makeStat(S_IFREG | node.perm, node.ino, node.size, 1, node.mtimeMs);
-        break;
+        return this.makeStat(S_IFREG | node.perm, node.ino, node.size, 1, this.reportedMtime(path, node, report));
       case 'dir':
-        st = this.makeStat(S_IFDIR | 0o755, node.ino, 4096, 2 + node.subdirs, node.mtimeMs);
-        break;
+        return this.makeStat(S_IFDIR | 0o755, node.ino, 4096, node.subdirs === undefined ? 1 : 2 + node.subdirs, node.mtimeMs);
       case 'symlink':
-        st = this.makeStat(S_IFLNK | 0o777, node.ino, Buffer.byteLength(node.target), 1, node.mtimeMs);
-        break;
+        return this.makeStat(S_IFLNK | 0o777, node.ino, Buffer.byteLength(node.target), 1, node.mtimeMs);
     }
-    this.stats.set(node, st);
-    return st;
+  }
+
+  /** v2: the file's mtime, moved 1 ms past the last one reported when only the content changed (auto_cache). */
+  private reportedMtime(path: string, node: FileNode, report: number | undefined): number {
+    const c = node.content;
+    if (c.format !== 2) return node.mtimeMs;
+    const last = this.reports.get(path);
+    let mtimeMs = node.srcMtimeMs;
+    if (last && last.node.size === node.size && last.node.srcMtimeMs === node.srcMtimeMs) {
+      mtimeMs = identity(last.node) === identity(node) ? last.mtimeMs : last.mtimeMs + 1;
+    }
+    if (report !== undefined && (!last || last.seq < report)) this.reports.set(path, { node, mtimeMs, at: this.now(), seq: report });
+    return mtimeMs;
   }
 
   private makeStat(mode: number, ino: number, size: number, nlink: number, mtime: number): Stat {
@@ -310,21 +487,29 @@ export class MountCore {
   }
 }
 
+type SnapshotLike = { nodes: ReadonlyMap<string, Node> };
+
 /** `/ws/a/b` → { name: 'ws', rel: 'a/b' }; `/ws` → { name: 'ws', rel: '' }. */
 function splitPath(path: string): { name: string; rel: string } {
   const slash = path.indexOf('/', 1);
   return slash < 0 ? { name: path.slice(1), rel: '' } : { name: path.slice(1, slash), rel: path.slice(slash + 1) };
 }
 
-function* filesOf(snapshot: Snapshot): Generator<FileNode> {
-  for (const node of snapshot.nodes.values()) if (node.kind === 'file') yield node;
+/** What makes two versions of a file the same content. */
+function identity(node: FileNode): string {
+  const c = node.content;
+  return c.format === 2 ? c.sha256 : c.etag;
 }
 
-function* changedFiles(previous: Snapshot, next: Snapshot): Generator<FileNode> {
+function* filesOf(view: View): Generator<FileNode> {
+  if (!('nodes' in view)) return;
+  for (const node of (view as SnapshotLike).nodes.values()) if (node.kind === 'file') yield node;
+}
+
+function* changedFiles(previous: SnapshotLike, next: SnapshotLike): Generator<FileNode> {
   for (const [rel, node] of next.nodes) {
     if (node.kind !== 'file') continue;
     const old = previous.nodes.get(rel);
-    if (!old || old.kind !== 'file' || old.etag !== node.etag) yield node;
+    if (!old || old.kind !== 'file' || identity(old) !== identity(node)) yield node;
   }
 }
-

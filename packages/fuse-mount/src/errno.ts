@@ -4,7 +4,7 @@
  * `errnoFor` turns whatever was thrown into the errno the kernel gets. Values are negative, as
  * fuse-native expects, and Linux's.
  */
-import { isSyncError } from '@workspace-sync/shared';
+import { errorProperties } from '@workspace-sync/shared';
 
 export const ENOENT = -2;
 export const EIO = -5;
@@ -22,19 +22,15 @@ export function isErrno(value: unknown): value is number {
 }
 
 export function errnoFor(err: unknown): number {
-  if (isSyncError(err)) {
-    switch (err.code) {
-      // The object no longer matches the manifest the reader's view was built from.
-      case 'PRECONDITION_FAILED':
-        return ESTALE;
-      case 'ACCESS_DENIED':
-      case 'BAD_CREDENTIALS':
-        return EACCES;
-      default:
-        return EIO;
-    }
+  // The code's properties (shared/errors.ts) name the errno; everything else is an I/O error for
+  // the reader, never ENOENT: a file that exists must not look deleted because a local cache file
+  // vanished or S3 did not answer.
+  switch (errorProperties(err)?.errno) {
+    case 'EACCES':
+      return EACCES;
+    case 'ESTALE':
+      return ESTALE;
+    default:
+      return EIO;
   }
-  // Anything else (a failed cache-disk read, a bug) is an I/O error for the reader, never ENOENT:
-  // a file that exists must not look deleted because a local cache file vanished.
-  return EIO;
 }

@@ -1,8 +1,11 @@
 /**
- * Content for reads, always pinned to the ETag the manifest names (see download.ts).
+ * Content for reads: v2 files from their immutable pack range or blob, checked against their
+ * sha256 (per 4 MiB chunk for large blobs) and cached under it; v1 files pinned to the ETag the
+ * manifest names (see download.ts).
  *
- * Objects up to `chunkSize` are fetched whole; larger ones by ranges of `chunkSize`, so the first
- * byte never waits for the whole file, and a sequential reader gets the next chunks ahead.
+ * A file is read in pieces: v2 by the format's chunks (CHUNK_SIZE), v1 by `chunkSize`. Small files
+ * are one piece; larger ones are fetched by ranges, so the first byte never waits for the whole
+ * file, and a sequential reader gets the next pieces ahead.
  * `warm` hands a workspace's small files to the prefetch worker (prefetcher.ts), which downloads
  * them with --prefetch-concurrency off the main event loop, by ranges of their packs where the
  * manifest has packs.
@@ -12,9 +15,9 @@
  * the prefetch worker: a blob it has not finished is fetched here (the worker skips blobs that
  * reached the cache meanwhile), so a reader is never queued behind thousands of prefetches.
  */
-import { isSyncError, SyncError, type Logger, type ObjectStore, type S3Settings } from '@workspace-sync/shared';
+import { CHUNK_SIZE, isOutageCode, isSyncError, SyncError, type ErrorCode, type Logger, type ObjectStore, type S3Settings } from '@workspace-sync/shared';
 import { blobName, type ContentCache } from './content-cache.js';
-import { downloadPinned } from './download.js';
+import { downloadContent, downloadPinned, pieceSha } from './download.js';
 import type { MountMetrics } from './metrics.js';
 import { Prefetcher, type FromWorker, type PrefetchTask } from './prefetcher.js';
 import type { RemoteStatus } from './remote-status.js';
@@ -71,23 +74,34 @@ export class Fetcher {
     }
   }
 
-  chunkCount(node: FileNode): number {
-    return Math.ceil(node.size / this.chunkSize);
+  /** Bytes per piece of this file. */
+  pieceSize(node: FileNode): number {
+    return node.content.format === 2 ? CHUNK_SIZE : this.chunkSize;
   }
 
-  /** Copies up to `length` bytes at `offset` of the file into `target`; returns the count (0 at EOF). */
-  async readInto(node: FileNode, target: Buffer, offset: number, length: number): Promise<number> {
+  chunkCount(node: FileNode): number {
+    return Math.ceil(node.size / this.pieceSize(node));
+  }
+
+  /**
+   * Copies up to `length` bytes at `offset` of the file into `target`; returns the count (0 at EOF).
+   * Once `live()` says no (the caller answered already), `target` is left alone: it may be reused.
+   */
+  async readInto(node: FileNode, target: Buffer, offset: number, length: number, live: () => boolean = () => true): Promise<number> {
     const end = Math.min(node.size, offset + length);
+    const pieceSize = this.pieceSize(node);
     let pos = offset;
     while (pos < end) {
-      const index = Math.floor(pos / this.chunkSize);
+      const index = Math.floor(pos / pieceSize);
       const chunkLength = this.chunkLength(node, index);
-      const inChunk = pos - index * this.chunkSize;
+      const inChunk = pos - index * pieceSize;
       const want = Math.min(end - pos, chunkLength - inChunk);
       const name = this.blobName(node, index);
-      let n = await this.opts.cache.readInto(name, chunkLength, target, pos - offset, inChunk, want);
+      if (!live()) throw abandoned();
+      let n = await this.opts.cache.readInto(name, chunkLength, target, pos - offset, inChunk, want, this.expectedSha(node, index));
       if (n === undefined) {
         const data = await this.fetchChunk(node, index, 'demand');
+        if (!live()) throw abandoned();
         n = data.copy(target, pos - offset, inChunk, inChunk + want);
       }
       if (n === 0) break;
@@ -103,7 +117,7 @@ export class Fetcher {
       const name = this.blobName(node, i);
       if (this.inflight.has(name) || this.opts.cache.has(name)) continue;
       this.fetchChunk(node, i, 'readahead').catch((err: unknown) => {
-        this.opts.logger.debug({ key: node.key, chunk: i, err: (err as Error).message }, 'read-ahead failed');
+        this.opts.logger.debug({ key: node.content.key, chunk: i, err: (err as Error).message }, 'read-ahead failed');
       });
     }
   }
@@ -118,13 +132,21 @@ export class Fetcher {
     let budget = this.opts.prefetch!.budget;
     const tasks: PrefetchTask[] = [];
     for (const node of nodes) {
-      if (node.size === 0 || node.size > PREFETCH_MAX_FILE || node.size > this.chunkSize) continue;
+      if (node.size === 0 || node.size > PREFETCH_MAX_FILE || node.size > this.pieceSize(node)) continue;
       if (budget < node.size) break;
       const name = this.blobName(node, 0);
       if (this.prefetching.has(name) || this.inflight.has(name) || this.opts.cache.has(name)) continue;
       budget -= node.size;
       this.prefetching.add(name);
-      tasks.push({ name, key: node.key, etag: node.etag, size: node.size, sha256: node.sha256, pack: node.pack });
+      const c = node.content;
+      tasks.push(c.format === 1
+        ? { name, size: node.size, sha256: c.sha256, own: { key: c.key, etag: c.etag, size: node.size, sha256: c.sha256 }, pack: c.pack }
+        : {
+          name, size: node.size, sha256: c.sha256,
+          // A blob is the file's own object; a piece of a pack falls back to the plain mirror, checked.
+          own: { key: c.inPack ? c.plainKey : c.key, etag: undefined, size: node.size, sha256: c.sha256 },
+          pack: c.inPack ? { key: c.key, etag: undefined, size: undefined, offset: c.offset } : undefined,
+        });
     }
     this.prefetcher.send(tasks);
     return tasks.length;
@@ -164,8 +186,8 @@ export class Fetcher {
       return;
     }
     metrics?.errors.inc({ op: 'prefetch' });
-    if (msg.code === 'ENDPOINT_UNREACHABLE' || msg.code === 'S3_ERROR') {
-      status.failed(new SyncError(msg.code === 'S3_ERROR' ? 'S3_ERROR' : 'ENDPOINT_UNREACHABLE', msg.message));
+    if (isOutageCode(msg.code)) {
+      status.failed(new SyncError(msg.code as ErrorCode, msg.message));
       if (!this.warnedOutage) logger.warn({ err: msg.message }, 'prefetch stopped: S3 does not answer');
       this.warnedOutage = true;
       return;
@@ -174,11 +196,21 @@ export class Fetcher {
   }
 
   private chunkLength(node: FileNode, index: number): number {
-    return Math.min(this.chunkSize, node.size - index * this.chunkSize);
+    const size = this.pieceSize(node);
+    return Math.min(size, node.size - index * size);
   }
 
+  /** v2 content is cached under its own sha256 (the chunk's for large files); v1 under its key and ETag. */
   private blobName(node: FileNode, index: number): string {
-    return blobName(this.opts.store.bucket, node.key, node.etag, index);
+    const c = node.content;
+    return c.format === 2 ? pieceSha(c, index) : blobName(this.opts.store.bucket, c.key, c.etag, index);
+  }
+
+  /** What a cached piece must hash to, when known. */
+  private expectedSha(node: FileNode, index: number): string | undefined {
+    const c = node.content;
+    if (c.format === 2) return pieceSha(c, index);
+    return node.size <= this.chunkSize ? c.sha256 : undefined;
   }
 
   private fetchChunk(node: FileNode, index: number, why: 'demand' | 'readahead'): Promise<Buffer> {
@@ -194,14 +226,20 @@ export class Fetcher {
   }
 
   private async download(node: FileNode, index: number, why: string): Promise<Buffer> {
-    const { store, status, metrics } = this.opts;
-    status.gate(`s3://${store.bucket}/${node.key}`);
+    const { store, status, metrics, logger } = this.opts;
+    const c = node.content;
+    status.gate(`s3://${store.bucket}/${c.key}`);
     let body: Buffer;
     try {
-      body = await downloadPinned(store, node, index, this.chunkSize);
+      body = c.format === 2
+        ? await downloadContent(store, { ...c, size: node.size }, index, (key, detail) => {
+          metrics?.errors.inc({ op: 'verify' });
+          logger.error({ key, detail, plain: c.plainKey }, 'downloaded content does not match its sha256; not serving it');
+        })
+        : await downloadPinned(store, { key: c.key, etag: c.etag, size: node.size, sha256: c.sha256 }, index, this.chunkSize);
       status.ok();
     } catch (err) {
-      if (isSyncError(err, 'PRECONDITION_FAILED')) status.ok();
+      if (isSyncError(err, 'PRECONDITION_FAILED') || isSyncError(err, 'MANIFEST_INVALID')) status.ok();
       else status.failed(err);
       metrics?.errors.inc({ op: 'get' });
       throw err;
@@ -210,4 +248,9 @@ export class Fetcher {
     metrics?.s3GetBytes.inc(body.length);
     return body;
   }
+}
+
+/** The FUSE request was answered (deadline) before this read finished; its buffer is no longer ours. */
+function abandoned(): Error {
+  return new SyncError('ENDPOINT_UNREACHABLE', 'the read was abandoned after its deadline');
 }

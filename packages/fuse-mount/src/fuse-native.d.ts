@@ -9,6 +9,7 @@ declare module 'fuse-native' {
     kernelCache?: boolean;
     entryTimeout?: string;
     attrTimeout?: string;
+    acAttrTimeout?: string;
     maxRead?: number;
     debug?: boolean;
     /** Per-operation answer deadline in ms (fuse-native answers ETIMEDOUT), or false for none. */

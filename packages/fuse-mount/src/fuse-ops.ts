@@ -2,13 +2,22 @@
  * The FUSE adapter: fuse-native callbacks → core call → errno. No file-system logic lives here, and
  * nothing here imports fuse-native, so tests call these handlers directly without a mount.
  *
+ * Every operation answers within `deadlineMs` (EIO after that, whatever S3 is doing; the work goes
+ * on, so a download still lands in the cache): FUSE has few worker threads, and the kernel would
+ * otherwise keep a reader blocked. A read answered by the deadline never writes its buffer later
+ * (fuse-native reuses it).
+ *
+ * Times: fuse-native passes times as unsigned milliseconds (its C side divides a uint64), so a time
+ * before 1970 would reach the kernel as the year 584556009. Such times are reported as the epoch:
+ * the closest time it can carry.
+ *
  * Every call that would change the tree answers EROFS (the mount is also mounted `ro`, so the
  * kernel usually answers first). `open`/`release` are implemented because a handle pins the
  * version a reader sees; xattrs are not, so the kernel stops asking after the first ENOSYS.
  */
 import { isSyncError, type Logger } from '@workspace-sync/shared';
 import type { DirListing, MountCore, Stat, StatFs } from './core.js';
-import { EROFS, errnoFor, isErrno } from './errno.js';
+import { EIO, EROFS, errnoFor, isErrno } from './errno.js';
 import type { MountMetrics } from './metrics.js';
 
 type Done = (code: number) => void;
@@ -45,23 +54,46 @@ export interface FuseHandlers {
 export interface HandlerOptions {
   logger: Logger;
   metrics?: MountMetrics | undefined;
+  /** Longest any operation may take before it answers EIO (default 4 s). */
+  deadlineMs?: number;
 }
+
+const DEFAULT_DEADLINE_MS = 4_000;
 
 export function createFuseHandlers(core: MountCore, opts: HandlerOptions): FuseHandlers {
   const { logger, metrics } = opts;
+  const deadlineMs = opts.deadlineMs ?? DEFAULT_DEADLINE_MS;
+  let lateLogged = false;
 
-  /** Runs a core call; a negative number is an errno, a throw is mapped by errnoFor. */
-  function run<T>(op: string, path: string, work: () => Promise<T | number>, ok: (value: T) => void, fail: Done): void {
+  /** Runs a core call; a negative number is an errno, a throw is mapped by errnoFor; EIO at the deadline. */
+  function run<T>(op: string, path: string, work: (live: () => boolean) => Promise<T | number>, ok: (value: T) => void, fail: Done): void {
+    let answered = false;
+    const live = () => !answered;
+    const timer = setTimeout(() => {
+      answered = true;
+      metrics?.errors.inc({ op: `${op}_deadline` });
+      // One line per burst of late answers, not one per call.
+      if (!lateLogged) logger.warn({ op, path, deadlineMs }, 'operation did not finish in time; answering EIO');
+      lateLogged = true;
+      fail(EIO);
+    }, deadlineMs);
     let p: Promise<T | number>;
     try {
-      p = work();
+      p = work(live);
     } catch (err) {
       p = Promise.reject(err);
     }
     p.then((value) => {
+      if (answered) return;
+      answered = true;
+      clearTimeout(timer);
+      lateLogged = false;
       if (isErrno(value)) fail(value);
       else ok(value as T);
     }, (err: unknown) => {
+      if (answered) return;
+      answered = true;
+      clearTimeout(timer);
       metrics?.errors.inc({ op });
       if (isSyncError(err)) logger.debug({ op, path, code: err.code, err: err.message }, 'operation failed');
       else logger.error({ op, path, err }, 'unexpected failure in a file-system operation');
@@ -73,11 +105,11 @@ export function createFuseHandlers(core: MountCore, opts: HandlerOptions): FuseH
 
   return {
     init: (cb) => cb(0),
-    getattr: (path, cb) => run('getattr', path, () => core.getattr(path), (st) => cb(0, st), cb),
-    readdir: (path, cb) => run('readdir', path, () => core.readdir(path), (l: DirListing) => cb(0, l.names, l.stats), cb),
+    getattr: (path, cb) => run('getattr', path, () => core.getattr(path), (st) => cb(0, kernelStat(st)), cb),
+    readdir: (path, cb) => run('readdir', path, () => core.readdir(path), (l: DirListing) => cb(0, l.names, l.stats.map(kernelStat)), cb),
     readlink: (path, cb) => run('readlink', path, () => core.readlink(path), (target) => cb(0, target), cb),
     open: (path, flags, cb) => run('open', path, () => core.open(path, flags), (fh) => cb(0, fh), cb),
-    read: (path, fd, buf, len, pos, cb) => run('read', path, () => core.read(path, fd, buf, len, pos), (n) => cb(n), cb),
+    read: (path, fd, buf, len, pos, cb) => run('read', path, (live) => core.read(path, fd, buf, len, pos, live), (n) => cb(n), cb),
     release: (_path, fd, cb) => {
       core.release(fd);
       cb(0);
@@ -101,4 +133,10 @@ export function createFuseHandlers(core: MountCore, opts: HandlerOptions): FuseH
     setxattr: (_path, _name, _value, _position, _flags, cb) => readOnly(cb),
     removexattr: (_path, _name, cb) => readOnly(cb),
   };
+}
+
+/** The stat fuse-native can carry: times before 1970 become the epoch (see the header). */
+export function kernelStat(st: Stat): Stat {
+  if (st.mtime >= 0 && st.atime >= 0 && st.ctime >= 0) return st;
+  return { ...st, mtime: Math.max(0, st.mtime), atime: Math.max(0, st.atime), ctime: Math.max(0, st.ctime) };
 }

@@ -8,9 +8,12 @@ export interface MountMetrics {
   cacheEntries: Gauge;
   cacheEvictions: Counter;
   s3Gets: Counter<'kind'>;
+  s3Lists: Counter<'kind'>;
   s3GetBytes: Counter;
   manifestRefreshes: Counter<'result'>;
   prefetched: Counter;
+  treeLoads: Counter;
+  treesInMemory: Gauge;
   errors: Counter<'op'>;
 }
 
@@ -23,11 +26,14 @@ export function createMetrics(registry: Registry): MountMetrics {
     cacheEntries: new Gauge({ name: 'fuse_mount_cache_entries', help: 'blobs in the disk cache', registers }),
     cacheEvictions: new Counter({ name: 'fuse_mount_cache_evictions_total', help: 'blobs removed for size or age', registers }),
     s3Gets: new Counter({ name: 'fuse_mount_s3_gets_total', help: 'GET requests by kind', labelNames: ['kind'], registers }),
+    s3Lists: new Counter({ name: 'fuse_mount_s3_lists_total', help: 'LIST requests by kind (heads, discovery)', labelNames: ['kind'], registers }),
     s3GetBytes: new Counter({ name: 'fuse_mount_s3_get_bytes_total', help: 'content bytes downloaded', registers }),
     manifestRefreshes: new Counter({
-      name: 'fuse_mount_manifest_refreshes_total', help: 'manifest checks by result (changed, unchanged, invalid, error)',
+      name: 'fuse_mount_manifest_refreshes_total', help: 'head and manifest checks by result (changed, unchanged, invalid, upgraded, error)',
       labelNames: ['result'], registers,
     }),
+    treeLoads: new Counter({ name: 'fuse_mount_tree_loads_total', help: 'directory objects (format v2) verified and decoded', registers }),
+    treesInMemory: new Gauge({ name: 'fuse_mount_trees_in_memory', help: 'decoded directories held in memory', registers }),
     prefetched: new Counter({ name: 'fuse_mount_prefetched_total', help: 'objects fetched ahead of a read', registers }),
     errors: new Counter({ name: 'fuse_mount_errors_total', help: 'failed operations by kind', labelNames: ['op'], registers }),
   };

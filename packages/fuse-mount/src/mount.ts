@@ -10,7 +10,12 @@
  * across opens while size and mtime are unchanged (auto_cache; the tree nudges mtime when only
  * the content changed). `use_ino` makes the tree's stable inode numbers visible. fuse-native
  * passes neither `ro`, `use_ino` nor `negative_timeout`; libfuse splits `-o` on commas, so they
- * ride along in the subtype option.
+ * ride along in the subtype option. `ac_attr_timeout` is long so that libfuse never asks for
+ * attributes on its own at open (it would see a version the kernel has not been told about, see
+ * core.ts); auto_cache then keeps pages exactly while the attributes the kernel got are unchanged.
+ *
+ * The end of the mount is watched: an unmount from outside (`fusermount -u`) is noticed within a
+ * second (/proc/self/mountinfo) and ends the process; unmounting what is already gone is a no-op.
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { constants } from 'node:fs';
@@ -21,8 +26,10 @@ import type { FuseHandlers } from './fuse-ops.js';
 
 const run = promisify(execFile);
 
-/** fuse-native answers ETIMEDOUT itself after this; the core gives up well before (EIO). */
-const OP_TIMEOUT_MS = 30_000;
+/** fuse-native answers ETIMEDOUT itself after this; the adapter answers well before (EIO at 4 s). */
+const OP_TIMEOUT_MS = 10_000;
+/** How often the mount table is checked for an unmount from outside. */
+const WATCH_INTERVAL_MS = 1_000;
 const MAX_READ = 128 * 1024;
 const STAT_TIMEOUT_MS = 2_000;
 const FUSERMOUNT_TIMEOUT_MS = 10_000;
@@ -40,6 +47,8 @@ export interface MountSettings {
 
 export interface MountedFs {
   readonly mountpoint: string;
+  /** Resolves when the mount was removed from outside (fusermount -u, umount). */
+  readonly gone: Promise<void>;
   unmount(): Promise<void>;
 }
 
@@ -95,6 +104,7 @@ export async function mountFuse(handlers: FuseHandlers, settings: MountSettings)
     subtype: `workspace-sync,ro,use_ino,negative_timeout=${t}`,
     entryTimeout: t,
     attrTimeout: t,
+    acAttrTimeout: '86400',
     autoCache: true,
     maxRead: MAX_READ,
     allowOther: settings.allowOther,
@@ -116,13 +126,31 @@ export async function mountFuse(handlers: FuseHandlers, settings: MountSettings)
     throw mountFailed(`mounted ${mountpoint} but it does not answer`, 'check the log above and dmesg for FUSE errors');
   }
   let unmounted: Promise<void> | undefined;
+  let watch: NodeJS.Timeout | undefined;
+  const gone = new Promise<void>((resolve) => {
+    watch = setInterval(() => {
+      void findMount(mountpoint).then((type) => {
+        if (type?.startsWith('fuse') || unmounted) return;
+        clearInterval(watch);
+        settings.logger.info({ mountpoint }, 'the mount was removed from outside (fusermount -u or umount)');
+        resolve();
+      });
+    }, WATCH_INTERVAL_MS);
+    watch.unref();
+  });
   return {
     mountpoint,
+    gone,
     unmount() {
-      unmounted ??= new Promise<void>((resolve, reject) => fuse.unmount((err) => {
-        if (!err) return resolve();
-        reject(mountFailed(`unmounting ${mountpoint} failed: ${err.message}`, `unmount it by hand: fusermount -uz ${mountpoint}`, err));
-      }));
+      clearInterval(watch);
+      unmounted ??= findMount(mountpoint).then((type) => {
+        // Already unmounted from outside: fusermount would fail ("Invalid argument").
+        if (!type?.startsWith('fuse')) return undefined;
+        return new Promise<void>((resolve, reject) => fuse.unmount((err) => {
+          if (!err) return resolve();
+          reject(mountFailed(`unmounting ${mountpoint} failed: ${err.message}`, `unmount it by hand: fusermount -uz ${mountpoint}`, err));
+        }));
+      });
       return unmounted;
     },
   };

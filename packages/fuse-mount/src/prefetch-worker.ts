@@ -16,7 +16,8 @@ import { createObjectStore, createS3Client, isSyncError, sha256Hex, type S3Setti
 import { blobFilePath, writeBlobFile } from './content-cache.js';
 import { downloadPinned, downloadPinnedRange } from './download.js';
 import type { FromWorker, PrefetchTask, ToWorker } from './prefetcher.js';
-import type { PackRef } from './tree.js';
+
+type PackRef = NonNullable<PrefetchTask['pack']>;
 
 export interface WorkerConfig {
   settings: S3Settings;
@@ -61,7 +62,7 @@ async function run(task: PrefetchTask): Promise<void> {
   if (!queued.delete(task.name)) return;
   if (await answerIfCached(task)) return;
   try {
-    const body = await downloadPinned(store, task, 0, config.chunkSize);
+    const body = await downloadPinned(store, task.own, 0, Math.max(config.chunkSize, task.size));
     await writeBlobFile(config.cacheRoot, task.name, body);
     post({ type: 'done', name: task.name, size: body.length, downloaded: true, gets: 1 });
   } catch (err) {

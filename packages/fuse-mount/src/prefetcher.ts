@@ -6,15 +6,19 @@
 import { Worker } from 'node:worker_threads';
 import type { S3Settings } from '@workspace-sync/shared';
 import type { PinnedObject } from './download.js';
-import type { PackRef } from './tree.js';
 import type { WorkerConfig } from './prefetch-worker.js';
 import { workerUrl } from './worker-url.js';
 
-export interface PrefetchTask extends PinnedObject {
+export interface PrefetchTask {
   /** Blob name in the content cache. */
   name: string;
-  /** A pack holding a copy of the bytes: fetched with its neighbours in one range GET. */
-  pack?: PackRef | undefined;
+  size: number;
+  /** What the bytes must hash to (a piece of a pack without one is never used). */
+  sha256: string | undefined;
+  /** The file's own object: fetched when there is no pack, or the piece of the pack is bad. */
+  own: PinnedObject & { size: number };
+  /** A pack holding the bytes at `offset`: fetched with its neighbours in one range GET. */
+  pack?: (Omit<PinnedObject, 'sha256'> & { offset: number }) | undefined;
 }
 
 export type ToWorker = { type: 'fetch'; tasks: PrefetchTask[] } | { type: 'clear' };

@@ -4,7 +4,7 @@
  * for connection timeouts: FUSE has few worker threads, and uncached reads stuck on a dead server
  * would starve reads the cache can answer. The poller keeps probing, so recovery is automatic.
  */
-import { isSyncError, SyncError } from '@workspace-sync/shared';
+import { isOutage, SyncError } from '@workspace-sync/shared';
 
 const PROBE_INTERVAL_MS = 1_000;
 
@@ -29,11 +29,11 @@ export class RemoteStatus {
 
   /** Records a failure; only outages count (a missing key or a 412 is an answer). */
   failed(err: unknown): void {
-    if (!isSyncError(err) || (err.code !== 'ENDPOINT_UNREACHABLE' && err.code !== 'S3_ERROR')) return;
+    if (!isOutage(err)) return;
     const t = this.now();
     this.downSince ??= t;
     this.lastProbe = t;
-    this.lastError = err.message;
+    this.lastError = (err as Error).message;
   }
 
   /** Throws instead of sending a request while down, except for one probe per interval. */

@@ -1,6 +1,7 @@
 /**
- * The mount's metadata: one immutable snapshot per workspace, built from its manifest (or, for a
- * prefix without one, from a listing), and the registry of workspaces under the mount root.
+ * The mount's metadata: node types shared by every source, format-v1 snapshots (built whole from
+ * a manifest or, for a prefix without one, from a listing), and the registry of workspaces under
+ * the mount root, each with the view it serves (views.ts: a v1 snapshot or a lazy v2 commit).
  *
  * Concurrency rules: a snapshot is built on the side (yielding to the event loop now and then,
  * so FUSE calls keep being answered) and never mutated once built. `Tree.install` replaces a
@@ -11,7 +12,36 @@
  * sizes and mtimes come from the source, so tools that key on (ino, size, mtime) do not re-read
  * everything after a refresh.
  */
-import { isSafeRelativePath, isValidWorkspaceName, packKey, stripEtag, type ListEntry, type Manifest } from '@workspace-sync/shared';
+import {
+  isSafeRelativePath, isValidWorkspaceName, packKey, stripEtag, type ListEntry, type Manifest, type TreeRef,
+} from '@workspace-sync/shared';
+import { inodeOf } from './inode.js';
+import type { View } from './views.js';
+
+/** v1: a plain object, every read pinned to the ETag the manifest (or listing) names. */
+export interface V1Content {
+  format: 1;
+  key: string;
+  etag: string;
+  /** From the manifest; lets downloads and cached copies be verified end to end. */
+  sha256: string | undefined;
+  /** Where a copy of the bytes sits in a pack object (manifest.ts), for bulk prefetching. */
+  pack?: PackRef | undefined;
+}
+
+/** v2: immutable, content-addressed (docs/design.md); every byte is checked against a sha256. */
+export interface V2Content {
+  format: 2;
+  sha256: string;
+  /** The data pack holding the bytes at `offset`, or the blob named by sha256. */
+  key: string;
+  inPack: boolean;
+  offset: number;
+  /** sha256 of every CHUNK_SIZE piece (blobs larger than one chunk). */
+  chunks: readonly string[] | undefined;
+  /** The plain mirror object: a fallback when its body has the right sha256. */
+  plainKey: string;
+}
 
 export interface FileNode {
   kind: 'file';
@@ -22,13 +52,7 @@ export interface FileNode {
   srcMtimeMs: number;
   /** Permission bits only (no setuid/setgid/sticky). */
   perm: number;
-  /** Object key in the bucket and the ETag every read is pinned to. */
-  key: string;
-  etag: string;
-  /** From the manifest; lets small downloads be verified end to end. */
-  sha256: string | undefined;
-  /** Where a copy of the bytes sits in a pack object (manifest.ts), for bulk prefetching. */
-  pack?: PackRef | undefined;
+  content: V1Content | V2Content;
 }
 
 export interface PackRef {
@@ -51,38 +75,25 @@ export interface DirNode {
   kind: 'dir';
   ino: number;
   mtimeMs: number;
-  /** Entry names, sorted. */
-  names: string[];
-  subdirs: number;
+  /** v1: entry names, sorted (v2 directories are loaded when listed). */
+  names?: string[];
+  /** Subdirectories, when known (nlink = 2 + subdirs; 1, "unknown", otherwise). */
+  subdirs: number | undefined;
+  /** v2: the directory's tree object. */
+  ref?: TreeRef;
 }
 
 export type Node = FileNode | SymlinkNode | DirNode;
 
-export interface Snapshot {
+/** A v1 view: every node in memory, built in one go. */
+export interface Snapshot extends View {
   workspace: string;
   source: 'manifest' | 'listing';
-  /** Manifest ETag, or '' for a listing. */
-  version: string;
-  /** When it was built (ms since epoch); listings are trusted for --dir-cache-time from here. */
-  builtAt: number;
   /** Relative path → node; '' is the workspace directory itself. */
   nodes: ReadonlyMap<string, Node>;
-  files: number;
-  bytes: number;
 }
 
 export type Warn = (message: string, detail: Record<string, unknown>) => void;
-
-/** Hands out inode numbers; 1 is the mount root. */
-export class InodeAllocator {
-  private next = 2;
-  allocate(): number {
-    const ino = this.next;
-    // st_ino travels as 32 bits through fuse-native; wrap rather than overflow (0 and 1 are taken).
-    this.next = this.next >= 0xffff_fffe ? 2 : this.next + 1;
-    return ino;
-  }
-}
 
 type Item =
   | { rel: string; kind: 'file'; size: number; mtimeMs: number; perm: number; key: string; etag: string; sha256: string | undefined; pack?: PackRef | undefined }
@@ -90,10 +101,10 @@ type Item =
   | { rel: string; kind: 'dir'; mtimeMs: number };
 
 export interface BuildContext {
-  /** Inode of the workspace directory (kept by the registry across snapshots). */
+  /** Inode of the workspace directory. */
   rootIno: number;
-  previous: Snapshot | undefined;
-  inodes: InodeAllocator;
+  /** The view this one replaces (its nodes carry the mtimes reported so far). */
+  previous: View | undefined;
   warn: Warn;
 }
 
@@ -138,14 +149,11 @@ export function snapshotFromListing(workspace: string, entries: readonly ListEnt
 const YIELD_EVERY = 4096;
 
 async function buildSnapshot(workspace: string, source: Snapshot['source'], version: string, items: Item[], emptyMtime: number, ctx: BuildContext, now: number): Promise<Snapshot> {
-  const prev = ctx.previous?.nodes;
+  const prev = ctx.previous && 'nodes' in ctx.previous ? (ctx.previous as Snapshot).nodes : undefined;
   const nodes = new Map<string, Node>();
   const dirs = new Map<string, { names: string[]; subdirs: number; mtimeMs: number; explicit: boolean }>();
   dirs.set('', { names: [], subdirs: 0, mtimeMs: emptyMtime, explicit: true });
-  const inoFor = (rel: string, kind: Node['kind']): number => {
-    const old = prev?.get(rel);
-    return old && old.kind === kind ? old.ino : ctx.inodes.allocate();
-  };
+  const inoFor = (rel: string, kind: Node['kind']): number => inodeOf(workspace, rel, kind);
   /** Creates the parents of `rel`; false when one of them is already a file or symlink. */
   const ensureParents = (rel: string): boolean => {
     const segs = rel.split('/');
@@ -196,7 +204,7 @@ async function buildSnapshot(workspace: string, source: Snapshot['source'], vers
       nodes.set(item.rel, {
         kind: 'file', ino: inoFor(item.rel, 'file'), size: item.size,
         mtimeMs: carryMtime(old, item.size, item.mtimeMs, item.etag), srcMtimeMs: item.mtimeMs,
-        perm: item.perm, key: item.key, etag: item.etag, sha256: item.sha256, pack: item.pack,
+        perm: item.perm, content: { format: 1, key: item.key, etag: item.etag, sha256: item.sha256, pack: item.pack },
       });
     } else {
       nodes.set(item.rel, {
@@ -217,7 +225,14 @@ async function buildSnapshot(workspace: string, source: Snapshot['source'], vers
       kind: 'dir', ino: rel === '' ? ctx.rootIno : inoFor(rel, 'dir'), mtimeMs: d.mtimeMs, names: d.names, subdirs: d.subdirs,
     });
   }
-  return { workspace, source, version, builtAt: now, nodes, files, bytes };
+  const root = nodes.get('') as DirNode;
+  return {
+    workspace, source, version, builtAt: now, nodes, files, bytes, root,
+    async lookup(rel) { return nodes.get(rel); },
+    async list(rel, dir) {
+      return (dir.names ?? []).map((name) => ({ name, node: nodes.get(rel === '' ? name : `${rel}/${name}`)! }));
+    },
+  };
 }
 
 /**
@@ -226,27 +241,31 @@ async function buildSnapshot(workspace: string, source: Snapshot['source'], vers
  * pages are dropped; while the content stays the same, keep whatever was reported before.
  */
 function carryMtime(old: Node | undefined, size: number, srcMtimeMs: number, etag: string): number {
-  if (!old || old.kind !== 'file' || old.size !== size || old.srcMtimeMs !== srcMtimeMs) return srcMtimeMs;
-  return old.etag === etag ? old.mtimeMs : old.mtimeMs + 1;
+  if (!old || old.kind !== 'file' || old.content.format !== 1 || old.size !== size || old.srcMtimeMs !== srcMtimeMs) return srcMtimeMs;
+  return old.content.etag === etag ? old.mtimeMs : old.mtimeMs + 1;
 }
+
+export type WorkspaceKind = 'commit' | 'manifest' | 'plain';
 
 export interface WorkspaceState {
   readonly name: string;
   readonly ino: number;
-  /** A manifest was seen under `.sync/` at the last discovery. */
-  hasManifest: boolean;
-  /** ETag of the manifest the snapshot came from (for conditional GETs). */
-  manifestEtag: string | undefined;
-  snapshot: Snapshot | undefined;
+  /**
+   * Where its metadata comes from: a v2 head (`commit`), a v1 manifest (`manifest`), or a listing of
+   * its plain objects (`plain`).
+   */
+  kind: WorkspaceKind;
+  /** ETag of the head or manifest the view came from (for conditional GETs and change detection). */
+  etag: string | undefined;
+  view: View | undefined;
   /** A file in it was opened: its small files were handed to the prefetcher, and new pushes are warmed too. */
   touched: boolean;
 }
 
-export type InstallListener = (state: WorkspaceState, previous: Snapshot | undefined, next: Snapshot) => void;
+export type InstallListener = (state: WorkspaceState, previous: View | undefined, next: View) => void;
 
 /** The mount root: workspace name → its state. Names are validated before they get here. */
 export class Tree {
-  readonly inodes = new InodeAllocator();
   private readonly workspaces = new Map<string, WorkspaceState>();
   private sortedNames: string[] = [];
   private readonly listeners: InstallListener[] = [];
@@ -264,28 +283,32 @@ export class Tree {
   }
 
   /**
-   * Makes the set of workspaces exactly `present` (name → has a manifest). New names get a fresh
-   * inode, names that vanished are dropped, the rest keep their state.
+   * Makes the set of workspaces exactly `present` (name → kind). New names get a state, names that
+   * vanished are dropped, the rest keep their view (a kind change is picked up by the next refresh).
    */
-  reconcile(present: ReadonlyMap<string, boolean>): void {
+  reconcile(present: ReadonlyMap<string, WorkspaceKind>): void {
     for (const name of [...this.workspaces.keys()]) if (!present.has(name)) this.workspaces.delete(name);
-    for (const [name, hasManifest] of present) {
+    for (const [name, kind] of present) {
       if (!isValidWorkspaceName(name)) throw new Error(`invalid workspace name reached the tree: ${JSON.stringify(name)}`);
       const state = this.workspaces.get(name);
-      if (state) state.hasManifest = hasManifest;
-      else this.workspaces.set(name, { name, ino: this.inodes.allocate(), hasManifest, manifestEtag: undefined, snapshot: undefined, touched: false });
+      if (state) {
+        if (state.kind !== kind) state.etag = undefined;
+        state.kind = kind;
+      } else {
+        this.workspaces.set(name, { name, ino: inodeOf(name, '', 'dir'), kind, etag: undefined, view: undefined, touched: false });
+      }
     }
     this.sortedNames = [...this.workspaces.keys()].sort();
   }
 
   /** The atomic switch: one assignment replaces the whole view of a workspace. */
-  install(name: string, snapshot: Snapshot, manifestEtag: string | undefined): void {
+  install(name: string, view: View, etag: string | undefined): void {
     const state = this.workspaces.get(name);
     if (!state) return;
-    const previous = state.snapshot;
-    state.snapshot = snapshot;
-    state.manifestEtag = manifestEtag;
-    for (const fn of this.listeners) fn(state, previous, snapshot);
+    const previous = state.view;
+    state.view = view;
+    state.etag = etag;
+    for (const fn of this.listeners) fn(state, previous, view);
   }
 
   onInstall(fn: InstallListener): void {
@@ -293,6 +316,6 @@ export class Tree {
   }
 
   buildContext(state: WorkspaceState, warn: Warn): BuildContext {
-    return { rootIno: state.ino, previous: state.snapshot, inodes: this.inodes, warn };
+    return { rootIno: state.ino, previous: state.view, warn };
   }
 }

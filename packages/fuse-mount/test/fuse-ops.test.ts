@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { objectKey, sha256Hex, type ObjectStore } from '@workspace-sync/shared';
-import { startTestS3, unreachable, withFaults, type EmbeddedS3 } from '@workspace-sync/testkit';
+import { commitKey, objectKey, sha256Hex, type ObjectStore } from '@workspace-sync/shared';
+import { startTestS3, unreachable, withFaults, writeCommitFixture, type EmbeddedS3 } from '@workspace-sync/testkit';
 import { ContentCache } from '../src/content-cache.js';
 import { MountCore, type Stat } from '../src/core.js';
 import { EACCES, EBADF, EINVAL, EIO, EISDIR, ENOENT, ENOTDIR, EROFS, ESTALE } from '../src/errno.js';
@@ -11,6 +11,8 @@ import { createFuseHandlers, type FuseHandlers } from '../src/fuse-ops.js';
 import { Poller } from '../src/poller.js';
 import { RemoteStatus } from '../src/remote-status.js';
 import { Tree } from '../src/tree.js';
+import { TreeStore } from '../src/tree-store.js';
+import { History } from '../src/history.js';
 import { publish, quietLogger, releaseS3, removeDir, settingsFor, storeFor, tempDir, type FixtureEntry } from './helpers.js';
 
 let s3: EmbeddedS3;
@@ -36,24 +38,31 @@ const FIXTURE: FixtureEntry[] = [
   { path: 'docs', symlink: 'README.md' },
 ];
 
-async function mountCore(files: FixtureEntry[] = FIXTURE, opts: { prefetch?: boolean; chunkSize?: number } = {}) {
+interface CoreSetup { prefetch?: boolean; chunkSize?: number; format?: 1 | 2; deadlineMs?: number; now?: () => number }
+
+async function mountCore(files: FixtureEntry[] = FIXTURE, opts: CoreSetup = {}) {
   const prefix = `c${++n}/`;
-  await publish(store, prefix, 'ws', files);
+  if (opts.format === 2) await writeCommitFixture(store, prefix, 'ws', files, { createdAt: new Date(1_750_000_000_000) });
+  else await publish(store, prefix, 'ws', files);
   const faulty = withFaults(store);
   const dir = tempDir('core-cache');
   const cache = await ContentCache.open({ dir, maxSize: 16 * 1024 * 1024, maxAge: 0, memSize: 1024 * 1024, logger: quietLogger });
   const status = new RemoteStatus();
   const tree = new Tree();
-  const poller = new Poller({ store: faulty, tree, prefix, pollInterval: 1_000, dirCacheTime: 60_000, status, logger: quietLogger });
+  const trees = new TreeStore({ store: faulty, prefix, cache, status, logger: quietLogger });
+  const poller = new Poller({ store: faulty, tree, trees, prefix, pollInterval: 1_000, dirCacheTime: 60_000, status, logger: quietLogger });
   await poller.pollOnce();
   const fetcher = new Fetcher({
     store: faulty, cache, status, logger: quietLogger, chunkSize: opts.chunkSize, readAheadChunks: 0,
     prefetch: opts.prefetch ? { settings: settingsFor(s3), concurrency: 4, budget: 1e9 } : undefined,
   });
-  const core = new MountCore({ tree, poller, fetcher, uid: 1234, gid: 5678, logger: quietLogger, reresolveDelays: [0, 100, 200, 400, 800] });
-  const handlers = createFuseHandlers(core, { logger: quietLogger });
+  const history = new History({ store: faulty, prefix, trees, status, logger: quietLogger, dirCacheTime: 60_000 });
+  const core = new MountCore({
+    tree, poller, fetcher, trees, history, uid: 1234, gid: 5678, logger: quietLogger, reresolveDelays: [0, 100, 200, 400, 800], now: opts.now,
+  });
+  const handlers = createFuseHandlers(core, { logger: quietLogger, deadlineMs: opts.deadlineMs });
   cleanups.push(async () => { await fetcher.stop(); await cache.close(); removeDir(dir); });
-  return { prefix, core, handlers, faulty, cache, fetcher, status };
+  return { prefix, core, handlers, faulty, cache, fetcher, status, poller, trees, tree };
 }
 
 /** Calls a handler the way fuse-native does and returns [code, ...values]. */
@@ -200,5 +209,127 @@ describe('FUSE handlers over the core', () => {
     // One demand GET for f0 (plus manifest checks); the other eleven came from the prefetch worker.
     const objectGets = faulty.calls.filter((c) => c.op === 'get' && !c.key.includes('.sync/')).length;
     expect(objectGets - getsBefore).toBeLessThanOrEqual(1);
+  });
+});
+
+describe('the core over a format-v2 workspace', () => {
+  it('lists, stats and reads it; directories carry the time of their last change', async () => {
+    const { handlers } = await mountCore(FIXTURE, { format: 2 });
+    const [c1, names, stats] = await call(handlers, 'readdir', '/ws');
+    expect(c1).toBe(0);
+    expect(names).toEqual(['.', '..', 'README.md', 'bin', 'docs', 'src']);
+    expect((stats as Stat[]).map((s) => (s.mode & 0o170000).toString(8))).toEqual(['40000', '40000', '100000', '40000', '120000', '40000']);
+    const [, root] = await call(handlers, 'getattr', '/ws');
+    expect((root as Stat).mtime).toBe(1_750_000_000_000);
+    const [, src] = await call(handlers, 'getattr', '/ws/src');
+    expect(src).toMatchObject({ mode: 0o040755, mtime: 1_750_000_000_000 });
+    const [, st] = await call(handlers, 'getattr', '/ws/README.md');
+    expect(st).toMatchObject({ mode: 0o100644, size: 8, mtime: 1_700_000_000_000 });
+    const [, exec] = await call(handlers, 'getattr', '/ws/bin/run.sh');
+    expect((exec as Stat).mode).toBe(0o100755);
+    expect((await readFile(handlers, '/ws/src/deep/mod.ts')).toString()).toBe('export {};\n');
+    expect(await call(handlers, 'readlink', '/ws/docs')).toEqual([0, 'README.md']);
+    expect(await call(handlers, 'getattr', '/ws/src/missing')).toEqual([ENOENT]);
+    expect(await call(handlers, 'getattr', '/ws/README.md/below')).toEqual([ENOENT]);
+    expect(await call(handlers, 'readdir', '/ws/README.md')).toEqual([ENOTDIR]);
+  });
+
+  it('loads only the directories on the way to what is looked up', async () => {
+    const files: FixtureEntry[] = [];
+    for (let d = 0; d < 50; d++) for (let f = 0; f < 4; f++) files.push({ path: `d${d}/sub/f${f}.txt`, content: `${d}/${f}` });
+    const { handlers, trees } = await mountCore(files, { format: 2 });
+    const before = trees.size;
+    const [code, st] = await call(handlers, 'getattr', '/ws/d7/sub/f2.txt');
+    expect(code).toBe(0);
+    expect((st as Stat).size).toBe(3);
+    // The root (loaded at install), d7 and d7/sub: not the 101 directories of the workspace.
+    expect(trees.size - before).toBe(2);
+  });
+
+  it('gives a path the same inode in every generation, and a snapshot its own', async () => {
+    const { handlers, poller, prefix } = await mountCore(FIXTURE, { format: 2 });
+    const [, a] = await call(handlers, 'getattr', '/ws/README.md');
+    await writeCommitFixture(store, prefix, 'ws', [{ path: 'README.md', content: '# changed content\n' }]);
+    await poller.pollOnce();
+    const [, b] = await call(handlers, 'getattr', '/ws/README.md');
+    expect((b as Stat).size).toBe(18);
+    expect((b as Stat).ino).toBe((a as Stat).ino);
+    const [, old] = await call(handlers, 'getattr', '/.snapshots/ws/1/README.md');
+    expect(old).toMatchObject({ size: 8 });
+    expect((old as Stat).ino).not.toBe((a as Stat).ino);
+  });
+
+  it('serves older generations under a hidden .snapshots directory, lazily; a vanished one is ENOENT', async () => {
+    const { handlers, poller, prefix, faulty } = await mountCore([{ path: 'app.txt', content: 'one' }], { format: 2 });
+    await writeCommitFixture(store, prefix, 'ws', [{ path: 'app.txt', content: 'two' }, { path: 'new.txt', content: 'new' }]);
+    await poller.pollOnce();
+    const [, rootNames] = await call(handlers, 'readdir', '/');
+    expect(rootNames).toEqual(['.', '..', 'ws']);
+    expect((await call(handlers, 'getattr', '/.snapshots'))[0]).toBe(0);
+    expect((await call(handlers, 'readdir', '/.snapshots'))[1]).toEqual(['.', '..', 'ws']);
+    faulty.calls.length = 0;
+    expect((await call(handlers, 'readdir', '/.snapshots/ws'))[1]).toEqual(['.', '..', '1', '2']);
+    expect(faulty.calls.map(({ op, key }) => ({ op, key }))).toEqual([{ op: 'list', key: `${prefix}.sync/ws/commits/` }]);
+    expect((await readFile(handlers, '/.snapshots/ws/2/app.txt')).toString()).toBe('two');
+    expect((await readFile(handlers, '/ws/app.txt')).toString()).toBe('two');
+    expect(await call(handlers, 'getattr', '/.snapshots/ws/2/nothing')).toEqual([ENOENT]);
+    expect(await call(handlers, 'getattr', '/.snapshots/ws/9')).toEqual([ENOENT]);
+    expect(await call(handlers, 'getattr', '/.snapshots/nope')).toEqual([ENOENT]);
+    expect(await call(handlers, 'open', '/.snapshots/ws/2/app.txt', constants.O_WRONLY)).toEqual([EROFS]);
+    // Garbage collection removed generation 1 after it was listed: ENOENT, not EIO.
+    const stems: string[] = [];
+    for await (const e of store.list(`${prefix}.sync/ws/commits/`)) if ('key' in e) stems.push(e.key.split('/').pop()!.replace('.json', ''));
+    await store.deleteMany([commitKey(prefix, 'ws', stems.sort()[0]!)]);
+    expect(await call(handlers, 'getattr', '/.snapshots/ws/1/app.txt')).toEqual([ENOENT]);
+    expect((await call(handlers, 'readdir', '/.snapshots/ws'))[1]).toEqual(['.', '..', '2']);
+  });
+
+  it('pairs content with the attributes the kernel was given: a handle serves the version last reported', async () => {
+    let now = 1_000_000;
+    const { handlers, poller, prefix } = await mountCore([{ path: 'f.txt', content: 'v1: 12345' }], { format: 2, now: () => now });
+    const [, st1] = await call(handlers, 'getattr', '/ws/f.txt');
+    expect((st1 as Stat).size).toBe(9);
+    await writeCommitFixture(store, prefix, 'ws', [{ path: 'f.txt', content: 'v2: a longer body' }]);
+    await poller.pollOnce();
+    // Opened after the switch, but the kernel holds version 1's size: version 1 it is.
+    now += 100;
+    expect((await readFile(handlers, '/ws/f.txt')).toString()).toBe('v1: 12345');
+    // Once the kernel asks again, the new version.
+    const [, st2] = await call(handlers, 'getattr', '/ws/f.txt');
+    expect((st2 as Stat).size).toBe(17);
+    expect((await readFile(handlers, '/ws/f.txt')).toString()).toBe('v2: a longer body');
+  });
+
+  it('moves the reported mtime when only the content changed (so cached pages are dropped)', async () => {
+    const { handlers, poller, prefix } = await mountCore([{ path: 'f.txt', content: 'aaaa', mtimeMs: 5_000 }], { format: 2 });
+    const [, a] = await call(handlers, 'getattr', '/ws/f.txt');
+    expect((a as Stat).mtime).toBe(5_000);
+    await writeCommitFixture(store, prefix, 'ws', [{ path: 'f.txt', content: 'bbbb', mtimeMs: 5_000 }]);
+    await poller.pollOnce();
+    const [, b] = await call(handlers, 'getattr', '/ws/f.txt');
+    expect((b as Stat).mtime).toBe(5_001);
+    const [, again] = await call(handlers, 'getattr', '/ws/f.txt');
+    expect((again as Stat).mtime).toBe(5_001);
+  });
+
+  it('reports a time before 1970 as the epoch, never as a time far in the future', async () => {
+    const { handlers, core } = await mountCore([{ path: 'old.txt', content: 'x', mtimeMs: -86_400_000 }], { format: 2 });
+    expect(await core.getattr('/ws/old.txt')).toMatchObject({ mtime: -86_400_000 });
+    const [, st] = await call(handlers, 'getattr', '/ws/old.txt');
+    expect(st).toMatchObject({ mtime: 0, atime: 0, ctime: 0 });
+  });
+
+  it('answers EIO by the deadline when S3 does not answer, and never writes the buffer afterwards', async () => {
+    const { handlers, faulty } = await mountCore([{ path: 'f.txt', content: 'slow content' }], { format: 2, deadlineMs: 300 });
+    const [, fh] = await call(handlers, 'open', '/ws/f.txt', constants.O_RDONLY);
+    faulty.plan.latencyMs = 1_000;
+    const buf = Buffer.alloc(64);
+    const t0 = Date.now();
+    expect(await call(handlers, 'read', '/ws/f.txt', fh, buf, 64, 0)).toEqual([EIO]);
+    expect(Date.now() - t0).toBeLessThan(1_000);
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(buf.equals(Buffer.alloc(64))).toBe(true);
+    faulty.plan.latencyMs = 0;
+    expect((await readFile(handlers, '/ws/f.txt')).toString()).toBe('slow content');
   });
 });

@@ -1,6 +1,7 @@
 /** Fixtures shared by the fuse-mount tests: publishing a workspace the way sync-agent does, and the mount CLI as a child process. */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -11,6 +12,9 @@ import {
   type Logger, type Manifest, type ManifestEntry, type ObjectStore, type S3Settings,
 } from '@workspace-sync/shared';
 import type { EmbeddedS3 } from '@workspace-sync/testkit';
+import { ContentCache } from '../src/content-cache.js';
+import { RemoteStatus } from '../src/remote-status.js';
+import { TreeStore } from '../src/tree-store.js';
 
 export const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'fuse-mount.js');
 
@@ -37,13 +41,13 @@ export function storeFor(s3: EmbeddedS3): ObjectStore {
 }
 
 /**
- * Stops the test's server and removes its files. Only s3rver's directory is the test's own: with
+ * Stops the test's server and removes its files. Only the embedded server's directory is the test's own: with
  * S3_BACKEND=rgw, `dir` is the Ceph cluster every test file of the run shares.
  */
 export async function releaseS3(s3: EmbeddedS3 | undefined): Promise<void> {
   if (!s3) return;
   await s3.stop();
-  if ((process.env.S3_BACKEND ?? 's3rver') === 's3rver') removeDir(s3.dir);
+  if ((process.env.S3_BACKEND ?? 'embedded') === 'embedded') removeDir(s3.dir);
 }
 
 export type FixtureEntry =
@@ -149,4 +153,76 @@ export async function eventually(check: () => Promise<boolean>, timeoutMs: numbe
     if (Date.now() > end) return false;
     await new Promise((r) => setTimeout(r, stepMs));
   }
+}
+
+/** A content cache in a fresh directory and a tree store over it; `close` removes both. */
+export async function openTrees(store: ObjectStore, prefix: string, status = new RemoteStatus(), logger: Logger = quietLogger) {
+  const dir = tempDir('trees-cache');
+  const cache = await ContentCache.open({ dir, maxSize: 64 * 1024 * 1024, maxAge: 0, memSize: 1024 * 1024, logger });
+  const trees = new TreeStore({ store, prefix, cache, status, logger });
+  return { cache, trees, dir, close: async () => { await cache.close(); removeDir(dir); } };
+}
+
+export interface SwitchableProxy {
+  endpoint: string;
+  /** 'pass': forward to the target; 'silent': accept connections and never answer (open ones go quiet too). */
+  mode: 'pass' | 'silent';
+  close(): Promise<void>;
+}
+
+/** A TCP proxy in front of an S3 endpoint that can turn into a server that accepts and never answers. */
+export async function startSwitchableProxy(target: string, mode: SwitchableProxy['mode'] = 'pass'): Promise<SwitchableProxy> {
+  const t = new URL(target);
+  const conns = new Set<{ client: Socket; upstream?: Socket }>();
+  const server = createServer((client) => {
+    const c: { client: Socket; upstream?: Socket } = { client };
+    conns.add(c);
+    client.on('error', () => undefined);
+    client.on('close', () => { conns.delete(c); c.upstream?.destroy(); });
+    if (api.mode === 'silent') return;
+    const upstream = connect(Number(t.port), t.hostname);
+    c.upstream = upstream;
+    upstream.on('error', () => client.destroy());
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  let current = mode;
+  const api: SwitchableProxy = {
+    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    get mode() { return current; },
+    set mode(m) {
+      current = m;
+      if (m !== 'silent') return;
+      // Connections kept alive go quiet as well: requests on them are never answered.
+      for (const c of conns) {
+        c.client.unpipe();
+        c.upstream?.unpipe();
+        c.upstream?.destroy();
+        c.upstream = undefined;
+      }
+    },
+    close: () => new Promise<void>((resolve) => {
+      for (const c of conns) { c.client.destroy(); c.upstream?.destroy(); }
+      server.close(() => resolve());
+    }),
+  };
+  return api;
+}
+
+/** Runs the CLI to completion (for start-up failures), with a timeout that fails the test instead of hanging. */
+export function runMountCli(
+  args: string[], env: Record<string, string>, timeoutMs = 60_000, onSpawn?: (proc: ChildProcess) => void,
+): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
+  return new Promise((resolve, reject) => {
+    const t0 = Date.now();
+    const p = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    onSpawn?.(p);
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+    p.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    const timer = setTimeout(() => { p.kill('SIGKILL'); reject(new Error(`fuse-mount did not exit within ${timeoutMs} ms:\n${stderr}`)); }, timeoutMs);
+    p.once('exit', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr, ms: Date.now() - t0 }); });
+  });
 }

@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { MANIFEST_FORMAT, MANIFEST_VERSION, type ListEntry, type Manifest, type ManifestEntry } from '@workspace-sync/shared';
-import { Tree, snapshotFromListing, snapshotFromManifest, type BuildContext, type DirNode, type FileNode, type Snapshot } from '../src/tree.js';
+import { Tree, snapshotFromListing, snapshotFromManifest, type BuildContext, type DirNode, type FileNode, type Node, type Snapshot } from '../src/tree.js';
+import type { View } from '../src/views.js';
+
+const etagOf = (n: Node | undefined) => ((n as FileNode).content as { etag: string }).etag;
 
 const SHA = 'a'.repeat(64);
 
@@ -15,8 +18,8 @@ function manifest(entries: ManifestEntry[], workspace = 'ws'): Manifest {
   };
 }
 
-function context(tree: Tree, previous?: Snapshot, warnings: unknown[] = []): BuildContext {
-  return { rootIno: 1_000_000, previous, inodes: tree.inodes, warn: (message, detail) => warnings.push({ message, ...detail }) };
+function context(_tree: Tree, previous?: Snapshot, warnings: unknown[] = []): BuildContext {
+  return { rootIno: 1_000_000, previous, warn: (message, detail) => warnings.push({ message, ...detail }) };
 }
 
 describe('snapshotFromManifest', () => {
@@ -30,7 +33,7 @@ describe('snapshotFromManifest', () => {
     ]), 'm1', 'pre/', context(tree));
 
     const readme = snap.nodes.get('README.md') as FileNode;
-    expect(readme).toMatchObject({ kind: 'file', size: 10, mtimeMs: 5_000, perm: 0o644, key: 'pre/ws/README.md', etag: 'etag-README.md', sha256: SHA });
+    expect(readme).toMatchObject({ kind: 'file', size: 10, mtimeMs: 5_000, perm: 0o644, content: { format: 1, key: 'pre/ws/README.md', etag: 'etag-README.md', sha256: SHA } });
     expect((snap.nodes.get('bin/run.sh') as FileNode).perm).toBe(0o755);
     expect(snap.nodes.get('link')).toMatchObject({ kind: 'symlink', target: '../outside' });
 
@@ -63,7 +66,7 @@ describe('snapshotFromManifest', () => {
     expect(warnings).toHaveLength(2);
   });
 
-  it('keeps inode numbers across refreshes for paths that stay, and allocates new ones otherwise', async () => {
+  it('keeps inode numbers across refreshes (and restarts) for paths that stay, and gives new paths new ones', async () => {
     const tree = new Tree();
     const first = await snapshotFromManifest(manifest([file('keep'), file('dir/keep'), file('gone')]), 'm1', '', context(tree));
     const second = await snapshotFromManifest(manifest([file('keep', { etag: 'changed', size: 99 }), file('dir/keep'), file('new')]), 'm2', '', context(tree, first));
@@ -112,7 +115,7 @@ describe('snapshotFromListing', () => {
 
   it('maps keys under the workspace prefix to files and markers to directories', async () => {
     const snap = await snapshotFromListing('ws', [entry('p/ws/a.txt', 5), entry('p/ws/empty/'), entry('p/ws/x/y.txt')], 'p/', context(new Tree()));
-    expect(snap.nodes.get('a.txt')).toMatchObject({ kind: 'file', size: 5, perm: 0o644, key: 'p/ws/a.txt', etag: 'e-p/ws/a.txt', mtimeMs: 3_000 });
+    expect(snap.nodes.get('a.txt')).toMatchObject({ kind: 'file', size: 5, perm: 0o644, content: { key: 'p/ws/a.txt', etag: 'e-p/ws/a.txt' }, mtimeMs: 3_000 });
     expect(snap.nodes.get('empty')).toMatchObject({ kind: 'dir', names: [] });
     expect(snap.nodes.get('x')).toMatchObject({ kind: 'dir', names: ['y.txt'] });
     expect(snap.source).toBe('listing');
@@ -131,38 +134,42 @@ describe('snapshotFromListing', () => {
 describe('Tree', () => {
   it('switches a workspace atomically: readers holding the old snapshot keep a whole view', async () => {
     const tree = new Tree();
-    tree.reconcile(new Map([['ws', true]]));
+    tree.reconcile(new Map([['ws', 'manifest']]));
     const state = tree.get('ws')!;
-    const installs: Array<[Snapshot | undefined, Snapshot]> = [];
+    const installs: Array<[View | undefined, View]> = [];
     tree.onInstall((_s, prev, next) => installs.push([prev, next]));
 
     const v1 = await snapshotFromManifest(manifest([file('a', { etag: 'a1' }), file('b', { etag: 'b1' })]), 'm1', '', tree.buildContext(state, () => {}));
     tree.install('ws', v1, 'm1');
-    const held = tree.get('ws')!.snapshot!;
+    const held = tree.get('ws')!.view as Snapshot;
     const v2 = await snapshotFromManifest(manifest([file('a', { etag: 'a2' }), file('c', { etag: 'c2' })]), 'm2', '', tree.buildContext(state, () => {}));
     // Building the next snapshot changes nothing a reader can see.
-    expect(tree.get('ws')!.snapshot).toBe(held);
+    expect(tree.get('ws')!.view).toBe(held);
     tree.install('ws', v2, 'm2');
 
-    expect((held.nodes.get('a') as FileNode).etag).toBe('a1');
+    expect(etagOf(held.nodes.get('a'))).toBe('a1');
     expect(held.nodes.has('b')).toBe(true);
-    const now = tree.get('ws')!.snapshot!;
-    expect((now.nodes.get('a') as FileNode).etag).toBe('a2');
+    const now = tree.get('ws')!.view as Snapshot;
+    expect(etagOf(now.nodes.get('a'))).toBe('a2');
     expect(now.nodes.has('b')).toBe(false);
     expect(now.nodes.has('c')).toBe(true);
-    expect(tree.get('ws')!.manifestEtag).toBe('m2');
+    expect(tree.get('ws')!.etag).toBe('m2');
     expect(installs).toEqual([[undefined, v1], [v1, v2]]);
   });
 
   it('reconciles the workspace set, keeping the inode of workspaces that stay', async () => {
     const tree = new Tree();
-    tree.reconcile(new Map([['b', false], ['a', true]]));
+    tree.reconcile(new Map([['b', 'plain'], ['a', 'manifest']]));
     expect(tree.names()).toEqual(['a', 'b']);
     const inoA = tree.get('a')!.ino;
-    tree.reconcile(new Map([['a', false], ['c', true]]));
+    tree.reconcile(new Map([['a', 'plain'], ['c', 'commit']]));
     expect(tree.names()).toEqual(['a', 'c']);
-    expect(tree.get('a')).toMatchObject({ ino: inoA, hasManifest: false });
+    expect(tree.get('a')).toMatchObject({ ino: inoA, kind: 'plain' });
     expect(tree.get('b')).toBeUndefined();
-    expect(() => tree.reconcile(new Map([['../x', false]]))).toThrow(/invalid workspace name/);
+    // The same name gets the same inode in another process (no table to lose on a restart).
+    const elsewhere = new Tree();
+    elsewhere.reconcile(new Map([['a', 'commit']]));
+    expect(elsewhere.get('a')!.ino).toBe(inoA);
+    expect(() => tree.reconcile(new Map([['../x', 'plain']]))).toThrow(/invalid workspace name/);
   });
 });

@@ -1,9 +1,12 @@
-export { SyncError, ErrorCodes, ExitCodes, exitCodeFor, formatError, isSyncError, redact, type ErrorCode } from './errors.js';
+export {
+  SyncError, ErrorCodes, ExitCodes, ERROR_PROPERTIES, exitCodeFor, errorProperties, isOutage, isOutageCode, formatError, isSyncError, redact,
+  type ErrorCode, type ErrorProperties,
+} from './errors.js';
 export { createLogger, type Logger, type LoggerOptions } from './log.js';
 export { parseSize, parseDuration, formatBytes } from './units.js';
 export {
   OPTIONS, CONFIG_FILE_NAME, CONFIG_ENV, optionsFor, resolveConfig, normalizePrefix,
-  type OptionDef, type Scope, type AgentConfig, type MountConfig, type CommonConfig, type ResolveInput,
+  type OptionDef, type OptionGroup, type PatternSource, type Shorthand, type Scope, type AgentConfig, type MountConfig, type CommonConfig, type ResolveInput,
 } from './config.js';
 export {
   createS3Client, createObjectStore, translateS3Error, stripEtag, httpStatus, encryptionLabel, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_MAX_ATTEMPTS,

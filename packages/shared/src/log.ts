@@ -1,5 +1,6 @@
 /**
- * pino to stderr: JSON when stderr is not a terminal (or LOG_FORMAT=json), readable on a TTY.
+ * pino to stderr: JSON when stderr is not a terminal (or LOG_FORMAT=json), readable on a TTY or with
+ * format 'pretty' (colours on a terminal only, so a piped or teed log stays plain text).
  * Credentials never reach the log: known secret fields are redacted by path.
  */
 import { pino, type Logger, type LevelWithSilent } from 'pino';
@@ -25,14 +26,15 @@ const REDACT_PATHS = [
 
 export function createLogger(opts: LoggerOptions = {}): Logger {
   const destination = opts.destination ?? process.stderr;
-  const format = opts.format ?? process.env.LOG_FORMAT ?? ((destination as { isTTY?: boolean }).isTTY ? 'pretty' : 'json');
+  const tty = !!(destination as { isTTY?: boolean }).isTTY;
+  const format = opts.format ?? process.env.LOG_FORMAT ?? (tty ? 'pretty' : 'json');
   const base = {
     level: (opts.level ?? 'info') as LevelWithSilent,
     base: opts.name ? { name: opts.name } : null,
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
   };
   if (format === 'pretty') {
-    return pino(base, pinoPretty({ destination: destination as NodeJS.WritableStream & { fd?: number }, colorize: true, sync: true, ignore: 'pid,hostname,name', translateTime: 'HH:MM:ss.l' }));
+    return pino(base, pinoPretty({ destination: destination as NodeJS.WritableStream & { fd?: number }, colorize: tty, sync: true, ignore: 'pid,hostname,name', translateTime: 'HH:MM:ss.l' }));
   }
   return pino(base, destination);
 }

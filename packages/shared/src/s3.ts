@@ -165,8 +165,8 @@ export function createS3Client(settings: S3Settings): S3Client {
     forcePathStyle: settings.forcePathStyle,
     maxAttempts,
     retryMode: 'standard',
-    // Streams without a length and servers that do not know the newer checksum headers (Ceph 16,
-    // s3rver) break with the SDK's default of always sending checksums.
+    // Streams without a length and servers that do not know the newer checksum headers (Ceph 16)
+    // break with the SDK's default of always sending checksums.
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
     requestHandler: new NodeHttpHandler({
@@ -584,7 +584,7 @@ export function translateS3Error(err: unknown, ctx: ErrorContext): SyncError {
   }
   if (name === 'NoSuchBucket' || (status === 404 && ctx.op.includes('bucket'))) {
     return new SyncError('BUCKET_NOT_FOUND', `bucket "${ctx.bucket}" does not exist at ${ctx.endpoint}`, {
-      hint: 'create it, pass --create-bucket, or choose another with --bucket / S3_BUCKET', cause: err,
+      hint: 'create it (sync-agent push --create-bucket does), or choose another with --bucket / S3_BUCKET', cause: err,
     });
   }
   if (name === 'AccessDenied' || name === 'Forbidden' || status === 403) {

@@ -167,6 +167,58 @@ describe('resolveConfig', () => {
   });
 });
 
+describe('the filter\'s command-line layer: --exclude-from, --exclude, --include', () => {
+  it('joins exclude-from lines, excludes and includes (as re-includes) in that order, with their sources', () => {
+    const { cwd, file } = cwdWith({ exclude: ['b/'], include: ['keep.log'], excludeFrom: ['pats.txt'] }, 'conf/sync.json');
+    writeFileSync(path.join(path.dirname(file), 'pats.txt'), '\uFEFF# a comment\r\n*.tmp  \r\n\ntrailing\\ \n');
+    const c = resolveConfig('agent', { cwd, env: {}, configFile: 'conf/sync.json' });
+    const pats = path.join(path.dirname(file), 'pats.txt');
+    expect(c.excludeFrom).toEqual([pats]);
+    expect(c.exclude).toEqual(['*.tmp', 'trailing\\ ', 'b/', '!keep.log']);
+    expect(c.excludeSources).toEqual([
+      { flag: '--exclude-from', file: pats, line: 2 }, { flag: '--exclude-from', file: pats, line: 4 }, { flag: '--exclude' }, { flag: '--include' },
+    ]);
+    expect(c.include).toEqual(['keep.log']);
+  });
+
+  it('reads SYNC_INCLUDE and SYNC_EXCLUDE_FROM as comma-separated lists; flags win', () => {
+    const { cwd } = cwdWith();
+    writeFileSync(path.join(cwd, 'x.txt'), 'x\n');
+    const c = resolveConfig('agent', { cwd, env: { SYNC_INCLUDE: 'a, b/', SYNC_EXCLUDE_FROM: 'x.txt' } });
+    expect(c.exclude).toEqual(['x', '!a', '!b/']);
+    expect(resolveConfig('agent', { cwd, env: { SYNC_INCLUDE: 'a' }, flags: { include: ['c'] } }).exclude).toEqual(['!c']);
+  });
+
+  it('refuses an include that starts with "!", and an unreadable exclude-from file', () => {
+    const { cwd } = cwdWith();
+    const bang = configError('agent', { cwd, env: { SYNC_INCLUDE: '!x' } });
+    expect(bang.message).toContain('for include (from env SYNC_INCLUDE)');
+    const missing = configError('agent', { cwd, env: {}, flags: { excludeFrom: ['nope.txt'] } });
+    expect(missing.message).toBe(`cannot read exclude-from file ${path.join(cwd, 'nope.txt')} (ENOENT)`);
+    expect(exitCodeFor(missing)).toBe(2);
+  });
+
+  it('logFormat: json or pretty from --log-format or LOG_FORMAT, unset by default', () => {
+    const { cwd } = cwdWith();
+    expect(resolveConfig('agent', { cwd, env: {} }).logFormat).toBeUndefined();
+    expect(resolveConfig('agent', { cwd, env: { LOG_FORMAT: 'json' }, flags: { logFormat: 'pretty' } }).logFormat).toBe('pretty');
+    expect(configError('agent', { cwd, env: { LOG_FORMAT: 'yaml' } }).message).toContain('expected json or pretty');
+  });
+});
+
+describe('the options table', () => {
+  it('every option has a group, and a shown default that means the real one', () => {
+    for (const o of OPTIONS) {
+      expect(o.group, o.key).toBeTruthy();
+      const value = o.default?.();
+      // Sizes and durations are shown in units: parsing the text gives the default back.
+      if (o.defaultHelp !== undefined && typeof value === 'number') expect(o.parse(o.defaultHelp), o.key).toBe(value);
+      // A default that cannot be shown as such must be described.
+      if (value === undefined) expect(o.defaultHelp, o.key).toBeDefined();
+    }
+  });
+});
+
 describe('normalizePrefix', () => {
   it.each([
     ['', ''],

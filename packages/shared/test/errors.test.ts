@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { type ErrorCode, ErrorCodes, ExitCodes, SyncError, exitCodeFor, formatError, isSyncError, redact } from '../src/errors.js';
+import {
+  type ErrorCode, ERROR_PROPERTIES, ErrorCodes, ExitCodes, SyncError, errorProperties, exitCodeFor, formatError, isOutage, isOutageCode, isSyncError, redact,
+} from '../src/errors.js';
 
 describe('exitCodeFor', () => {
   const expected: Record<ErrorCode, number> = {
@@ -27,6 +29,7 @@ describe('exitCodeFor', () => {
     CONFLICT: ExitCodes.REMOTE,
     TARGET_NOT_EMPTY: ExitCodes.REFUSED,
     GENERATION_NOT_FOUND: ExitCodes.USAGE,
+    VIEW_UNAVAILABLE: ExitCodes.REMOTE,
     TLS_UNTRUSTED: ExitCodes.REMOTE,
     ENCRYPTION_UNSUPPORTED: ExitCodes.REMOTE,
     ENCRYPTION_KEY: ExitCodes.REMOTE,
@@ -37,6 +40,21 @@ describe('exitCodeFor', () => {
     for (const [code, exit] of Object.entries(expected)) {
       expect(exitCodeFor(new SyncError(code as ErrorCode, 'x')), code).toBe(exit);
     }
+  });
+
+  it('derives what the CLIs, watch and the mount decide from one table', () => {
+    expect(isOutage(new SyncError('ENDPOINT_UNREACHABLE', 'x'))).toBe(true);
+    expect(isOutage(new SyncError('S3_ERROR', 'x'))).toBe(true);
+    expect(isOutage(new SyncError('ACCESS_DENIED', 'x'))).toBe(false);
+    expect(isOutage(new Error('bug'))).toBe(false);
+    expect(isOutageCode('ENDPOINT_UNREACHABLE')).toBe(true);
+    expect(isOutageCode('NOT_A_CODE')).toBe(false);
+    const held = Object.entries(ERROR_PROPERTIES).filter(([, p]) => 'held' in p && p.held).map(([c]) => c).sort();
+    expect(held).toEqual(['DELETE_LIMIT', 'WORKSPACE_EMPTY', 'WORKSPACE_UNREADABLE']);
+    const perWorkspace = Object.entries(ERROR_PROPERTIES).filter(([, p]) => p.scope === 'workspace').map(([c]) => c).sort();
+    expect(perWorkspace).toEqual(['CONFLICT', 'DELETE_LIMIT', 'WORKSPACE_EMPTY', 'WORKSPACE_MISSING', 'WORKSPACE_UNKNOWN', 'WORKSPACE_UNREADABLE']);
+    expect(errorProperties(new SyncError('PRECONDITION_FAILED', 'x'))?.errno).toBe('ESTALE');
+    expect(errorProperties(new Error('bug'))).toBeUndefined();
   });
 
   it('treats anything but a SyncError as an internal error', () => {

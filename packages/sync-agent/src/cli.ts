@@ -5,25 +5,37 @@
 import { setFlagsFromString } from 'node:v8';
 import { Command, CommanderError } from 'commander';
 import {
-  addConfigOptions, agentPolicy, configFlags, createLogger, createObjectStore, createRegistry, exitCodeFor, ExitCodes, formatBytes, formatError,
-  isSyncError, mountPolicy, parseDuration, POLICY_SERVERS, Registry, resolveConfig, s3SettingsFor, startHealthServer, SyncError,
-  type AgentConfig, type Logger, type ObjectStore, type PolicyServer,
+  addConfigOptions, agentPolicy, compareUtf8, configFlags, createLogger, createObjectStore, createRegistry, errorProperties, exitCodeFor, ExitCodes, formatBytes,
+  formatError, isSyncError, mountPolicy, parseDuration, POLICY_SERVERS, Registry, resolveConfig, s3SettingsFor, startHealthServer, SyncError,
+  type AgentConfig, type Logger, type ObjectStore, type OptionGroup, type PolicyServer,
 } from '@workspace-sync/shared';
 import { explainPaths, formatExplanation, listFiles } from './files.js';
 import { formatGc, formatLog, formatRestore, gcWorkspace, logWorkspace, restoreWorkspace } from './history-commands.js';
-import { createProgress } from './progress.js';
+import { createProgress, progressMode } from './progress.js';
 import { pushWorkspace, type PushReport } from './push.js';
 import { AGENT_VERSION } from './version.js';
 import { DEFAULT_FALLBACK_POLL_MS, startWatch, type WatchSummary } from './watch.js';
 import { checkWorkspaceName, listWorkspaces } from './workspaces.js';
 
-/** Errors that concern one workspace: report them and go on with the others. */
-const PER_WORKSPACE = new Set(['WORKSPACE_MISSING', 'WORKSPACE_UNREADABLE', 'WORKSPACE_EMPTY', 'DELETE_LIMIT', 'WORKSPACE_UNKNOWN', 'ACCESS_DENIED']);
 
 interface Io {
   out: (s: string) => void;
   err: (s: string) => void;
 }
+
+/** The option groups (config.ts) each command takes: its --help lists only options that change what it does. */
+const GROUPS: Record<string, readonly OptionGroup[]> = {
+  push: ['log', 's3', 'workspaces', 'filter', 'push', 'history'],
+  watch: ['log', 's3', 'health', 'workspaces', 'filter', 'push', 'history'],
+  files: ['log', 'workspaces', 'filter'],
+  log: ['log', 's3', 'workspaces'],
+  restore: ['log', 's3', 'workspaces'],
+  gc: ['log', 's3', 'workspaces', 'history'],
+  policy: ['s3'],
+};
+
+/** A dry run lists every path up to this many; beyond, only the totals (--summary: always only the totals). */
+export const PLAN_LINES = 1000;
 
 export async function main(argv: string[], io: Io = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) }): Promise<number> {
   let code: number = ExitCodes.OK;
@@ -31,49 +43,49 @@ export async function main(argv: string[], io: Io = { out: (s) => process.stdout
     .description('Mirror developer workspaces into S3, filtered like git, as content-hashed deltas.')
     .version(AGENT_VERSION)
     .exitOverride()
-    .configureOutput({ writeOut: io.out, writeErr: io.err })
-    .showHelpAfterError();
+    .configureOutput({ writeOut: io.out, writeErr: io.err, outputError: (str, write) => write(str) })
+    // A mistyped flag gets the error and one line, not the whole help burying it.
+    .showHelpAfterError('(sync-agent --help lists the commands)');
+  /** A subcommand with its option groups; its usage errors point at its own --help. */
+  const command = (name: string, define: (cmd: Command) => Command) =>
+    addConfigOptions(define(program.command(name).showHelpAfterError(`(sync-agent ${name} --help lists its options)`)), 'agent', GROUPS[name]);
 
-  addConfigOptions(
-    program.command('push')
-      .argument('[workspace...]', 'workspaces to push (default: every directory under --root)')
-      .description('push workspaces once: upload changes, publish the manifest, then delete removed files')
-      .option('--dry-run', 'print the plan (uploads, copies, deletes, bytes) and change nothing')
-      .option('--json', 'print a JSON summary on stdout')
-      .option('--force', 'allow deletes beyond the safety limit')
-      .option('--create-bucket', 'create the bucket if it does not exist'),
-    'agent',
+  command('push', (c) => c
+    .argument('[workspace...]', 'workspaces to push (default: every directory under --root)')
+    .description('push workspaces once: upload changes, publish the manifest, then delete removed files')
+    .option('-n, --dry-run', 'print the plan (uploads and deletes, sorted by path; totals only past 1000 paths) and change nothing')
+    .option('--summary', 'with --dry-run: print only each workspace\'s totals')
+    .option('-P, --progress', 'show transfer progress even when stderr is not a terminal (one line a second), or with --json or -q')
+    .option('--json', 'print a JSON summary on stdout')
+    .option('--force', 'allow deletes beyond the safety limit')
+    .option('--create-bucket', 'create the bucket if it does not exist'),
   ).action(async (names: string[], _opts, cmd: Command) => {
     code = await runPush(cmd, names, io);
   });
 
-  addConfigOptions(
-    program.command('watch')
-      .description('mirror every workspace continuously: reconcile each, then sync changes as they happen (SIGINT/SIGTERM flush and exit)')
-      .option('--debounce <duration>', 'quiet time that closes a batch of changes', '100ms')
-      .option('--max-delay <duration>', 'longest a batch stays open while changes keep coming', '1s')
-      .option('--rescan-interval <duration>', 'stat-based safety rescan of every workspace; 0 turns it off', '5m')
-      .option('--poll [interval]', `stat-poll instead of inotify (network filesystems), every interval (default ${DEFAULT_FALLBACK_POLL_MS / 1000}s)`)
-      .option('--force', 'allow deletes beyond the safety limit')
-      .option('--create-bucket', 'create the bucket if it does not exist')
-      .option('--json', 'print a JSON summary on stdout when stopped'),
-    'agent',
+  command('watch', (c) => c
+    .description('mirror every workspace continuously: reconcile each, then sync changes as they happen (SIGINT/SIGTERM flush and exit)')
+    .option('--debounce <duration>', 'quiet time that closes a batch of changes', '100ms')
+    .option('--max-delay <duration>', 'longest a batch stays open while changes keep coming', '1s')
+    .option('--rescan-interval <duration>', 'stat-based safety rescan of every workspace; 0 turns it off', '5m')
+    .option('--poll [interval]', `stat-poll instead of inotify (network filesystems), every interval (default: ${DEFAULT_FALLBACK_POLL_MS / 1000}s)`)
+    .option('--force', 'allow deletes beyond the safety limit')
+    .option('--create-bucket', 'create the bucket if it does not exist')
+    .option('--json', 'print a JSON summary on stdout when stopped'),
   ).action(async (_opts, cmd: Command) => {
     code = await runWatch(cmd, io);
   });
 
-  addConfigOptions(
-    program.command('files')
-      .argument('[target...]', 'a workspace name under --root, or a directory (default: every workspace); with --why, paths')
-      .description('print the paths that would be synced, one per line, sorted; with --why, the rule that decides each given path')
-      .option('-0, --null', 'separate paths with NUL instead of newline')
-      .option('--why', 'for each path (<workspace>/<path>, or a path inside the root), print whether it is synced and the rule that decides it'),
-    'agent',
+  command('files', (c) => c
+    .argument('[target...]', 'a workspace name under --root, or a directory (default: every workspace); with --why, paths')
+    .description('print the paths that would be synced, one per line, sorted; with --why, the rule that decides each given path')
+    .option('-0, --null', 'separate paths with NUL instead of newline')
+    .option('--why', 'for each path (<workspace>/<path>, or a path inside the root), print whether it is synced and the rule that decides it'),
   ).action(async (targets: string[], _opts, cmd: Command) => {
     const config = loadConfig(cmd);
     if (cmd.opts().why) {
       if (targets.length === 0) throw new SyncError('USAGE', 'files --why needs at least one path', { hint: 'e.g. sync-agent files --why www/dist/index.html' });
-      for (const e of await explainPaths(config, targets)) io.out(`${formatExplanation(e, config.root)}\n`);
+      for (const e of await explainPaths(config, targets)) io.out(`${formatExplanation(e, config)}\n`);
       code = ExitCodes.OK;
       return;
     }
@@ -85,41 +97,37 @@ export async function main(argv: string[], io: Io = { out: (s) => process.stdout
     code = skipped.length ? ExitCodes.PARTIAL : ExitCodes.OK;
   });
 
-  addConfigOptions(
-    program.command('log')
-      .argument('<workspace>', 'workspace whose history to show')
-      .description('list the generations of a workspace, newest first: time, writer, files added/changed/deleted')
-      .option('-n, --max-count <n>', 'show at most this many generations', '100')
-      .option('--json', 'print JSON on stdout'),
-    'agent',
+  command('log', (c) => c
+    .argument('<workspace>', 'workspace whose history to show')
+    .description('list the generations of a workspace, newest first: time, writer, files added/changed/deleted')
+    .option('-n, --max-count <n>', 'show at most this many generations', '100')
+    .option('--json', 'print JSON on stdout'),
   ).action(async (workspace: string, _opts, cmd: Command) => {
     const config = loadConfig(cmd);
     checkWorkspaceName(workspace, config.root);
     const opts = cmd.opts<{ maxCount: string; json?: boolean }>();
     const max = Number(opts.maxCount);
     if (!Number.isSafeInteger(max) || max < 1) throw new SyncError('USAGE', `--max-count must be a positive integer, not "${opts.maxCount}"`, { hint: 'e.g. -n 20' });
-    const entries = await logWorkspace(storeFor(config, createLogger({ level: config.logLevel, name: 'sync-agent' })), config, workspace, max);
+    const entries = await logWorkspace(storeFor(config, loggerFor(config)), config, workspace, max);
     io.out(opts.json ? `${JSON.stringify(entries, null, 2)}\n` : formatLog(workspace, entries));
   });
 
-  addConfigOptions(
-    program.command('restore')
-      .argument('<workspace>', 'workspace to restore')
-      .argument('[path...]', 'only these files or directories (default: the whole workspace)')
-      .description('write a generation of a workspace back to disk, byte for byte, with modes, symlinks and mtimes')
-      .option('--generation <n>', 'the generation to restore (default: the latest)')
-      .option('--at <time>', 'the newest generation at or before this time (ISO 8601, or a duration ago such as 2h)')
-      .option('--to <dir>', 'write there instead of into the workspace directory')
-      .option('--force', 'overwrite files that differ (and restore into a non-empty directory)')
-      .option('-n, --dry-run', 'say what would be restored and write nothing')
-      .option('--json', 'print a JSON summary on stdout'),
-    'agent',
+  command('restore', (c) => c
+    .argument('<workspace>', 'workspace to restore')
+    .argument('[path...]', 'only these files or directories (default: the whole workspace)')
+    .description('write a generation of a workspace back to disk, byte for byte, with modes, symlinks and mtimes')
+    .option('--generation <n>', 'the generation to restore (default: the latest)')
+    .option('--at <time>', 'the newest generation at or before this time (ISO 8601, or a duration ago such as 2h)')
+    .option('--to <dir>', 'write there instead of into the workspace directory')
+    .option('--force', 'overwrite files that differ (and restore into a non-empty directory)')
+    .option('-n, --dry-run', 'say what would be restored and write nothing')
+    .option('--json', 'print a JSON summary on stdout'),
   ).action(async (workspace: string, paths: string[], _opts, cmd: Command) => {
     const config = loadConfig(cmd);
     checkWorkspaceName(workspace, config.root);
     const opts = cmd.opts<{ generation?: string; at?: string; to?: string; force?: boolean; dryRun?: boolean; json?: boolean }>();
     if (opts.generation !== undefined && opts.at !== undefined) throw new SyncError('USAGE', '--generation and --at cannot be combined', { hint: 'give one of them' });
-    const log = createLogger({ level: config.logLevel, name: 'sync-agent' });
+    const log = loggerFor(config);
     const report = await restoreWorkspace(storeFor(config, log), config, workspace, {
       ...opts, paths: paths.map((p) => p.replace(/\/+$/, '')), force: !!opts.force, dryRun: !!opts.dryRun,
     }, log);
@@ -127,32 +135,28 @@ export async function main(argv: string[], io: Io = { out: (s) => process.stdout
     code = report.failed.length ? ExitCodes.PARTIAL : ExitCodes.OK;
   });
 
-  addConfigOptions(
-    program.command('gc')
-      .argument('[workspace...]', 'workspaces to collect (default: every directory under --root)')
-      .description('remove what no retained generation needs (see --keep-generations, --keep-for, --gc-grace)')
-      .option('-n, --dry-run', 'say what would be removed and remove nothing')
-      .option('--json', 'print a JSON summary on stdout'),
-    'agent',
+  command('gc', (c) => c
+    .argument('[workspace...]', 'workspaces to collect (default: every directory under --root)')
+    .description('remove what no retained generation needs (see --keep-generations, --keep-for, --gc-grace)')
+    .option('-n, --dry-run', 'say what would be removed and remove nothing')
+    .option('--json', 'print a JSON summary on stdout'),
   ).action(async (names: string[], _opts, cmd: Command) => {
     const config = loadConfig(cmd);
     const opts = cmd.opts<{ dryRun?: boolean; json?: boolean }>();
     for (const n of names) checkWorkspaceName(n, config.root);
-    const log = createLogger({ level: config.logLevel, name: 'sync-agent' });
+    const log = loggerFor(config);
     const store = storeFor(config, log);
     const reports = [];
     for (const ws of names.length ? names : await listWorkspaces(config.root)) reports.push(await gcWorkspace(store, config, ws, !!opts.dryRun, log));
     io.out(opts.json ? `${JSON.stringify(reports, null, 2)}\n` : reports.map(formatGc).join(''));
   });
 
-  addConfigOptions(
-    program.command('policy')
-      .argument('<role>', 'agent (reads and writes the given workspaces) or mount (reads every workspace)')
-      .argument('[workspace...]', 'for agent: the workspaces it may write (* and ? match as in S3 policies)')
-      .description('print the least-privilege S3 policy a process needs for --bucket and --prefix (see docs/security.md)')
-      .option('--server <server>', `where the policy goes: ${POLICY_SERVERS.join(', ')}`, 'aws')
-      .option('--principal <arn>', 'print a bucket policy granting this user or role (AWS, Ceph RGW); without it, an identity policy'),
-    'agent',
+  command('policy', (c) => c
+    .argument('<role>', 'agent (reads and writes the given workspaces) or mount (reads every workspace)')
+    .argument('[workspace...]', 'for agent: the workspaces it may write (* and ? match as in S3 policies)')
+    .description('print the least-privilege S3 policy a process needs for --bucket and --prefix (docs/security.md)')
+    .option('--server <server>', `where the policy goes: ${POLICY_SERVERS.join(', ')}`, 'aws')
+    .option('--principal <arn>', 'print a bucket policy granting this user or role (AWS, Ceph RGW); without it, an identity policy'),
   ).action((role: string, workspaces: string[], _opts, cmd: Command) => {
     const config = loadConfig(cmd);
     const opts = cmd.opts<{ server: string; principal?: string }>();
@@ -179,21 +183,28 @@ function loadConfig(cmd: Command): AgentConfig {
   return resolveConfig('agent', { flags, configFile });
 }
 
+function loggerFor(config: AgentConfig): Logger {
+  return createLogger({ level: config.logLevel, name: 'sync-agent', format: config.logFormat });
+}
+
 function storeFor(config: AgentConfig, log: Logger) {
   return createObjectStore({ ...s3SettingsFor(config, log), maxSockets: config.concurrency * 2, requestTimeoutMs: config.requestTimeout });
 }
 
 async function runPush(cmd: Command, names: string[], io: Io): Promise<number> {
-  const opts = cmd.opts<{ dryRun?: boolean; json?: boolean; force?: boolean; createBucket?: boolean }>();
+  const opts = cmd.opts<{ dryRun?: boolean; summary?: boolean; progress?: boolean; json?: boolean; force?: boolean; createBucket?: boolean }>();
+  if (opts.summary && !opts.dryRun) throw new SyncError('USAGE', '--summary goes with --dry-run', { hint: 'sync-agent push --dry-run --summary' });
   const config = loadConfig(cmd);
-  const log = createLogger({ level: config.logLevel, name: 'sync-agent' });
+  const log = loggerFor(config);
   const store = storeFor(config, log);
   if (opts.createBucket && !opts.dryRun) await store.createBucket();
   for (const n of names) checkWorkspaceName(n, config.root);
   const workspaces = names.length ? names : await listWorkspaces(config.root);
   if (workspaces.length === 0) log.warn({ root: config.root }, 'no workspaces found under the root');
 
-  const progress = createProgress(!opts.json && !!process.stderr.isTTY && !opts.dryRun);
+  const progress = createProgress(progressMode({
+    forced: !!opts.progress, quiet: !!opts.json || config.logLevel === 'error' || config.logLevel === 'silent', dryRun: !!opts.dryRun, isTTY: !!process.stderr.isTTY,
+  }));
   const reports: PushReport[] = [];
   const failures: Array<{ workspace: string; error: SyncError }> = [];
   let worst: number = ExitCodes.OK;
@@ -209,10 +220,11 @@ async function runPush(cmd: Command, names: string[], io: Io): Promise<number> {
       reports.push(report);
       for (const s of report.skipped) log.warn({ workspace, path: s.path }, `skipped: ${s.reason}`);
       if (report.skipped.length) worst = Math.max(worst, ExitCodes.PARTIAL);
-      if (!opts.json) io.out(opts.dryRun ? formatPlan(report) : `${formatSummary(report)}\n`);
+      if (!opts.json) io.out(opts.dryRun ? formatPlan(report, opts.summary ? 0 : PLAN_LINES) : `${formatSummary(report)}\n`);
     } catch (err) {
       progress.stop();
-      if (!isSyncError(err) || !PER_WORKSPACE.has(err.code)) throw err;
+      // Errors that concern one workspace are reported, and the others go on.
+      if (!isSyncError(err) || errorProperties(err)?.scope !== 'workspace') throw err;
       failures.push({ workspace, error: err });
       worst = Math.max(worst, exitCodeFor(err));
       io.err(`${formatError(err)}\n`);
@@ -242,7 +254,7 @@ async function runWatch(cmd: Command, io: Io): Promise<number> {
   const maxDelayMs = durationFlag('--max-delay', opts.maxDelay);
   const rescanIntervalMs = durationFlag('--rescan-interval', opts.rescanInterval);
   const pollMs = opts.poll === undefined ? undefined : opts.poll === true ? DEFAULT_FALLBACK_POLL_MS : durationFlag('--poll', opts.poll);
-  const log = createLogger({ level: config.logLevel, name: 'sync-agent' });
+  const log = loggerFor(config);
   const store = storeFor(config, log);
   if (opts.createBucket) await store.createBucket();
   await checkRemote(store, log);
@@ -315,12 +327,13 @@ export function formatSummary(r: PushReport): string {
   return `${r.workspace}: ${parts.join(', ')} (${formatBytes(r.bytes)}, ${manifest}) in ${r.seconds.toFixed(2)} s`;
 }
 
-function formatPlan(r: PushReport): string {
+/** A dry run's plan: one line per path, sorted by path, then the totals; only the totals past `maxLines` paths. */
+export function formatPlan(r: PushReport, maxLines: number): string {
   const p = r.plan!;
-  const lines = [
-    ...p.uploads.map((u) => `upload  ${r.workspace}/${u}`),
-    ...p.deletes.map((d) => `delete  ${r.workspace}/${d}`),
-    `${r.workspace}: would upload ${p.uploads.length} (${formatBytes(p.uploadBytes)}), change ${p.changed.length} in the tree, delete ${p.deletes.length}, keep ${r.unchanged} (dry run)`,
-  ];
+  const paths = [...p.uploads.map((u) => ['upload', u] as const), ...p.deletes.map((d) => ['delete', d] as const)]
+    .sort((a, b) => compareUtf8(a[1], b[1]));
+  const lines = paths.length <= maxLines ? paths.map(([op, rel]) => `${op}  ${r.workspace}/${rel}`) : [];
+  const hidden = paths.length > maxLines && maxLines > 0 ? ` (${paths.length} paths not listed: more than ${maxLines})` : '';
+  lines.push(`${r.workspace}: would upload ${p.uploads.length} (${formatBytes(p.uploadBytes)}), change ${p.changed.length} in the tree, delete ${p.deletes.length}, keep ${r.unchanged} (dry run)${hidden}`);
   return `${lines.join('\n')}\n`;
 }

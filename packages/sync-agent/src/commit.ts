@@ -7,8 +7,8 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import {
-  commitKey, commitStem, COMMIT_FORMAT, decodeCommit, encodeCommit, FORMAT_VERSION, headKey, isSyncError, MAX_CHANGE_PATHS, treePackKey,
-  type Commit, type CommitChanges, type ObjectStore, type TreeRef,
+  commitKey, commitStem, COMMIT_FORMAT, createTreeReader, decodeCommit, diffTrees, encodeCommit, FORMAT_VERSION, headKey, isSyncError,
+  MAX_CHANGE_PATHS, SyncError, treePackKey, type Commit, type CommitChanges, type Logger, type ObjectStore, type TreeRef,
 } from '@workspace-sync/shared';
 import { headOf } from './remote.js';
 import type { TreeBuild } from './trees.js';
@@ -73,4 +73,87 @@ export async function publish(t: CommitTarget, commit: Commit, base: HeadInfo | 
   const current = decodeCommit(res.body, `s3://${t.store.bucket}/${key}`);
   if (current.id === commit.id) return { ok: true, head: headOf(current, res.etag) };
   return { ok: false, current, etag: res.etag };
+}
+
+/** Rounds of rebasing over other writers' commits before giving up with CONFLICT. */
+const MAX_REBASES = 5;
+
+export interface CommitRequest {
+  workspace: string;
+  /** The head the plan was based on (undefined: none yet), and the root tree it had. */
+  base: HeadInfo | undefined;
+  baseRoot: TreeRef | undefined;
+  /** Generation to continue from when there is no head (a v1 manifest's). */
+  v1Generation: number;
+  build: TreeBuild;
+  changes: CommitChanges;
+  createdAt: Date;
+  /** The delete guard, applied again to what a rebase would delete of the other writer's tree. */
+  guard: (deletes: number, of: number) => void;
+  log: Logger;
+}
+
+export interface CommitResult {
+  head: HeadInfo;
+  conflicts: number;
+  requests: number;
+  /** Paths whose plain objects other writers may have written or deleted meanwhile. */
+  touched: Set<string>;
+}
+
+/**
+ * Publishes the commit; on a lost race, rebases this tree over the other writer's commit (which
+ * stays in the history) and tries again, a few times, then gives up with CONFLICT.
+ */
+export async function commitWithRebase(t: CommitTarget, req: CommitRequest): Promise<CommitResult> {
+  const { build, createdAt, log } = req;
+  let base = req.base;
+  let commit = makeCommit({
+    workspace: req.workspace, generation: (base?.generation ?? req.v1Generation) + 1, parent: base?.stem ?? null,
+    root: build.root, stats: build.stats, changes: req.changes, createdAt,
+  });
+  const result: CommitResult = { head: undefined as unknown as HeadInfo, conflicts: 0, requests: 0, touched: new Set() };
+  for (let round = 0; ; round++) {
+    const res = await publish(t, commit, base);
+    result.requests += 2;
+    if (res.ok) return { ...result, head: res.head };
+    if (round >= MAX_REBASES) {
+      throw new SyncError('CONFLICT', `workspace "${req.workspace}" keeps being pushed by another writer (${res.current.writer.host}); gave up after ${MAX_REBASES} rebases`, {
+        hint: 'run one sync-agent per workspace, or retry once the other writer is done; nothing was lost (sync-agent log shows every generation)',
+      });
+    }
+    result.conflicts++;
+    log.warn({ workspace: req.workspace, generation: res.current.generation, writer: res.current.writer },
+      `workspace "${req.workspace}" was pushed by ${res.current.writer.host} while this sync ran: publishing this machine's copy over it (its generation ${res.current.generation} stays in the history)`);
+    const rebase = await rebaseOver(t, res.current, req.baseRoot, build.root);
+    result.requests += rebase.requests;
+    req.guard(rebase.theirsOnly, res.current.stats.files);
+    for (const p of rebase.touched) result.touched.add(p);
+    base = headOf(res.current, res.etag);
+    commit = makeCommit({
+      workspace: req.workspace, generation: res.current.generation + 1, parent: base.stem, root: build.root, stats: build.stats,
+      changes: rebase.changes, createdAt,
+    });
+  }
+}
+
+/**
+ * What rebasing over another writer's commit takes: which paths it may have written as plain objects
+ * (everything that differs between our base and its tree), how many of its files this tree drops
+ * (for the delete guard), and the changes this commit makes relative to it.
+ */
+async function rebaseOver(
+  t: CommitTarget, theirs: Commit, ourBase: TreeRef | undefined, ours: TreeRef,
+): Promise<{ touched: string[]; theirsOnly: number; changes: CommitChanges; requests: number }> {
+  const reader = createTreeReader(t);
+  const [theirChanges, mine] = await Promise.all([diffTrees(reader, ourBase, theirs.root), diffTrees(reader, theirs.root, ours)]);
+  const touched = [
+    ...theirChanges.added.map((e) => e.path), ...theirChanges.modified.map((m) => m.after.path),
+    ...theirChanges.deleted.map((e) => e.path), ...theirChanges.touched.map((e) => e.path),
+  ];
+  const bytes = [...mine.added, ...mine.modified.map((m) => m.after)].reduce((n, e) => n + (e.kind === 'file' ? e.size : 0), 0);
+  return {
+    touched, theirsOnly: mine.deleted.length, requests: reader.fetches,
+    changes: commitChanges(mine.added.map((e) => e.path), mine.modified.map((m) => m.after.path), mine.deleted.map((e) => e.path), bytes),
+  };
 }

@@ -3,7 +3,7 @@ import { lstatSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import {
-  compareUtf8, createFilter, isSafeRelativePath, isValidWorkspaceName, SyncError, type AgentConfig, type Filter, type Rule, type Verdict,
+  compareUtf8, createFilter, isSafeRelativePath, isValidWorkspaceName, SyncError, type AgentConfig, type Filter, type PatternSource, type Rule, type Verdict,
 } from '@workspace-sync/shared';
 import { entryFor, scanWorkspace, type Skipped } from './scan.js';
 import { listWorkspaces } from './workspaces.js';
@@ -21,9 +21,10 @@ export async function listFiles(config: AgentConfig, target: string | undefined)
   if (target === undefined) {
     for (const ws of await listWorkspaces(config.root)) jobs.push({ root: config.root, workspace: ws, show: (p) => `${ws}/${p}` });
   } else {
-    const asWorkspace = !target.includes('/') && target !== '.' && target !== '..'
-      && (await stat(path.join(config.root, target)).catch(() => undefined))?.isDirectory();
+    const isDir = async (p: string) => (await stat(p).catch(() => undefined))?.isDirectory() ?? false;
+    const asWorkspace = !target.includes('/') && target !== '.' && target !== '..' && (await isDir(path.join(config.root, target)));
     const dir = asWorkspace ? path.join(config.root, target) : path.resolve(target);
+    if (!asWorkspace && !(await isDir(dir))) throw unknownTarget(config.root, target, dir, await isDir(config.root));
     jobs.push({ root: path.dirname(dir), workspace: path.basename(dir), show: (p) => p });
   }
   const paths: string[] = [];
@@ -35,6 +36,17 @@ export async function listFiles(config: AgentConfig, target: string | undefined)
     for (const s of res.skipped) skipped.push({ path: job.show(s.path), reason: s.reason });
   }
   return { paths: paths.sort(compareUtf8), skipped };
+}
+
+/** `files TARGET` where TARGET is neither a workspace under the root nor a directory. */
+function unknownTarget(root: string, target: string, dir: string, rootExists: boolean): SyncError {
+  const asName = !target.includes('/') && isValidWorkspaceName(target);
+  const where = asName ? `no workspace "${target}" under ${root}${rootExists ? '' : ' (which does not exist)'} and no directory ${dir}` : `no directory ${dir}`;
+  return new SyncError('WORKSPACE_UNKNOWN', `files ${target}: ${where}`, {
+    hint: rootExists
+      ? 'give a workspace name (sync-agent files with no argument lists every workspace) or a directory path'
+      : 'set --root or WORKSPACES_DIR to the directory holding your workspaces (default ./workspaces), or give a directory path',
+  });
 }
 
 export interface Explanation {
@@ -96,20 +108,39 @@ export async function explainPaths(config: AgentConfig, given: readonly string[]
   return out;
 }
 
-function describeRule(r: Rule, root: string, ws: string): string {
+type ExplainConfig = Pick<AgentConfig, 'root'> & Partial<Pick<AgentConfig, 'exclude' | 'excludeSources'>>;
+
+/**
+ * Which --exclude-from line, --exclude or --include a rule of the highest layer is: the last entry with
+ * its text (within a layer the last matching pattern wins, so of equal patterns the last one decides).
+ */
+function sourceOf(r: Rule, config: ExplainConfig): PatternSource | undefined {
+  const i = config.exclude?.lastIndexOf(r.pattern) ?? -1;
+  return i < 0 ? undefined : config.excludeSources?.[i];
+}
+
+function describeRule(r: Rule, config: ExplainConfig, ws: string): string {
   if (r.source === 'git') return r.dir ? `${r.pattern} (${ws}/${r.dir}/)` : r.pattern;
-  const file = r.file && (path.relative(root, r.file).startsWith('..') ? r.file : path.relative(root, r.file));
-  const where = file ? `${file}:${r.line}` : r.source === 'exclude' ? '--exclude' : 'defaults';
-  return `${r.pattern} (${where})${r.dir ? ` on the directory ${ws}/${r.dir}/` : ''}`;
+  const shownFile = (f: string) => (path.relative(config.root, f).startsWith('..') ? f : path.relative(config.root, f));
+  let where: string;
+  if (r.source === 'exclude') {
+    const from = sourceOf(r, config);
+    where = !from ? '--exclude' : from.flag === '--exclude-from' ? `${shownFile(from.file)}:${from.line}, --exclude-from` : from.flag;
+  } else {
+    where = r.file ? `${shownFile(r.file)}:${r.line}` : 'defaults';
+  }
+  // An include is shown as given, without the `!` it becomes in the layer.
+  const pattern = r.source === 'exclude' && sourceOf(r, config)?.flag === '--include' ? r.pattern.slice(1) : r.pattern;
+  return `${pattern} (${where})${r.dir ? ` on the directory ${ws}/${r.dir}/` : ''}`;
 }
 
 /** One line per path: `<path>: excluded by <pattern> (<source>)`, `included: tracked by git`, and so on. */
-export function formatExplanation(e: Explanation, root: string): string {
+export function formatExplanation(e: Explanation, config: ExplainConfig): string {
   const slash = e.shown.indexOf('/');
   if (slash < 0) return `${e.shown}/: a workspace`;
   const v = e.verdict;
   const shown = e.isDir ? `${e.shown}/` : e.shown;
-  const rule = v.rule && describeRule(v.rule, root, e.shown.slice(0, slash));
+  const rule = v.rule && describeRule(v.rule, config, e.shown.slice(0, slash));
   const reincludes = v.rule?.pattern.startsWith('!') ?? false;
   let line: string;
   if (v.excluded && v.rule?.source === 'git') line = `${shown}: excluded: ${rule}`;

@@ -33,7 +33,7 @@ export interface ContentLocation {
 export interface PlanInput {
   local: ReadonlyMap<string, HashedEntry>;
   view: View;
-  /** Paths to consider; each is looked up in `local` and in the view. */
+  /** Paths to consider, each once; each is looked up in `local` and in the view. */
   paths: Iterable<string>;
   skipped: readonly Skipped[];
   /** Plain objects whose state is known apart from the view (undefined value: unknown, e.g. an intent without a result). */
@@ -66,10 +66,7 @@ export function planSync(input: PlanInput): Plan {
   };
   const queued = new Set<string>();
   const kept = keptMatcher(input.skipped);
-  const seen = new Set<string>();
   for (const p of input.paths) {
-    if (seen.has(p)) continue;
-    seen.add(p);
     const e = local.get(p);
     const c = view.entries.get(p);
     if (!e) {
@@ -101,6 +98,18 @@ export function planSync(input: PlanInput): Plan {
   plan.commit ||= plan.changed.length > 0 || plan.removed.length > 0;
   plan.plainDeletes.sort();
   return plan;
+}
+
+/** Every path of the local side, the view and `extra`, once each (a full push looks at all of them). */
+export function* allPaths(local: ReadonlyMap<string, unknown>, view: View, extra: Iterable<string>): Generator<string> {
+  for (const p of local.keys()) yield p;
+  for (const p of view.entries.keys()) if (!local.has(p)) yield p;
+  const seen = new Set<string>();
+  for (const p of extra) {
+    if (local.has(p) || view.entries.has(p) || seen.has(p)) continue;
+    seen.add(p);
+    yield p;
+  }
 }
 
 /** The tree entry would be identical: same kind, content, mode, size and mtime. */

@@ -1,6 +1,11 @@
-/** A progress bar on a terminal (files, bytes, rate); nothing otherwise. */
+/**
+ * Transfer progress on stderr (files, bytes, rate): a bar redrawn in place on a terminal, or with
+ * `push -P` into a pipe or file one plain line a second, as rclone's `-P` stats; nothing when off.
+ */
 import cliProgress from 'cli-progress';
 import { formatBytes } from '@workspace-sync/shared';
+
+export type ProgressMode = 'off' | 'terminal' | 'lines';
 
 export interface Progress {
   start(workspace: string, files: number, bytes: number): void;
@@ -9,8 +14,15 @@ export interface Progress {
   stop(): void;
 }
 
-export function createProgress(enabled: boolean): Progress {
-  if (!enabled) return { start() {}, bytes() {}, file() {}, stop() {} };
+/** The mode for a push: `forced` is -P; a dry run transfers nothing; a quiet or JSON run shows no bar unless forced. */
+export function progressMode(opts: { forced: boolean; quiet: boolean; dryRun: boolean; isTTY: boolean }): ProgressMode {
+  if (opts.dryRun) return 'off';
+  if (opts.forced) return opts.isTTY ? 'terminal' : 'lines';
+  return opts.isTTY && !opts.quiet ? 'terminal' : 'off';
+}
+
+export function createProgress(mode: ProgressMode, stream: NodeJS.WritableStream = process.stderr): Progress {
+  if (mode === 'off') return { start() {}, bytes() {}, file() {}, stop() {} };
   let bar: cliProgress.SingleBar | undefined;
   let done = 0;
   let files = 0;
@@ -22,9 +34,13 @@ export function createProgress(enabled: boolean): Progress {
   return {
     start(workspace, totalFiles, totalBytes) {
       done = 0; files = 0; started = performance.now();
+      if (totalFiles === 0) return; // nothing to send: no bar
+      const counts = `{percentage}% | {filesDone}/${totalFiles} files | {sent} of ${formatBytes(totalBytes)} | {rate}`;
       bar = new cliProgress.SingleBar({
-        format: `${workspace} [{bar}] {percentage}% | {filesDone}/${totalFiles} files | {sent} of ${formatBytes(totalBytes)} | {rate}`,
-        stream: process.stderr, hideCursor: true, clearOnComplete: true,
+        // Lines in a log carry no bar graphic.
+        format: mode === 'terminal' ? `${workspace} [{bar}] ${counts}` : `${workspace} ${counts}`,
+        stream, hideCursor: mode === 'terminal', clearOnComplete: mode === 'terminal',
+        noTTYOutput: mode === 'lines', notTTYSchedule: 1000,
       }, cliProgress.Presets.shades_classic);
       bar.start(Math.max(totalBytes, 1), 0, payload());
     },

@@ -4,11 +4,11 @@
  * only along those paths), never follows symlinks, and reports (rather than fails on) entries it cannot
  * sync: unreadable directories, special files, symlinks pointing outside.
  */
-import { lstatSync, readdirSync, type Stats } from 'node:fs';
+import { lstatSync, readdirSync, type Dirent, type Stats } from 'node:fs';
 import { readlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Filter } from '@workspace-sync/shared';
-import { isSafeRelativePath } from '@workspace-sync/shared';
+import { isValidName } from '@workspace-sync/shared';
 
 export interface LocalFile {
   type: 'file';
@@ -82,23 +82,35 @@ export async function scanWorkspace(wsDir: string, filter: Filter, from = ''): P
     // A directory git ignores but whose index names paths below it: look at those names only, never
     // list it (a node_modules with one tracked file holds thousands that are not).
     const tracked = filter.trackedOnly(relDir);
-    let names: Array<{ name: string; isDir: boolean | undefined }>;
+    const absDir = relDir ? path.join(wsDir, relDir) : wsDir;
+    let names: readonly string[];
+    let dirents: Dirent[] | undefined;
     try {
-      names = tracked
-        ? tracked.map((name) => ({ name, isDir: undefined }))
-        : readdirSync(relDir ? path.join(wsDir, relDir) : wsDir, { withFileTypes: true }).map((d) => ({ name: d.name, isDir: d.isDirectory() }));
+      if (tracked) names = tracked;
+      else {
+        dirents = readdirSync(absDir, { withFileTypes: true });
+        names = dirents.map((d) => d.name);
+      }
     } catch (err) {
       if (relDir === from) throw err;
       skipped.push({ path: `${relDir}/`, reason: `cannot read directory (${(err as NodeJS.ErrnoException).code})` });
       return;
     }
+    const undecodable = dirents?.some((d) => d.name.includes('\uFFFD')) ? notUtf8Names(absDir) : undefined;
     const subdirs: string[] = [];
-    for (const { name, isDir: known } of names) {
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i]!;
       const rel = relDir ? `${relDir}/${name}` : name;
-      if (!isSafeRelativePath(rel)) {
+      // The directory's own path was checked on the way down: only this segment is new.
+      if (!isValidName(name) || rel.length * 3 > MAX_PATH_BYTES && Buffer.byteLength(rel) > MAX_PATH_BYTES) {
         skipped.push({ path: rel, reason: 'name cannot be stored as an object key' });
         continue;
       }
+      if (undecodable?.has(name)) {
+        skipped.push({ path: rel, reason: 'file name is not valid UTF-8, so it cannot be an object key (rename it)' });
+        continue;
+      }
+      const known = dirents ? dirents[i]!.isDirectory() : undefined;
       let st: Stats | undefined;
       try {
         if (known === undefined) st = lstatSync(path.join(wsDir, rel));
@@ -120,4 +132,19 @@ export async function scanWorkspace(wsDir: string, filter: Filter, from = ''): P
 
   await walk(from);
   return { entries, skipped };
+}
+
+const MAX_PATH_BYTES = 4096;
+
+/**
+ * Names in `dir` whose bytes are not valid UTF-8, as Node decodes them (with U+FFFD): they cannot
+ * round-trip into an object key, so they are reported rather than stored under a mangled name.
+ */
+function notUtf8Names(dir: string): Set<string> {
+  const out = new Set<string>();
+  for (const raw of readdirSync(dir, { encoding: 'buffer' })) {
+    const decoded = raw.toString('utf8');
+    if (!Buffer.from(decoded, 'utf8').equals(raw)) out.add(decoded);
+  }
+  return out;
 }

@@ -20,7 +20,7 @@ import { appendFileSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileS
 import path from 'node:path';
 import { SyncError, type Logger, type TreeRef } from '@workspace-sync/shared';
 import type { ContentLocation, PlainObject } from './planner.js';
-import { addEntry, applyCommit, emptyView, type DirInfo, type HeadInfo, type View, type ViewChange, type ViewEntry } from './view.js';
+import { applyCommit, emptyView, indexEntry, type DirInfo, type HeadInfo, type View, type ViewChange, type ViewEntry } from './view.js';
 
 export const STATE_VERSION = 2;
 /** Content landed by a run that did not commit is reused only this long (garbage collection's grace is longer). */
@@ -246,9 +246,7 @@ export function openStateStore(dir: string, workspace: string, log?: Logger): St
         return undefined;
       }
       // Names and content index follow from the entries.
-      const entries = state.view.entries;
-      state.view.entries = new Map();
-      for (const [p, e] of entries) addEntry(state.view, p, e);
+      for (const [p, e] of state.view.entries) indexEntry(state.view, p, e);
       const now = Date.now();
       for (const [s, l] of state.pending) if (now - l.at > PENDING_CONTENT_TTL_MS) state.pending.delete(s);
       return state;

@@ -10,23 +10,21 @@
  */
 import { gzipSync } from 'node:zlib';
 import {
-  COMMIT_FORMAT, createTreeReader, diffTrees, FORMAT_VERSION, headKey, manifestKey, objectKey, packKey, sha256Hex, SyncError,
-  treePackKey, walkTree,
-  type AgentConfig, type Commit, type Logger, type ObjectStore,
+  COMMIT_FORMAT, createTreeReader, FORMAT_VERSION, headKey, manifestKey, objectKey, packKey, SyncError, treePackKey, walkTree,
+  type AgentConfig, type Logger, type ObjectStore,
 } from '@workspace-sync/shared';
-import { commitChanges, makeCommit, publish, writeTreePacks } from './commit.js';
+import { commitChanges, commitWithRebase, writeTreePacks } from './commit.js';
 import { collectGarbage } from './gc.js';
+import { decideOutcome, plainEtag } from './outcome.js';
 import { newObjectName, PackWriter } from './packer.js';
-import { checkDeleteGuard, planSync, sameTreeEntry, type ContentLocation, type HashedEntry, type Plan, type PlainObject } from './planner.js';
-import { headOf, loadBase } from './remote.js';
+import { allPaths, checkDeleteGuard, planSync, type ContentLocation, type HashedEntry, type Plan } from './planner.js';
+import { loadBase } from './remote.js';
 import type { Skipped } from './scan.js';
 import type { AgentState, HashRecord, StateStore } from './state.js';
 import { buildTrees } from './trees.js';
 import { executeTransfers, type TransferContext, type TransferResult } from './uploader.js';
 import { applyCommit, contentAt, type ViewEntry } from './view.js';
 
-/** Rounds of rebasing over other writers' commits before giving up with CONFLICT. */
-const MAX_REBASES = 5;
 /** An object the server refused (after the client's retries) is tried again after this, or when it changes. */
 const REJECTED_BACKOFF_MS = 5 * 60_000;
 
@@ -72,7 +70,8 @@ export interface PushReport {
 /** The local side of a workspace: every synced entry, hashed, with the hash records made now. */
 export interface LocalSnapshot {
   wsDir: string;
-  entries: ReadonlyMap<string, HashedEntry>;
+  /** Owned by this sync, which updates it to what ends up in the bucket. */
+  entries: Map<string, HashedEntry>;
   records: ReadonlyMap<string, HashRecord>;
   skipped: Skipped[];
   hashed: number;
@@ -109,8 +108,8 @@ export async function syncSnapshot(
   const now = Date.now();
   const retry = [...st.plain.keys()].filter((p) => !((st.rejected.get(p) ?? 0) > now));
   const paths = base.trusted && snap.paths
-    ? [...snap.paths, ...retry, ...st.pendingDeletes]
-    : [...snap.entries.keys(), ...view.entries.keys(), ...retry, ...st.pendingDeletes];
+    ? new Set([...snap.paths, ...retry, ...st.pendingDeletes])
+    : allPaths(snap.entries, view, [...retry, ...st.pendingDeletes]);
   const plan = planSync({ local: snap.entries, view, paths, skipped: snap.skipped, plain: st.plain, pending: st.pending });
   // A burst (watch) counts as one: its earlier deletes count here, against the size before it.
   const recent = opts.recentDeletes ?? 0;
@@ -133,7 +132,7 @@ export async function syncSnapshot(
       uploads: [...new Set([...plan.newContent, ...plan.plainWrites].map((e) => e.path))].sort(),
       changed: plan.changed.map((e) => e.path).sort(), deletes: plan.plainDeletes, uploadBytes: plan.uploadBytes,
     };
-    return finish(new Map(snap.entries));
+    return finish(snap.entries);
   }
 
   // The journal and the in-memory state learn the same things, so a retried batch plans from what really happened.
@@ -155,94 +154,44 @@ export async function syncSnapshot(
   count(report, transfers);
   for (const p of transfers.landed.keys()) st.rejected.delete(p);
   for (const p of transfers.rejected) st.rejected.set(p, now + REJECTED_BACKOFF_MS);
-
-  // What the new tree holds: landed entries as read now; paths that vanished meanwhile leave it;
-  // paths that could not be read or stored keep their committed version.
-  const local = new Map(snap.entries);
-  const upserts = new Map<string, ViewEntry>();
-  const removes = new Set(plan.removed);
-  const plainDeletes = new Set(plan.plainDeletes);
-  const records = new Map(snap.records);
-  for (const s of transfers.skipped) {
-    local.delete(s.path);
-    records.delete(s.path);
-    const committed = view.entries.get(s.path);
-    if (committed) local.set(s.path, asHashed(s.path, committed));
-  }
-  for (const p of transfers.vanished) {
-    local.delete(p);
-    records.delete(p);
-    if (view.entries.has(p)) { removes.add(p); report.changes.deleted++; }
-    plainDeletes.add(p);
-  }
-  for (const [p, l] of transfers.landed) {
-    local.set(p, l.entry);
-    if (l.stat && l.entry.type === 'file') records.set(p, { ...l.stat, sha256: l.entry.sha256, hashedAtMs: l.stat.readAtMs });
-    const old = view.entries.get(p);
-    // What the plain object holds: written now, or known from the journal or a verified listing, or the view's.
-    const etag = plainEtag(l.plain ?? st.plain.get(p), l.entry) ?? (old && sameTreeEntry(old, l.entry) ? old.etag : undefined);
-    const location = l.entry.type === 'file' && l.entry.size > 0 ? l.location ?? contentOf(l.entry.sha256) : undefined;
-    const entry = toViewEntry(l.entry, location, etag);
-    if (!old || view.head === undefined || !sameTreeEntry(old, l.entry) || old.etag !== etag) upserts.set(p, entry);
-  }
   report.skipped.push(...transfers.skipped, ...transfers.notMirrored);
 
-  const treeUpserts = new Map([...upserts].filter(([p, e]) => {
-    const old = view.entries.get(p);
-    return view.head === undefined || !old || !sameTreeEntry(old, asHashed(p, e));
-  }));
-  const mustCommit = view.head === undefined || treeUpserts.size > 0 || removes.size > 0;
-  const recordRemoves = [...(snap.gone ?? []), ...removes].filter((p) => !local.has(p));
+  const out = decideOutcome({
+    view, plain: st.plain, local: snap.entries, records: snap.records, gone: snap.gone ?? [], plan, transfers, contentOf,
+  });
+  const local = snap.entries;
+  report.changes = { added: out.changes.added.length, modified: out.changes.modified.length, deleted: out.changes.deleted.length };
+  // A full snapshot follows anyway when the base was not trusted: no need to journal every entry first.
+  const saveAfter = stateStore.compactDue || !base.trusted;
+  const { upserts, removes, plainDeletes, records, recordRemoves } = out;
 
-  if (mustCommit) {
-    const now = new Date();
-    const build = buildTrees(view, treeUpserts, removes, now.getTime(), newObjectName);
+  if (out.mustCommit) {
+    const createdAt = new Date();
+    const build = buildTrees(view, out.treeUpserts, removes, createdAt.getTime(), newObjectName);
     await writeTreePacks(target, build.packs);
     report.requests += build.packs.length;
-    const changedBytes = [...plan.changes.added, ...plan.changes.modified].reduce((n, p) => {
-      const e = local.get(p);
-      return n + (e?.type === 'file' ? e.size : 0);
-    }, 0);
-    const deleted = [...new Set([...plan.changes.deleted, ...transfers.vanished.filter((p) => view.entries.has(p))])];
-    const ourBase = view.head ? view.dirs.get('')?.ref : undefined;
-    let baseHead = view.head;
-    let commit = makeCommit({
-      workspace, generation: (baseHead?.generation ?? view.v1Generation) + 1, parent: baseHead?.stem ?? null, root: build.root, stats: build.stats,
-      changes: commitChanges(plan.changes.added, plan.changes.modified, deleted, changedBytes), createdAt: now,
-    });
-    const touched = new Set<string>();
     await checkReusedContent(target, build, packs.written, started, config.gcGrace);
-    for (let round = 0; ; round++) {
-      const res = await publish(target, commit, baseHead);
-      report.requests += 2;
-      if (res.ok) {
-        applyCommit(view, { upserts, removes, dirs: build.dirs, children: build.children, head: res.head });
-        for (const p of upserts.keys()) st.plain.delete(p);
-        break;
-      }
-      if (round >= MAX_REBASES) {
-        throw new SyncError('CONFLICT', `workspace "${workspace}" keeps being pushed by another writer (${res.current.writer.host}); gave up after ${MAX_REBASES} rebases`, {
-          hint: 'run one sync-agent per workspace, or retry once the other writer is done; nothing was lost (sync-agent log shows every generation)',
-        });
-      }
-      report.conflicts++;
-      log.warn({ workspace, generation: res.current.generation, writer: res.current.writer },
-        `workspace "${workspace}" was pushed by ${res.current.writer.host} while this sync ran: publishing this machine's copy over it (its generation ${res.current.generation} stays in the history)`);
-      const rebase = await rebaseOver(target, res.current, ourBase, build.root);
-      report.requests += rebase.requests;
-      checkDeleteGuard(workspace, rebase.theirsOnly, res.current.stats.files, { maxDelete: config.maxDelete, force: !!opts.force });
-      // Plain objects the other writer may have written or deleted: rewritten (or deleted) from this tree once it is published.
-      for (const p of rebase.touched) { touched.add(p); if (!local.has(p)) plainDeletes.add(p); }
-      baseHead = headOf(res.current, res.etag);
-      commit = makeCommit({ workspace, generation: res.current.generation + 1, parent: baseHead.stem, root: build.root, stats: build.stats, changes: rebase.changes, createdAt: now });
-    }
-    stateStore.commit({
-      upserts, removes, dirs: build.dirs, children: build.children, head: view.head!, records, recordRemoves, deletes: [...plainDeletes],
+    const committed = await commitWithRebase(target, {
+      workspace, base: view.head, baseRoot: view.head ? view.dirs.get('')?.ref : undefined, v1Generation: view.v1Generation, build,
+      changes: commitChanges(out.changes.added, out.changes.modified, out.changes.deleted, out.changes.bytes), createdAt, log,
+      guard: (deletes, of) => checkDeleteGuard(workspace, deletes, of, { maxDelete: config.maxDelete, force: !!opts.force }),
     });
-    if (touched.size > 0) journal.intent([...touched].filter((p) => local.has(p)));
+    report.requests += committed.requests;
+    report.conflicts = committed.conflicts;
+    // Plain objects another writer may have written or deleted: rewritten (or deleted) from this tree below.
+    for (const p of committed.touched) if (!local.has(p)) plainDeletes.add(p);
+    applyCommit(view, { upserts, removes, dirs: build.dirs, children: build.children, head: committed.head });
+    for (const p of upserts.keys()) st.plain.delete(p);
+    if (!saveAfter) {
+      stateStore.commit({
+        upserts, removes, dirs: build.dirs, children: build.children, head: committed.head, records, recordRemoves, deletes: [...plainDeletes],
+      });
+    }
+    const rewrite = [...committed.touched].filter((p) => local.has(p));
+    if (rewrite.length > 0) journal.intent(rewrite);
     report.manifestWritten = true;
-    report.manifestEtag = view.head!.etag;
-    report.generation = view.head!.generation;
+    report.manifestEtag = committed.head.etag;
+    report.generation = committed.head.generation;
     if (base.v1Manifest) await retireV1(target, log);
     if (config.gcEvery > 0 && report.generation % config.gcEvery === 0) {
       // Best effort: a failed collection leaves garbage for the next one, never a broken commit.
@@ -292,7 +241,7 @@ export async function syncSnapshot(
     for (const p of done) { st.pendingDeletes.delete(p); st.plain.delete(p); }
     stateStore.deleted(done);
   }
-  if (stateStore.compactDue || !base.trusted) stateStore.save(st);
+  if (saveAfter || stateStore.compactDue) stateStore.save(st);
   return finish(local);
 }
 
@@ -330,44 +279,6 @@ function count(report: PushReport, t: TransferResult): void {
   report.copied += t.copied;
   report.bytes += t.bytes;
   report.requests += t.uploaded + t.copied + t.blobs;
-}
-
-function plainEtag(plain: PlainObject | undefined, e: HashedEntry): string | undefined {
-  if (!plain) return undefined;
-  return plain.sha256 === e.sha256 && (e.type === 'symlink' || plain.mode === e.mode) ? plain.etag : undefined;
-}
-
-function toViewEntry(e: HashedEntry, loc: ContentLocation | undefined, etag: string | undefined): ViewEntry {
-  return e.type === 'file'
-    ? { type: 'file', size: e.size, mtimeMs: e.mtimeMs, mode: e.mode, sha256: e.sha256, pack: loc?.pack, offset: loc?.offset ?? 0, chunks: loc?.chunks, etag }
-    : { type: 'symlink', target: e.target, mtimeMs: e.mtimeMs, etag };
-}
-
-function asHashed(path: string, e: ViewEntry): HashedEntry {
-  return e.type === 'file'
-    ? { type: 'file', path, size: e.size, mtimeMs: e.mtimeMs, mode: e.mode, sha256: e.sha256 }
-    : { type: 'symlink', path, target: e.target, mtimeMs: e.mtimeMs, sha256: sha256Hex(e.target) };
-}
-
-/**
- * What rebasing over another writer's commit takes: which paths it may have written as plain objects
- * (everything that differs between our base and its tree), how many of its files this tree drops
- * (for the delete guard), and the changes this commit makes relative to it.
- */
-async function rebaseOver(
-  t: { store: ObjectStore; prefix: string; workspace: string }, theirs: Commit, ourBase: Commit['root'] | undefined, ours: Commit['root'],
-): Promise<{ touched: string[]; theirsOnly: number; changes: Commit['changes']; requests: number }> {
-  const reader = createTreeReader(t);
-  const [theirChanges, mine] = await Promise.all([diffTrees(reader, ourBase, theirs.root), diffTrees(reader, theirs.root, ours)]);
-  const touched = [
-    ...theirChanges.added.map((e) => e.path), ...theirChanges.modified.map((m) => m.after.path),
-    ...theirChanges.deleted.map((e) => e.path), ...theirChanges.touched.map((e) => e.path),
-  ];
-  const bytes = [...mine.added, ...mine.modified.map((m) => m.after)].reduce((n, e) => n + (e.kind === 'file' ? e.size : 0), 0);
-  return {
-    touched, theirsOnly: mine.deleted.length, requests: reader.fetches,
-    changes: commitChanges(mine.added.map((e) => e.path), mine.modified.map((m) => m.after.path), mine.deleted.map((e) => e.path), bytes),
-  };
 }
 
 /**

@@ -214,6 +214,9 @@ export async function executeTransfers(plan: Pick<Plan, 'changed' | 'newContent'
   };
 
   for (const e of work.values()) {
+    // Fed as the queue drains: 100k files are not 100k closures held at once.
+    if (queue.size >= ctx.concurrency * 4) await queue.onSizeLessThan(ctx.concurrency * 2);
+    if (fatal !== undefined) break;
     queue.add(async () => {
       if (fatal !== undefined || ctx.signal?.aborted) return;
       try {

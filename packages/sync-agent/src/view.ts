@@ -79,9 +79,14 @@ export function contentAt(view: View, sha256: string): Pick<ViewFile, 'pack' | '
   return e?.type === 'file' && e.sha256 === sha256 ? { pack: e.pack, offset: e.offset, chunks: e.chunks } : undefined;
 }
 
-/** Adds one entry to a view being built from a complete listing (a commit's trees, a v1 manifest, the state file). */
+/** Adds one entry to a view being built from a complete listing (a commit's trees, a v1 manifest). */
 export function addEntry(view: View, path: string, entry: ViewEntry): void {
   view.entries.set(path, entry);
+  indexEntry(view, path, entry);
+}
+
+/** Records an entry already in `view.entries` in the name sets and the content index. */
+export function indexEntry(view: View, path: string, entry: ViewEntry): void {
   if (entry.type === 'file' && entry.size > 0) view.bySha.set(entry.sha256, path);
   let child = path;
   for (;;) {
@@ -124,9 +129,4 @@ export function applyCommit(view: View, change: ViewChange): void {
   }
   view.head = change.head;
   view.v1Generation = 0;
-}
-
-/** Files and symlinks in the view (for the delete guard and reports). */
-export function entryCount(view: View): number {
-  return view.entries.size;
 }

@@ -1,6 +1,6 @@
 /**
- * One workspace under watch: its filter, its chokidar watcher, its batcher and its sync loop.
- * Pipeline: chokidar event → normalize (watcher.ts) → filter → coalesce/batch (batcher.ts) → sync
+ * One workspace under watch: its filter, its directory watcher, its batcher and its sync loop.
+ * Pipeline: inotify event → normalize (watcher.ts) → filter → coalesce/batch (batcher.ts) → sync
  * (incremental.ts for a batch, the push path for a reconcile).
  *
  * Concurrency rules (one JS thread; what matters is what may interleave across awaits):
@@ -17,7 +17,7 @@
 import { realpath } from 'node:fs/promises';
 import path from 'node:path';
 import {
-  createFilter, exitCodeFor, ExitCodes, isSafeRelativePath, isSyncError, trackedChanges,
+  createFilter, errorProperties, isSafeRelativePath, isSyncError, trackedChanges,
   type AgentConfig, type Filter, type Logger, type ObjectStore,
 } from '@workspace-sync/shared';
 import { Batcher, type BatchPolicy } from './batcher.js';
@@ -81,8 +81,6 @@ export function retryDelayMs(failures: number): number {
 /** How often the git index files are stat'ed when the watcher itself is not polling. */
 export const INDEX_POLL_MS = 500;
 
-/** Codes that are about the workspace, not the remote: wait for the user (or the directory) to change. */
-const HELD = new Set(['WORKSPACE_UNREADABLE', 'WORKSPACE_EMPTY', 'DELETE_LIMIT']);
 
 export class WorkspaceSync {
   status: WorkspaceStatus = 'starting';
@@ -102,6 +100,9 @@ export class WorkspaceSync {
   private timer: NodeJS.Timeout | undefined;
   private failures = 0;
   private retryAt = 0;
+  /** Events seen so far, and as of the start of the sync in flight: a refusal is retried if one came meanwhile. */
+  private events = 0;
+  private eventsAtSync = 0;
   private stopped = false;
   private lastSyncAt: number | undefined;
   private readonly totals = { syncs: 0, uploaded: 0, copied: 0, deleted: 0, bytes: 0, errors: 0 };
@@ -236,8 +237,8 @@ export class WorkspaceSync {
     return watchTree({
       dir,
       pollMs: this.pollMs,
-      ignored: (rel, stats) => {
-        const isDir = stats?.isDirectory();
+      ignored: (rel, kind) => {
+        const isDir = kind.isDirectory();
         // Ignore files are watched even when they do not sync themselves: they change what does.
         if (isDir !== true && this.filter.isIgnoreFile(rel)) return false;
         return this.excluded(rel, isDir);
@@ -256,6 +257,7 @@ export class WorkspaceSync {
 
   private onChange(change: FsChange): void {
     if (this.stopped || this.status === 'missing') return;
+    this.events++;
     if (!change.isDir && this.filter.isIgnoreFile(change.path)) this.ignoreFileChanged(change.path);
     if (!this.excluded(change.path, change.isDir) && !this.batcher.push(change, Date.now())) {
       this.ctx.log.warn({ workspace: this.name }, 'too many queued changes: they are dropped and the workspace will be re-read as a whole');
@@ -368,6 +370,7 @@ export class WorkspaceSync {
     this.recentDeletes = this.recentDeletes.filter((d) => now - d.at < DELETE_WINDOW_MS);
     const recentDeletes = this.recentDeletes.reduce((n, d) => n + d.n, 0);
     const opts = { config, store, log, workspace: this.name, force, recentDeletes };
+    this.eventsAtSync = this.events;
     try {
       await this.watcher?.ready;
       if (this.refilter) {
@@ -444,20 +447,21 @@ export class WorkspaceSync {
     const message = err instanceof Error ? err.message : String(err);
     const repeated = this.reason === message;
     if (isSyncError(err, 'WORKSPACE_MISSING')) { void this.missing(); return; }
-    if (isSyncError(err) && HELD.has(err.code)) {
+    // About the workspace, not the remote: wait for the user (or the directory) to change.
+    if (isSyncError(err) && errorProperties(err)?.held) {
       // Waits for a change in the workspace (or the periodic rescan), not for a timer. The next sync
       // rebuilds the watcher: a disk mounted again over the directory is not seen by the old watches.
       if (!repeated) log.error({ workspace: this.name, code, hint: err.hint }, message);
       this.setStatus('refused', message);
-      this.retryAt = Infinity;
+      // A change that came while this sync ran (files arriving in a directory that just reappeared) counts.
+      this.retryAt = this.events === this.eventsAtSync ? Infinity : 0;
       this.rewatch = true;
       return;
     }
     this.failures++;
     this.retryAt = Date.now() + retryDelayMs(this.failures);
     this.setStatus('failing', message);
-    // A denied workspace is this workspace's matter (its policy), not an outage of S3: the others sync on.
-    if (exitCodeFor(err) === ExitCodes.REMOTE && code !== 'ACCESS_DENIED') this.ctx.remoteFailed(this.name, err);
+    if (errorProperties(err)?.scope === 'remote') this.ctx.remoteFailed(this.name, err);
     else if (!repeated) log.error({ workspace: this.name, code, err, hint: isSyncError(err) ? err.hint : undefined }, `sync failed: ${message}; retrying with backoff`);
   }
 

@@ -113,7 +113,7 @@ export async function startWatch(opts: WatchOptions): Promise<WatchHandle> {
   const root = watchTree({
     dir: rootDir,
     depth: 0,
-    ignored: (rel, stats) => rel !== '.gitignore' && (!isValidWorkspaceName(rel) || !!stats?.isFile()),
+    ignored: (rel, kind) => rel !== '.gitignore' && (!isValidWorkspaceName(rel) || kind.isFile()),
     onChange: (c) => {
       if (stopping) return;
       if (c.path === '.gitignore') {

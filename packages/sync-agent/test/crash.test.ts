@@ -5,7 +5,7 @@
  * tree exactly (committed tree and plain objects), and the one after it must find nothing to do.
  * In process, on the in-memory store: every interleaving is deterministic.
  */
-import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -91,10 +91,11 @@ describe('crash at every step of a push', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'wsync-crash-'));
     const root = path.join(dir, 'root');
     const stateDir = path.join(dir, 'state');
-    const config = resolveConfig('agent', {
-      env: {}, cwd: dir, flags: { root, stateDir, prefix: PREFIX, concurrency: 3, multipartThreshold: '5M', gcEvery: 0 },
+    const afterCrash = path.join(dir, 'state-after-crash');
+    const configFor = (state: string) => resolveConfig('agent', {
+      env: {}, cwd: dir, flags: { root, stateDir: state, prefix: PREFIX, concurrency: 3, multipartThreshold: '5M', gcEvery: 0 },
     });
-    const push = (store: ObjectStore) => pushWorkspace({ config, store, log, workspace: 'w' });
+    const push = (store: ObjectStore, state = stateDir) => pushWorkspace({ config: configFor(state), store, log, workspace: 'w' });
 
     // How many requests an uninterrupted second push makes.
     const prepare = async () => {
@@ -119,11 +120,15 @@ describe('crash at every step of a push', () => {
         faulty.crashAt({ index: i, when });
         const outcome = await faulty.untilCrash(push(faulty));
         if (outcome.crashed) crashes++;
+        // The state as the killed process left it. In process, the abandoned push may still run local
+        // continuations (a real kill -9 would not): the next run gets a copy taken at the crash.
+        rmSync(afterCrash, { recursive: true, force: true });
+        cpSync(stateDir, afterCrash, { recursive: true });
         await expectHeadReadable(store);
-        const recovery = await push(store);
+        const recovery = await push(store, afterCrash);
         expect(recovery.skipped, what).toEqual([]);
         await expectConverged(store, root, what);
-        const again = await push(store);
+        const again = await push(store, afterCrash);
         expect({ uploaded: again.uploaded, copied: again.copied, deleted: again.deleted, committed: again.manifestWritten }, `${what}: then a no-op`)
           .toEqual({ uploaded: 0, copied: 0, deleted: 0, committed: false });
       }

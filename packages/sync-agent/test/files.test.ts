@@ -95,12 +95,12 @@ describe('scan in a git work tree', () => {
 
 describe('files --why', () => {
   it('names the deciding rule: defaults, .gitignore lines, .dockerignore lines, tracked, .git', async () => {
-    const { root, ws, config } = fixture();
+    const { ws, config } = fixture();
     write(ws, { '.dockerignore': '# docker\nsrc/index.ts\n', 'sub/.gitignore': '\n*.tmp\n', 'sub/a.tmp': '' });
     const lines = (await explainPaths(config, [
       'app/dist/out.js', 'app/debug.log', 'app/node_modules/patched/index.js', 'app/.env.example', 'app/src/index.ts',
       'app/sub/a.tmp', 'app/coverage', 'app/.git/config', 'app/README.md', 'app/lib/vendor/image-size/index.ts',
-    ])).map((e) => formatExplanation(e, root));
+    ])).map((e) => formatExplanation(e, config));
     expect(lines).toEqual([
       'app/dist/out.js: excluded by dist/ (defaults) on the directory app/dist/',
       'app/debug.log: excluded by *.log (defaults)',
@@ -115,7 +115,7 @@ describe('files --why', () => {
     ]);
     git(ws, 'rm', '-q', '--cached', '.env.example');
     const [untracked] = await explainPaths(config, ['app/.env.example']);
-    expect(formatExplanation(untracked!, root)).toBe('app/.env.example: included by !.env.example (app/.gitignore:2)');
+    expect(formatExplanation(untracked!, config)).toBe('app/.env.example: included by !.env.example (app/.gitignore:2)');
   });
 
   it('takes paths inside the root relative to the current directory, or as <workspace>/<path>', () => {
@@ -154,4 +154,115 @@ describe('the files command', () => {
     expect(listed.out).not.toContain('node_modules/patched/index.js');
     expect((await run(['app'], root)).out).toContain('node_modules/patched/index.js');
   });
+
+  it('a target that is neither a workspace nor a directory is a usage error naming both places, not a crash', async () => {
+    const { root } = fixture();
+    const r = await run(['www'], root);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain(`error: files www: no workspace "www" under ${root} and no directory ${path.resolve('www')}`);
+    expect(r.err).toContain('hint: give a workspace name');
+    expect(r.err).not.toContain('internal error');
+    // No workspaces root either (the README's first example, run from an empty directory).
+    const missing = await run(['www'], path.join(root, 'nope'));
+    expect(missing.code).toBe(2);
+    expect(missing.err).toContain('(which does not exist)');
+    expect(missing.err).toContain('hint: set --root or WORKSPACES_DIR');
+    expect((await run(['no/such/dir'], root)).err).toContain(`no directory ${path.resolve('no/such/dir')}`);
+  });
+
+  it('--include re-includes over the defaults, .gitignore and --exclude, and --why says so', async () => {
+    const { root } = fixture();
+    const listed = await run(['app', '--include', '*.log', '--include', 'coverage/', '--exclude', 'debug.log'], root);
+    expect(listed.code, listed.err).toBe(0);
+    expect(listed.out.split('\n')).toEqual(expect.arrayContaining(['debug.log', 'coverage/lcov.info']));
+    expect(listed.out).not.toContain('dist/out.js');
+    const why = await run(['--why', 'app/debug.log', 'app/coverage/lcov.info', 'app/dist/out.js', '--include', '*.log', '--include', 'coverage/'], root);
+    expect(why.out.split('\n').filter(Boolean)).toEqual([
+      'app/debug.log: included by *.log (--include)',
+      'app/coverage/lcov.info: included: no rule matches',
+      'app/dist/out.js: excluded by dist/ (defaults) on the directory app/dist/',
+    ]);
+    // A file under an excluded directory stays out, as in git: include the directory.
+    const under = await run(['--why', 'app/dist/out.js', '--include', 'dist/out.js'], root);
+    expect(under.out).toContain('excluded by dist/ (defaults) on the directory app/dist/');
+    const bad = await run(['app', '--include', '!x'], root);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain('none starting with "!"');
+  });
+
+  it('--exclude-from reads .gitignore-style lines (comments, CRLF, trailing spaces) before --exclude', async () => {
+    const { root } = fixture();
+    const file = path.join(root, '..', `patterns${n++}.txt`);
+    writeFileSync(file, '# generated\r\n\r\nsrc/index.ts   \r\n!.env.example\nlib/\nnotes/\n');
+    write(path.join(root, 'app'), { 'notes/todo.txt': 'untracked', 'notes.txt': 'untracked' });
+    const listed = await run(['app', '--exclude-from', file], root);
+    expect(listed.code, listed.err).toBe(0);
+    expect(listed.out).not.toContain('notes/todo.txt');
+    expect(listed.out).toContain('notes.txt');
+    // Tracked files stay synced, as with --exclude.
+    expect(listed.out).toContain('src/index.ts');
+    const why = await run(['--why', 'app/src/index.ts', 'app/lib', '--exclude-from', file, '--exclude', 'lib/', '--git-index', 'false'], root);
+    expect(why.out.split('\n').filter(Boolean)).toEqual([
+      `app/src/index.ts: excluded by src/index.ts (${file}:3, --exclude-from)`,
+      'app/lib/: excluded by lib/ (--exclude)',
+    ]);
+    const missing = await run(['app', '--exclude-from', path.join(root, 'absent.txt')], root);
+    expect(missing.code).toBe(2);
+    expect(missing.err).toContain(`cannot read exclude-from file ${path.join(root, 'absent.txt')} (ENOENT)`);
+  });
+
+  it('an unknown option is one error line and one hint, not the whole help', async () => {
+    const { root } = fixture();
+    const r = await run(['app', '--bucket', 'x'], root);
+    expect(r.code).toBe(2);
+    const lines = r.err.trim().split('\n');
+    expect(lines[0]).toBe("error: unknown option '--bucket'");
+    expect(lines.at(-1)).toBe('(sync-agent files --help lists its options)');
+    expect(lines.length).toBeLessThanOrEqual(3);
+    expect(r.err).not.toContain('Options:');
+  });
+
+  it('-v and --log-level together are a usage error', async () => {
+    const { root } = fixture();
+    const r = await run(['app', '-v', '--log-level', 'warn'], root);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('--log-level and -v both set logLevel');
+  });
 });
+
+describe('help', () => {
+  const help = async (args: string[]) => {
+    let out = '';
+    const code = await main(['node', 'sync-agent', ...args, '--help'], { out: (s) => { out += s; }, err: () => {} });
+    return { code, out: out.replace(/\s+/g, ' ') };
+  };
+
+  it('lists for each command only the options it uses', async () => {
+    const files = await help(['files']);
+    expect(files.code).toBe(0);
+    for (const f of ['--root', '--exclude', '--include', '--exclude-from', '--git-index', '--log-level', '--log-format', '-v, --verbose', '-q, --quiet']) expect(files.out, f).toContain(f);
+    for (const f of ['--bucket', '--endpoint', '--state-dir', '--max-delete', '--concurrency', '--health-port', '--keep-for', '--dry-run']) expect(files.out, f).not.toContain(f);
+    const push = (await help(['push'])).out;
+    for (const f of ['--bucket', '--endpoint', '--state-dir', '--max-delete', '-n, --dry-run', '-P, --progress', '--summary', '--keep-for']) expect(push, f).toContain(f);
+    expect(push).not.toContain('--health-port');
+    expect((await help(['watch'])).out).toContain('--health-port');
+    const log = (await help(['log'])).out;
+    expect(log).toContain('--bucket');
+    expect(log).not.toContain('--exclude');
+  });
+
+  it('shows every default and environment variable', async () => {
+    const push = (await help(['push'])).out;
+    for (const text of [
+      'S3 region (default: us-east-1) [env: AWS_REGION, AWS_DEFAULT_REGION]',
+      '(default: 16M) [env: SYNC_MULTIPART_THRESHOLD]',
+      '(default: AWS) [env: S3_ENDPOINT',
+      '(default: 16) [env: SYNC_CONCURRENCY]',
+      '(default: 10s) [env: S3_REQUEST_TIMEOUT]',
+      '(default: 7d) [env: SYNC_KEEP_FOR]',
+      '(default: more than half of a workspace) [env: SYNC_MAX_DELETE]',
+      '(default: ./workspaces) [env: WORKSPACES_DIR]',
+    ]) expect(push, text).toContain(text);
+  });
+});
+

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isSyncError, sha256Hex } from '@workspace-sync/shared';
-import { checkDeleteGuard, planSync, type HashedEntry, type PlanInput, type PlainObject } from '../src/planner.js';
+import { allPaths, checkDeleteGuard, planSync, type HashedEntry, type PlanInput, type PlainObject } from '../src/planner.js';
 import { addEntry, emptyView, type View } from '../src/view.js';
 
 const file = (path: string, content: string, mode = 0o644, mtimeMs = 1000): HashedEntry =>
@@ -27,8 +27,7 @@ function committed(entries: HashedEntry[], opts: { plainUnknown?: boolean } = {}
 function plan(local: HashedEntry[], view: View, extra: Partial<PlanInput> = {}) {
   const map = new Map(local.map((e) => [e.path, e]));
   return planSync({
-    local: map, view, paths: [...map.keys(), ...view.entries.keys(), ...(extra.plain?.keys() ?? [])], skipped: [],
-    plain: new Map(), pending: new Map(), ...extra,
+    local: map, view, paths: allPaths(map, view, extra.plain?.keys() ?? []), skipped: [], plain: new Map(), pending: new Map(), ...extra,
   });
 }
 

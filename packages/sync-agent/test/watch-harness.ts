@@ -49,14 +49,14 @@ export interface Harness {
 
 let counter = 0;
 
-/** One S3 server for the calling test file (s3rver, or Ceph RGW with S3_BACKEND=rgw), stopped after it. */
+/** One S3 server for the calling test file (the embedded one, or Ceph RGW with S3_BACKEND=rgw), stopped after it. */
 export function useTestS3(): () => EmbeddedS3 {
   let s3: EmbeddedS3 | undefined;
   beforeAll(async () => { s3 = await startTestS3(); });
   afterAll(async () => {
     await s3?.stop();
-    // s3rver's data directory is this file's own; an RGW cluster's belongs to the whole run.
-    if (s3 && (process.env.S3_BACKEND ?? 's3rver') === 's3rver') rmSync(s3.dir, { recursive: true, force: true });
+    // The embedded server's data directory is this file's own; an RGW cluster's belongs to the whole run.
+    if (s3 && (process.env.S3_BACKEND ?? 'embedded') === 'embedded') rmSync(s3.dir, { recursive: true, force: true });
   });
   return () => s3!;
 }

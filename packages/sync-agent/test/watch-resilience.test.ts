@@ -130,8 +130,8 @@ describe('sync-agent watch resilience', () => {
   it.skipIf(!userns)('falls back to polling with one clear error when the inotify watch limit is reached', async () => {
     h = createHarness(s3, 'enospc');
     const files: Record<string, string> = {};
-    for (let d = 0; d < 8; d++) for (let i = 0; i < 5; i++) { files[`d${d}/f${i}.ts`] = `${d}.${i}`; h.write(`app/d${d}/f${i}.ts`, `${d}.${i}`); }
-    // 40 files in 9 directories, with room for 20 watches.
+    for (let d = 0; d < 30; d++) for (let i = 0; i < 2; i++) { files[`d${d}/f${i}.ts`] = `${d}.${i}`; h.write(`app/d${d}/f${i}.ts`, `${d}.${i}`); }
+    // 32 directories (one watch each), with room for 20 watches.
     const agent = await h.startAgent({ wrap: ['unshare', '--user', '--map-root-user', 'sh', '-c', 'echo 20 > /proc/sys/user/max_inotify_watches && exec "$@"', 'sh'] });
     await waitForContent(h, 'app', files, 'the initial reconcile');
     const errors = agent.logs.filter((l) => l.level >= 50);
@@ -140,8 +140,8 @@ describe('sync-agent watch resilience', () => {
     expect(errors[0]!.msg).toMatch(/polling/);
     expect((await agent.health()).reasons.join()).toMatch(/inotify watch limit/);
 
-    h.write('app/d7/f4.ts', 'edited while polling');
-    await waitForContent(h, 'app', { ...files, 'd7/f4.ts': 'edited while polling' }, 'an edit seen by polling');
+    h.write('app/d29/f1.ts', 'edited while polling');
+    await waitForContent(h, 'app', { ...files, 'd29/f1.ts': 'edited while polling' }, 'an edit seen by polling');
     expect(agent.logs.filter((l) => l.level >= 50)).toHaveLength(1);
   });
 });

@@ -6,8 +6,11 @@ export {
 } from './faults.js';
 export { createMemoryStore, type MemoryStore, type MemoryStoreOptions, type StoredObject } from './memory-store.js';
 export { realClock, createManualClock, type Clock, type ManualClock } from './clock.js';
-export { startCountingProxy, type CountingProxy, type WireRequest } from './proxy.js';
+export {
+  startFaultProxy, startCountingProxy, type FaultProxy, type CountingProxy, type ProxyFault, type RequestMatch, type WireRequest,
+} from './fault-proxy.js';
 export { startRgw, createRgwUser, setBucketPolicy, type RgwOptions, type RgwGateway, type RgwUser } from './rgw.js';
 export { createTestPki, startTlsProxy, type TestPki, type TlsProxy } from './tls.js';
 export { startTestS3 } from './backend.js';
 export { readCommitted, readTree, readCommittedFile, type Committed } from './committed.js';
+export { writeCommitFixture, type CommitFixture, type CommitFixtureEntry, type CommitFixtureOptions } from './fixture.js';

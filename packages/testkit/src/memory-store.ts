@@ -102,13 +102,12 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): MemoryStore {
         const obj = objects.get(key);
         if (!obj) throw noSuchKey();
         const invalidRange = () => s3Error('InvalidRange', 416, 'The requested range is not satisfiable');
-        // A range that ends before it starts is refused before the conditions are looked at; one
-        // that starts past the end, after them (Ceph RGW; s3rver refuses both).
-        if (o.range && o.range.end < o.range.start) throw invalidRange();
         if (o.ifMatch !== undefined && stripEtag(o.ifMatch) !== obj.etag) throw preconditionFailed();
         if (o.ifNoneMatch !== undefined && stripEtag(o.ifNoneMatch) === obj.etag) return { notModified: true as const, etag: o.ifNoneMatch };
         let body = obj.body;
-        if (o.range) {
+        // A range that ends before it starts is ignored, as S3 does (Ceph RGW 16 answers 416); one
+        // that starts past the end is refused, after the conditions.
+        if (o.range && o.range.end >= o.range.start) {
           if (o.range.start >= body.length) throw invalidRange();
           body = body.subarray(o.range.start, o.range.end + 1);
         }
@@ -132,6 +131,8 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): MemoryStore {
           throw s3Error('XAmzContentSHA256Mismatch', 400, 'The provided x-amz-content-sha256 header does not match what was computed.');
         }
         const cur = objects.get(key);
+        // If-Match with nothing at the key is 404 NoSuchKey on S3 (Ceph RGW 16 answers 412).
+        if (o.ifMatch !== undefined && !cur) throw noSuchKey();
         if ((o.ifNoneMatch && cur) || (o.ifMatch !== undefined && cur?.etag !== stripEtag(o.ifMatch))) throw preconditionFailed();
         return write(key, Buffer.from(body), md5(body).toString('hex'), {
           metadata, contentType: o.contentType ?? DEFAULT_CONTENT_TYPE, contentEncoding: o.contentEncoding, cacheControl: o.cacheControl,

@@ -78,7 +78,7 @@ export async function startRgw(opts: RgwOptions = {}): Promise<RgwGateway> {
     ownerArn: 'arn:aws:iam:::user/wsync',
     port,
     // The cluster directory is shared by every test: callers get a scratch directory of their own,
-    // so cleaning up `dir` (as s3rver's callers do) can never wipe the cluster.
+    // so cleaning up `dir` (as the embedded server's callers do) can never wipe the cluster.
     dir: mkdtempSync(path.join(tmpdir(), 'wsync-rgw-client-')),
     bucket,
     env,

@@ -1,8 +1,7 @@
-/** Runs s3rver (an S3-compatible server) on loopback in this process. */
-import { mkdirSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
-import S3rver from 's3rver';
+/** Runs the embedded S3 server (src/s3-server/) on loopback in this process. */
+import { startS3Server } from './s3-server/server.js';
 
+/** The embedded server's one set of credentials (fixed, so tests, the demo and tools can be pointed at it). */
 export const EMBEDDED_ACCESS_KEY = 'S3RVER';
 export const EMBEDDED_SECRET_KEY = 'S3RVER';
 
@@ -14,14 +13,9 @@ export interface ServeOptions {
 }
 
 export async function serveS3(opts: ServeOptions): Promise<{ port: number; close: () => Promise<void> }> {
-  mkdirSync(opts.directory, { recursive: true });
-  const server = new S3rver({
-    port: opts.port,
-    address: opts.address ?? '127.0.0.1',
-    directory: opts.directory,
-    silent: true,
-    configureBuckets: (opts.buckets ?? []).map((name) => ({ name })),
+  const server = await startS3Server({
+    directory: opts.directory, port: opts.port, address: opts.address ?? '127.0.0.1', buckets: opts.buckets,
+    credentials: [{ accessKeyId: EMBEDDED_ACCESS_KEY, secretAccessKey: EMBEDDED_SECRET_KEY }],
   });
-  const info = (await server.run()) as AddressInfo;
-  return { port: info.port, close: () => server.close() };
+  return { port: server.port, close: () => server.close() };
 }

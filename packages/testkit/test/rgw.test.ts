@@ -13,11 +13,11 @@ describe('startRgw without a cluster', () => {
 });
 
 describe('startTestS3', () => {
-  it('rejects an unknown S3_BACKEND instead of silently using s3rver', async () => {
+  it('rejects an unknown S3_BACKEND instead of silently using the embedded server', async () => {
     const saved = process.env.S3_BACKEND;
     process.env.S3_BACKEND = 'RGW';
     try {
-      await expect(startTestS3()).rejects.toThrow('S3_BACKEND must be s3rver or rgw, not "RGW"');
+      await expect(startTestS3()).rejects.toThrow('S3_BACKEND must be embedded or rgw, not "RGW"');
     } finally {
       if (saved === undefined) delete process.env.S3_BACKEND;
       else process.env.S3_BACKEND = saved;

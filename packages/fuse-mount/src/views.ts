@@ -1,0 +1,127 @@
+/**
+ * What the core serves for one workspace (or one generation of it): a `View`. Format v1 views are
+ * snapshots built whole in memory (tree.ts); a format v2 view is a `CommitView`, which holds only
+ * its commit and loads each directory's tree object the first time it is looked up or listed
+ * (tree-store.ts keeps the decoded trees, shared by sha256 between generations and workspaces).
+ *
+ * A view never changes once made; a new push is a new view, installed in one step (tree.ts).
+ */
+import { blobKey, compareUtf8, objectKey, packKey, type Commit, type TreeEntry } from '@workspace-sync/shared';
+import { inodeOf } from './inode.js';
+import type { DecodedTree, TreeStore } from './tree-store.js';
+import type { DirNode, FileNode, Node } from './tree.js';
+
+export interface View {
+  readonly source: 'commit' | 'manifest' | 'listing';
+  /** Commit stem, manifest ETag, or '' for a listing. */
+  readonly version: string;
+  /** When it was made (ms since epoch); listings are trusted for --dir-cache-time from here. */
+  readonly builtAt: number;
+  readonly files: number;
+  readonly bytes: number;
+  /** The workspace directory itself. */
+  readonly root: DirNode;
+  /** The node at `rel` ('' is the root), loading the directories on the way; undefined: no such path. */
+  lookup(rel: string): Promise<Node | undefined>;
+  /** The entries of directory `dir`, which is at `rel`. */
+  list(rel: string, dir: DirNode): Promise<Array<{ name: string; node: Node }>>;
+}
+
+export interface CommitViewOptions {
+  prefix: string;
+  workspace: string;
+  commit: Commit;
+  /** Inode namespace: the workspace for its current view, its own for each generation under .snapshots. */
+  namespace: string;
+  trees: TreeStore;
+  now?: number;
+}
+
+export class CommitView implements View {
+  readonly source = 'commit';
+  readonly version: string;
+  readonly builtAt: number;
+  readonly files: number;
+  readonly bytes: number;
+  readonly root: DirNode;
+  readonly commit: Commit;
+  readonly workspace: string;
+
+  constructor(private readonly opts: CommitViewOptions) {
+    const { commit } = opts;
+    this.commit = commit;
+    this.workspace = opts.workspace;
+    this.version = `${String(commit.generation).padStart(12, '0')}-${commit.id}`;
+    this.builtAt = opts.now ?? Date.now();
+    this.files = commit.stats.files;
+    this.bytes = commit.stats.bytes;
+    const created = Date.parse(commit.createdAt);
+    this.root = { kind: 'dir', ino: inodeOf(opts.namespace, '', 'dir'), mtimeMs: created, subdirs: undefined, ref: commit.root };
+  }
+
+  async lookup(rel: string): Promise<Node | undefined> {
+    if (rel === '') return this.root;
+    let dir: DirNode = this.root;
+    let at = '';
+    const segs = rel.split('/');
+    for (let i = 0; ; i++) {
+      const tree = await this.opts.trees.load(this.workspace, dir.ref!);
+      const entry = findEntry(tree, segs[i]!);
+      if (!entry) return undefined;
+      at = at === '' ? entry.name : `${at}/${entry.name}`;
+      const node = this.nodeOf(at, entry);
+      if (i === segs.length - 1) return node;
+      if (node.kind !== 'dir') return undefined;
+      dir = node;
+    }
+  }
+
+  async list(rel: string, dir: DirNode): Promise<Array<{ name: string; node: Node }>> {
+    const tree = await this.opts.trees.load(this.workspace, dir.ref!);
+    const out: Array<{ name: string; node: Node }> = [];
+    for (const e of tree.entries) {
+      out.push({ name: e.name, node: this.nodeOf(rel === '' ? e.name : `${rel}/${e.name}`, e) });
+      // A walk (find, ls -R, cp -r) lists the subdirectories next: load them meanwhile, in parallel.
+      if (e.kind === 'dir') this.opts.trees.preload(this.workspace, e.ref);
+    }
+    return out;
+  }
+
+  /** The node of entry `e` at `path` (inode number, content keys). */
+  nodeOf(path: string, e: TreeEntry): Node {
+    const { namespace, prefix } = this.opts;
+    switch (e.kind) {
+      case 'dir':
+        return { kind: 'dir', ino: inodeOf(namespace, path, 'dir'), mtimeMs: e.changedAtMs, subdirs: undefined, ref: e.ref };
+      case 'symlink':
+        return { kind: 'symlink', ino: inodeOf(namespace, path, 'symlink'), mtimeMs: e.mtimeMs, srcMtimeMs: e.mtimeMs, target: e.target };
+      case 'file': {
+        const ws = this.workspace;
+        const node: FileNode = {
+          kind: 'file', ino: inodeOf(namespace, path, 'file'), size: e.size, mtimeMs: e.mtimeMs, srcMtimeMs: e.mtimeMs, perm: e.mode & 0o777,
+          content: {
+            format: 2, sha256: e.sha256, inPack: e.pack !== undefined, offset: e.offset, chunks: e.chunks,
+            key: e.pack !== undefined ? packKey(prefix, ws, e.pack) : blobKey(prefix, ws, e.sha256),
+            plainKey: objectKey(prefix, ws, path),
+          },
+        };
+        return node;
+      }
+    }
+  }
+}
+
+/** Binary search: tree entries are sorted by name in UTF-8 byte order (format.ts checks it). */
+function findEntry(tree: DecodedTree, name: string): TreeEntry | undefined {
+  const { entries } = tree;
+  let lo = 0;
+  let hi = entries.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const c = compareUtf8(entries[mid]!.name, name);
+    if (c === 0) return entries[mid];
+    if (c < 0) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return undefined;
+}
