@@ -155,8 +155,8 @@ export const OPTIONS: readonly OptionDef[] = [
     scope: ['agent'], expected: 'AES256 or aws:kms', kind: 'string', parse: (raw) => z.enum(['AES256', 'aws:kms']).parse(asString(raw)),
   },
   {
-    key: 'sseKmsKeyId', group: 'push', flag: '--sse-kms-key-id <id>', env: ['S3_SSE_KMS_KEY_ID'],
-    help: 'KMS key for SSE-KMS (implies --sse aws:kms; AWS uses its default aws/s3 key when unset)',
+    key: 'sseKmsKeyId', group: 'push', defaultHelp: 'the server\'s default key', flag: '--sse-kms-key-id <id>', env: ['S3_SSE_KMS_KEY_ID'],
+    help: 'KMS key for SSE-KMS (implies --sse aws:kms; on AWS the default is the aws/s3 key)',
     scope: ['agent'], expected: 'a KMS key id, alias or ARN', kind: 'string', parse: asString,
   },
   {

@@ -52,7 +52,8 @@ describe('exitCodeFor', () => {
     const held = Object.entries(ERROR_PROPERTIES).filter(([, p]) => 'held' in p && p.held).map(([c]) => c).sort();
     expect(held).toEqual(['DELETE_LIMIT', 'WORKSPACE_EMPTY', 'WORKSPACE_UNREADABLE']);
     const perWorkspace = Object.entries(ERROR_PROPERTIES).filter(([, p]) => p.scope === 'workspace').map(([c]) => c).sort();
-    expect(perWorkspace).toEqual(['CONFLICT', 'DELETE_LIMIT', 'WORKSPACE_EMPTY', 'WORKSPACE_MISSING', 'WORKSPACE_UNKNOWN', 'WORKSPACE_UNREADABLE']);
+    // A per-workspace policy denies one workspace and allows the others.
+    expect(perWorkspace).toEqual(['ACCESS_DENIED', 'CONFLICT', 'DELETE_LIMIT', 'WORKSPACE_EMPTY', 'WORKSPACE_MISSING', 'WORKSPACE_UNKNOWN', 'WORKSPACE_UNREADABLE']);
     expect(errorProperties(new SyncError('PRECONDITION_FAILED', 'x'))?.errno).toBe('ESTALE');
     expect(errorProperties(new Error('bug'))).toBeUndefined();
   });
