@@ -3,7 +3,7 @@
  * otherwise and name workspaces, never their files; the FUSE mount's allow_other, uid/gid and
  * default_permissions decide which local users may read what, as docs/security.md says.
  */
-import { chmodSync } from 'node:fs';
+import { chmodSync, statSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -114,6 +114,19 @@ describe('who may read the FUSE mount', () => {
       expect((await cat(0, m.mnt, 'public.txt')).stdout).toBe('anyone may read this\n');
       const r = await cat(NOBODY, m.mnt, 'public.txt');
       expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(/Permission denied/);
+    } finally {
+      await m.stop();
+    }
+  });
+
+  it('keeps its disk cache private: what --allow-other shows, the cache does not hand out', async () => {
+    const m = await startMountCli(t.base, s3.env, ['--allow-other']);
+    try {
+      expect((await cat(NOBODY, m.mnt, 'private.txt')).stdout).toBe('owner only\n');
+      expect(statSync(m.cacheDir).mode & 0o777).toBe(0o700);
+      const r = await runAs(NOBODY, NOBODY, ['find', m.cacheDir, '-type', 'f']);
+      expect(r.stdout).toBe('');
       expect(r.stderr).toMatch(/Permission denied/);
     } finally {
       await m.stop();

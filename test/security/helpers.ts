@@ -38,6 +38,7 @@ export function errorLines(r: CliResult): string {
 
 export interface RunningMount {
   mnt: string;
+  cacheDir: string;
   /** The mount's log lines (JSON). */
   logs: () => string;
   stop(): Promise<void>;
@@ -46,8 +47,9 @@ export interface RunningMount {
 /** Starts `fuse-mount` on a fresh directory and waits for "ready"; rejects with its stderr if it exits first. */
 export async function startMountCli(base: string, env: Record<string, string>, args: string[] = []): Promise<RunningMount> {
   const mnt = path.join(base, `mnt-${Math.random().toString(36).slice(2, 8)}`);
+  const cacheDir = `${mnt}-cache`;
   mkdirSync(mnt, { recursive: true });
-  const proc: ChildProcess = spawn(process.execPath, [MOUNT, mnt, '--cache-dir', path.join(mnt, '..', `${path.basename(mnt)}-cache`), ...args], {
+  const proc: ChildProcess = spawn(process.execPath, [MOUNT, mnt, '--cache-dir', cacheDir, ...args], {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', LOG_FORMAT: 'json', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -60,6 +62,7 @@ export async function startMountCli(base: string, env: Record<string, string>, a
   });
   return {
     mnt,
+    cacheDir,
     logs: () => stderr,
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) {

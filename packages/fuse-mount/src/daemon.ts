@@ -6,6 +6,7 @@
  * directory are served (degraded) if there are any; otherwise start-up fails with the S3 error,
  * within about 10 s. Start-up can be abandoned at any step (a signal): nothing is left mounted.
  */
+import { chmod, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import {
   SyncError, createObjectStore, createRegistry, createS3Client, isOutage, s3SettingsFor, startHealthServer,
@@ -82,6 +83,7 @@ export async function startMount(
   };
 
   try {
+    await privateDir(config.cacheDir, logger);
     const cache = await ContentCache.open({
       dir: config.cacheDir, maxSize: config.cacheMaxSize, maxAge: config.cacheMaxAge, memSize: config.memCacheSize, logger, metrics,
     });
@@ -182,5 +184,18 @@ async function firstPoll(poller: Poller, status: RemoteStatus, logger: Logger, a
   } finally {
     clearTimeout(timer);
     if (onAbort) abort?.removeEventListener('abort', onAbort);
+  }
+}
+
+/**
+ * The cache holds workspace contents in clear (SSE-C objects included): only the mount's user may
+ * read it, whatever --allow-other lets other users see through the mount.
+ */
+async function privateDir(dir: string, logger: Logger): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await chmod(dir, 0o700);
+  } catch (err) {
+    logger.warn({ dir, err: (err as Error).message }, 'cannot make the cache directory private (mode 0700): other local users may read cached content');
   }
 }
