@@ -50,7 +50,7 @@ export interface S3Settings {
 
 /**
  * Server-side encryption. Every write asks for it and checks that the answer confirms it: a server
- * that ignores the request (s3rver; Ceph RGW 16 with AES256) is an error, never a silent downgrade.
+ * that ignores the request (the embedded test server; Ceph RGW 16 with AES256) is an error, never a silent downgrade.
  */
 export type Encryption =
   | { type: 'AES256' }
