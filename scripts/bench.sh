@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make bench`: push, watch and mount benchmarks against rclone, s3fs and aws s3 sync on one server,
+# `make bench`: push, watch, mount and change-signal benchmarks against rclone, s3fs and aws s3 sync on one server,
 # then docs/benchmarks.md. BACKEND=embedded (default), rgw, or all (both, one after the other);
 # sizes via SOURCES, NODE_MODULES, BIG_MIB, RUNS. Installs what it needs (rclone, s3fs, awscli, Ceph).
 set -euo pipefail
@@ -21,6 +21,7 @@ for backend in $backends; do
   node bench/push.mjs --sources "${SOURCES:-5000}" --node-modules "${NODE_MODULES:-20000}" --runs "$runs"
   node bench/watch-latency.mjs --out "bench/results/watch-$backend.json"
   node bench/mount.mjs --sources "${SOURCES:-5000}" --big-mib "${BIG_MIB:-64}" --runs "$runs"
+  node bench/events.mjs --out "bench/results/events-$backend.json"
   if [[ $backend == rgw ]]; then
     scripts/rgw.sh stop
     trap - EXIT

@@ -20,6 +20,8 @@
 #   NPM_INSTALL   1: run `npm install` when the copy has a package.json; 0: skip it (default 1)
 #   FILTER_CHECK  1: refuse a copy holding what the sync filter excludes; 0: skip the check (default 1)
 #   SYNC_AGENT    the sync-agent command that answers for the filter (default: sync-agent on PATH)
+#   WATCH         1: with COMMAND, keep the copy up to date and restart COMMAND on every push
+#                 (watch-workspace.mjs, next to this script; it reads EVENTS_URL, POLL_SECONDS); 0: run once (default 0)
 # Exit status: 0 done (or COMMAND's own status), 2 bad usage, 3 the workspace did not appear,
 #   4 the copy holds git data, or node_modules or .env that the filter excludes.
 set -eu
@@ -116,6 +118,9 @@ if [ "$npm_install" = 1 ] && [ -f "$dest/package.json" ]; then
 fi
 
 if [ "$#" -gt 0 ]; then
+  if [ "${WATCH:-0}" = 1 ]; then
+    exec node "$(dirname "$0")/watch-workspace.mjs" "$workspace" "$dest" "$@"
+  fi
   say "running $* in $dest"
   cd "$dest"
   exec "$@"

@@ -159,6 +159,24 @@ describe.each(TIERS)('docker-compose stack on %s S3', (tier) => {
     await until('the edit inside the monitor', () => stack.exec('monitor', 'cat', '/mnt/workspaces/demo/server.js').stdout === content, 30_000);
   });
 
+  it('the monitor follows the mount\'s events: a pushed change restarts the app with the new code, without npm install', async () => {
+    const t0 = Date.now();
+    const file = path.join(source(), 'server.js');
+    writeFileSync(file, readFileSync(file, 'utf8').replace('demo workspace running from', 'demo workspace (edited) running from'));
+    const body = await until('the app to answer with the edit', async () => {
+      const res = await fetch(appUrl(), { signal: AbortSignal.timeout(2000) });
+      const text = await res.text();
+      return text.includes('(edited)') && text;
+    }, 60_000);
+    step('host edit → app restarted with it', t0);
+    expect(body).toContain('demo workspace (edited) running from /home/node/run/demo');
+    const logs = (await stack.compose('logs', '--no-color', 'monitor')).stdout;
+    expect(logs).toMatch(/following http:\/\/127\.0\.0\.1:\d+\/events\?workspace=demo/);
+    expect(logs).toMatch(/restarted after generations? [\d-]+ \(1 changed path\)/);
+    // Dependencies were installed once, by run-workspace.sh; code changes do not reinstall them.
+    expect(logs).not.toContain('watch-workspace: npm install');
+  });
+
   it('a fuse-mount killed without unmounting is restarted, clears the dead mount and mounts again for the host and the monitor', async () => {
     const mount = stack.container('fuse-mount');
     const restarts = Number(inspect(mount, '{{.RestartCount}}'));

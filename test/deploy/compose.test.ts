@@ -6,7 +6,7 @@ import { resolveConfig } from '../../packages/shared/src/config.js';
 import {
   AWS_CREDENTIALS, COMPOSE_FILE, DOCKER, ENV_EXAMPLE, OPTIONS, REPO, commentedExamples, composeSeconds, envNames,
   flagNames, flagsIn, interpolate, interpolationNames, isDir, loadCompose, loadDockerfile, parseEnvFile, read,
-  serviceEnv, serviceVolumes, shellVariables, type ComposeService,
+  monitorVariables, serviceEnv, serviceVolumes, shellVariables, type ComposeService,
 } from './helpers.js';
 
 const compose = loadCompose();
@@ -22,7 +22,6 @@ const volume = (s: ComposeService, target: string) => {
 };
 const envExample = parseEnvFile(read(ENV_EXAMPLE));
 const composeVars = interpolationNames(read(COMPOSE_FILE));
-const monitorScript = read(path.join(DOCKER, 'monitor/run-workspace.sh'));
 // docker/ holds no workspace-sync.config.json: configs resolve from the environment alone.
 const noConfigDir = DOCKER;
 
@@ -198,8 +197,8 @@ describe('docker-compose.yml', () => {
       expect(env.NPM_INSTALL).toBe('1');
     });
 
-    it('sets only variables that run-workspace.sh or the app read', () => {
-      const scriptVars = shellVariables(monitorScript);
+    it('sets only variables that run-workspace.sh, its watcher or the app read', () => {
+      const scriptVars = monitorVariables(DOCKER);
       const server = read(path.join(DOCKER, 'workspaces/demo/server.js'));
       for (const key of Object.keys(env)) {
         expect(scriptVars.has(key) || server.includes(`process.env.${key}`), key).toBe(true);

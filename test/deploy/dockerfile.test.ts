@@ -167,11 +167,13 @@ describe('docker/Dockerfile', () => {
     expect(entry.flags.chmod).toBe('0755');
   });
 
-  it('builds the monitor example from run-workspace.sh, as a non-root user with a scratch directory', () => {
+  it('builds the monitor example from run-workspace.sh and its watcher, as a non-root user with a scratch directory', () => {
     const s = stage(df, 'monitor');
-    const copy = instructions(s, 'COPY')[0]!;
-    expect(copyArgs(copy)).toEqual({ sources: ['docker/monitor/run-workspace.sh'], dest: '/usr/local/bin/run-workspace' });
-    expect(copy.flags.chmod).toBe('0755');
+    const [copy, watcher] = instructions(s, 'COPY');
+    expect(copyArgs(copy!)).toEqual({ sources: ['docker/monitor/run-workspace.sh'], dest: '/usr/local/bin/run-workspace' });
+    expect(copy!.flags.chmod).toBe('0755');
+    // run-workspace.sh runs the watcher from its own directory.
+    expect(copyArgs(watcher!)).toEqual({ sources: ['docker/monitor/watch-workspace.mjs'], dest: '/usr/local/bin/watch-workspace.mjs' });
     expect(execForm(instructions(s, 'ENTRYPOINT')[0]!)).toEqual(['run-workspace']);
     expect(instructions(s, 'USER').map((i) => i.text)).toEqual(['node']);
     const env = keyValues(instructions(s, 'ENV'));

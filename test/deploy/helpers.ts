@@ -380,3 +380,10 @@ export function quantityBytes(q: string): number {
 export function shellVariables(script: string): Set<string> {
   return new Set([...script.matchAll(/\$\{?([A-Z][A-Z0-9_]*)/g)].map((m) => m[1]!));
 }
+
+/** Variables the example monitor reads: run-workspace.sh, and watch-workspace.mjs it hands over to (WATCH=1). */
+export function monitorVariables(dockerDir: string): Set<string> {
+  const script = readFileSync(path.join(dockerDir, 'monitor/run-workspace.sh'), 'utf8');
+  const watcher = readFileSync(path.join(dockerDir, 'monitor/watch-workspace.mjs'), 'utf8');
+  return new Set([...shellVariables(script), ...[...watcher.matchAll(/process\.env\.([A-Z][A-Z0-9_]*)/g)].map((m) => m[1]!)]);
+}

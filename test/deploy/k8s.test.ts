@@ -5,7 +5,7 @@ import { resolveConfig } from '../../packages/shared/src/config.js';
 import { parseSize } from '../../packages/shared/src/units.js';
 import {
   AWS_CREDENTIALS, DOCKER, K8S, OVERLAYS, REPO, allContainers, envNames, flagNames, flagsIn, imageName,
-  kubectlAvailable, kubectlKustomize, kustomizationDocs, loadCompose, loadKustomization, quantityBytes, read, shellVariables, workloads,
+  kubectlAvailable, kubectlKustomize, kustomizationDocs, loadCompose, loadKustomization, monitorVariables, quantityBytes, read, workloads,
   type Container, type K8sDoc, type PodSpec, type Workload,
 } from './helpers.js';
 
@@ -21,7 +21,7 @@ const baseDocs = docs('base');
 const config = find<K8sDoc & { data: Record<string, string> }>(baseDocs, 'ConfigMap', 'workspace-sync-config');
 const secret = find<K8sDoc & { stringData: Record<string, string> }>(baseDocs, 'Secret', 's3-credentials');
 const pkgVersion = (JSON.parse(read(path.join(REPO, 'packages/fuse-mount/package.json'))) as { version: string }).version;
-const scriptVars = shellVariables(read(path.join(DOCKER, 'monitor/run-workspace.sh')));
+const scriptVars = monitorVariables(DOCKER);
 
 /** The environment a container gets: envFrom the base ConfigMap/Secret, then `env`. */
 function containerEnv(c: Container): Record<string, string> {

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import {
   AWS_CREDENTIALS, COMPOSE_FILE, DOCKER, ENV_EXAMPLE, K8S, OVERLAYS, REPO, envNames, interpolationNames, isDir,
-  kustomizationDocs, loadCompose, loadDockerfile, parseEnvFile, read, serviceEnv, shellVariables, workloads,
+  kustomizationDocs, loadCompose, loadDockerfile, monitorVariables, parseEnvFile, read, serviceEnv, workloads,
 } from './helpers.js';
 
 // The Docker and Kubernetes sections of the main README (they end where the next top-level section starts).
@@ -48,7 +48,7 @@ describe('README.md (Docker and Kubernetes sections)', () => {
   it('names only variables that the CLIs, docker-compose.yml or the scripts read', () => {
     const known = new Set([
       ...envNames(), ...AWS_CREDENTIALS, ...Object.keys(envExample), ...interpolationNames(read(COMPOSE_FILE)),
-      ...shellVariables(read(path.join(DOCKER, 'monitor/run-workspace.sh'))),
+      ...monitorVariables(DOCKER),
       ...Object.values(compose.services).flatMap((s) => s.cap_add ?? []),
     ]);
     const vars = [...ticked].filter((t) => /^[A-Z][A-Z0-9]*_[A-Z0-9_]+$/.test(t));

@@ -4,7 +4,7 @@
  * paths mapped to temp dirs), on the embedded S3 server and a real FUSE mount.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -39,6 +39,9 @@ async function until<T>(what: string, fn: () => T | undefined | false | Promise<
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/** A tiny app that answers its version; the monitor runs it from its copy. */
+const app = (version: string) => `require('node:http').createServer((q, r) => r.end('hello ${version}\\n')).listen(Number(process.env.PORT));\n`;
 
 const isMounted = (p: string) => readFileSync('/proc/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === p);
 
@@ -132,6 +135,67 @@ describe('the docker-compose flow, run without Docker', () => {
       const r = spawnSync('cat', [path.join(mnt, 'demo/edited.js')], { encoding: 'utf8' });
       return r.status === 0 && r.stdout === edited;
     }, 30_000);
+
+    // monitor service with WATCH=1 (as compose runs it): the app restarts with every push, npm install
+    // only when package.json changed. `hello` has no dependencies, so npm install needs no registry.
+    writeTree(workspaces, {
+      'hello/package.json': '{"name":"hello","version":"1.0.0","private":true,"scripts":{"start":"node server.js"}}\n',
+      'hello/server.js': app('v1'),
+      'hello/lib/old.js': 'module.exports = 1;\n',
+    });
+    // Written while the agent watches: it may land in more than one push; start from all of it.
+    await until('hello complete in the mount', () => ['package.json', 'server.js', 'lib/old.js'].every((f) => existsSync(path.join(mnt, 'hello', f))), 30_000);
+    const appPort = await freePort();
+    const monitorEnv = compose.services.monitor!.environment!;
+    expect(monitorEnv).toMatchObject({ WATCH: '1', EVENTS_URL: expect.stringMatching(/\/events$/) });
+    const watcher = spawn(path.join(REPO, 'docker/monitor/run-workspace.sh'), ['hello', 'node', 'server.js'], {
+      env: {
+        ...process.env, ...monitorEnv, SOURCE_DIR: mnt, SCRATCH_DIR: path.join(base, 'watch'), WAIT_SECONDS: '30', PORT: String(appPort),
+        EVENTS_URL: `http://127.0.0.1:${mountPort}/events`,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    children.push(watcher);
+    let log = '';
+    watcher.stdout!.on('data', (d: Buffer) => { log += d.toString(); });
+    watcher.stderr!.on('data', (d: Buffer) => { log += d.toString(); });
+    const answer = async () => {
+      try {
+        const res = await fetch(`http://127.0.0.1:${appPort}/`, { signal: AbortSignal.timeout(1000) });
+        return await res.text();
+      } catch {
+        return '';
+      }
+    };
+    await until('the app to answer v1', async () => (await answer()) === 'hello v1\n', 60_000);
+    expect(log).toMatch(/following http:\/\/127\.0\.0\.1:\d+\/events\?workspace=hello/);
+    const installs = () => log.split('\n').filter((l) => l.startsWith('watch-workspace: npm install')).length;
+    const watched = path.join(base, 'watch/hello');
+    // The copy's own node_modules (npm install's) survives every update.
+    mkdirSync(path.join(watched, 'node_modules/kept'), { recursive: true });
+
+    // A code change: pushed by the agent, an event from the mount, the file copied, the app restarted.
+    let t0 = Date.now();
+    writeFileSync(path.join(workspaces, 'hello/server.js'), app('v2'));
+    rmSync(path.join(workspaces, 'hello/lib/old.js'));
+    await until('the app to answer v2', async () => (await answer()) === 'hello v2\n', 30_000);
+    console.log(`[flow] save → app restarted with the new code: ${((Date.now() - t0) / 1000).toFixed(1)}s`);
+    expect(log).toMatch(/restarted after generation \d+ \(\d+ changed paths?\)/);
+    expect(installs(), log).toBe(0);
+    expect(existsSync(path.join(watched, 'lib/old.js'))).toBe(false);
+    expect(existsSync(path.join(watched, 'node_modules/kept'))).toBe(true);
+
+    // A dependency change: npm install runs again before the restart.
+    t0 = Date.now();
+    writeFileSync(path.join(workspaces, 'hello/package.json'), '{"name":"hello","version":"1.0.1","private":true,"scripts":{"start":"node server.js"}}\n');
+    writeFileSync(path.join(workspaces, 'hello/server.js'), app('v3'));
+    await until('the app to answer v3', async () => (await answer()) === 'hello v3\n', 30_000);
+    console.log(`[flow] save of package.json → npm install and restart: ${((Date.now() - t0) / 1000).toFixed(1)}s`);
+    expect(installs()).toBe(1);
+    expect(readFileSync(path.join(watched, 'package.json'), 'utf8')).toContain('1.0.1');
+    watcher.kill('SIGTERM');
+    expect(await new Promise((r) => (watcher.exitCode !== null ? r(watcher.exitCode) : watcher.once('exit', r)))).toBe(0);
+    expect(await answer()).toBe('');
 
     // `docker compose down`: SIGTERM to both; the mount goes away cleanly
     const exited = (c: ChildProcess) => new Promise<number | null>((r) => (c.exitCode !== null ? r(c.exitCode) : c.once('exit', (code) => r(code))));

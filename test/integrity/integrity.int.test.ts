@@ -10,7 +10,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { objectKey, sha256Hex, type ObjectStore } from '@workspace-sync/shared';
-import { readCommitted, readCommittedFile, startTestS3, type EmbeddedS3 } from '@workspace-sync/testkit';
+import { readCommitted, readCommittedFile, startFaultProxy, startTestS3, type EmbeddedS3 } from '@workspace-sync/testkit';
 import { parseJson, readObject, runCli, setup, storeFor, SYNC_AGENT, writeTree } from '../helpers.js';
 
 let s3: EmbeddedS3;
@@ -89,6 +89,39 @@ describe('integrity: bad input is reported and skipped, the rest is published', 
     expect([...c!.entries.keys()].sort()).toEqual([`${deep}/f.txt`, 'ok.txt']);
     expect((await readCommittedFile(store, t.prefix, 'w', c!.entries.get(`${deep}/f.txt`)!)).toString()).toBe('deep');
     expect((await readObject(store, objectKey(t.prefix, 'w', 'ok.txt'))).toString()).toBe('fine');
+  });
+});
+
+describe('integrity: names and objects the bucket cannot take', () => {
+  it('reports a file name that is not valid UTF-8 and pushes the rest', async () => {
+    const t = fresh('utf8');
+    writeTree(t.root, { 'w/ok.txt': 'fine' });
+    // A Latin-1 name: byte 0xE9 alone is not UTF-8.
+    writeFileSync(Buffer.concat([Buffer.from(path.join(t.root, 'w/caf')), Buffer.from([0xe9]), Buffer.from('.txt')]), 'latin-1');
+    const r = await t.push();
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.json.workspaces[0].skippedPaths).toEqual([{ path: expect.stringContaining('caf'), reason: expect.stringMatching(/not valid UTF-8/) }]);
+    await expectBucketMatches(t.prefix, 'w', { 'ok.txt': 'fine' });
+  });
+
+  it('skips and reports one object the server keeps refusing, and publishes the rest', async () => {
+    const proxy = await startFaultProxy(s3.endpoint);
+    try {
+      const t = fresh('refused', { S3_ENDPOINT: proxy.endpoint });
+      writeTree(t.root, { 'w/good.txt': 'good', 'w/bad.txt': 'bad', 'w/also.txt': 'also' });
+      proxy.fault({ kind: 'error', status: 500, match: { method: 'PUT', path: '/w/bad.txt' } });
+      const r = await t.push();
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.json.workspaces[0].skippedPaths).toEqual([{ path: 'bad.txt', reason: expect.stringMatching(/server rejected it after retries/) }]);
+      const c = await readCommitted(store, t.prefix, 'w');
+      expect([...c!.entries.keys()].sort()).toEqual(['also.txt', 'good.txt']);
+      // Once the server takes it again, the next push completes the workspace.
+      proxy.fault({ kind: 'pass' });
+      expect((await t.push()).code).toBe(0);
+      await expectBucketMatches(t.prefix, 'w', { 'good.txt': 'good', 'bad.txt': 'bad', 'also.txt': 'also' });
+    } finally {
+      await proxy.close();
+    }
   });
 });
 

@@ -58,6 +58,17 @@ function editWorkspace(dir: string, rand: () => number, round: number): void {
   chmodSync(path.join(dir, 'run.sh'), round % 2 ? 0o644 : 0o755);
 }
 
+/** rclone configured through its environment only; AWS_CA_BUNDLE (set on these machines) breaks its S3 backend. */
+function rcloneEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  delete env.AWS_CA_BUNDLE;
+  return {
+    ...env, RCLONE_CONFIG_K9_TYPE: 's3', RCLONE_CONFIG_K9_PROVIDER: 'Other', RCLONE_CONFIG_K9_ENDPOINT: s3.endpoint,
+    RCLONE_CONFIG_K9_ACCESS_KEY_ID: s3.env.AWS_ACCESS_KEY_ID, RCLONE_CONFIG_K9_SECRET_ACCESS_KEY: s3.env.AWS_SECRET_ACCESS_KEY,
+    RCLONE_CONFIG_K9_REGION: 'us-east-1', RCLONE_CONFIG_K9_FORCE_PATH_STYLE: 'true',
+  };
+}
+
 describe.runIf(haveRclone)(`kill -9 at a random moment of a push (${TRIALS} trials)`, () => {
   it('always converges byte-exact, as rclone and the committed tree both see it', { timeout: 180_000 + TRIALS * 120_000 }, async () => {
     const t = setup(s3, 'kill9');
@@ -71,9 +82,11 @@ describe.runIf(haveRclone)(`kill -9 at a random moment of a push (${TRIALS} tria
     for (let trial = 1; trial <= TRIALS; trial++) {
       editWorkspace(ws, rand, trial);
       const child = spawn(process.execPath, [SYNC_AGENT, 'push', '--concurrency', '8'], { env: { ...process.env, ...env, LOG_FORMAT: 'json' }, stdio: 'ignore' });
+      // Listening before the kill: a push that finishes first has already exited by then.
+      const exited = new Promise((r) => child.once('exit', r));
       await new Promise((r) => setTimeout(r, 50 + rand() * 1500));
       child.kill('SIGKILL');
-      await new Promise((r) => child.once('exit', r));
+      await exited;
 
       const again = await runCli(SYNC_AGENT, ['push', '--json'], env, { timeoutMs: 300_000 });
       expect(again.code, again.stderr).toBe(0);
@@ -82,9 +95,7 @@ describe.runIf(haveRclone)(`kill -9 at a random moment of a push (${TRIALS} tria
 
       // rclone's view of the plain objects equals the workspace, byte for byte.
       const copy = tempDir('kill9-rclone');
-      const rc = spawnSync('rclone', [
-        'copy', `:s3,provider=Other,endpoint=${s3.endpoint},access_key_id=${env.AWS_ACCESS_KEY_ID},secret_access_key=${env.AWS_SECRET_ACCESS_KEY}:${s3.bucket}/${prefix}w`, copy,
-      ], { env: { ...process.env, AWS_CA_BUNDLE: '' }, encoding: 'utf8' });
+      const rc = spawnSync('rclone', ['copy', '--retries', '1', `k9:${s3.bucket}/${prefix}w`, copy], { env: rcloneEnv(), encoding: 'utf8', timeout: 120_000 });
       expect(rc.status, rc.stderr).toBe(0);
       const diff = spawnSync('diff', ['-r', '--no-dereference', ws, copy], { encoding: 'utf8' });
       expect(diff.stdout + diff.stderr, `trial ${trial}: rclone copy differs`).toBe('');

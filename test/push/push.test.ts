@@ -177,10 +177,11 @@ describe('sync-agent push', () => {
     const child = spawn(process.execPath, [SYNC_AGENT, 'push', '--concurrency', '4'], {
       env: { ...process.env, ...t.env, LOG_FORMAT: 'json' }, stdio: 'ignore',
     });
+    const exited = new Promise((r) => child.once('exit', r));
     // kill once some objects have landed
     for (let i = 0; i < 400 && proxy.count('PUT', `${t.prefix}w/f`) < 60; i++) await new Promise((r) => setTimeout(r, 25));
     child.kill('SIGKILL');
-    await new Promise((r) => child.once('exit', r));
+    await exited;
     const firstPuts = proxy.count('PUT', `${t.prefix}w/f`);
     expect(firstPuts).toBeGreaterThan(0);
     expect(firstPuts).toBeLessThan(400);

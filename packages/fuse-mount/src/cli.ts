@@ -60,7 +60,7 @@ export async function main(argv: string[]): Promise<number> {
   try {
     const { flags, configFile } = configFlags(program, 'mount');
     const config = resolveConfig('mount', { flags, configFile });
-    logger = createLogger({ level: config.logLevel, name: 'fuse-mount' });
+    logger = createLogger({ level: config.logLevel, name: 'fuse-mount', format: config.logFormat });
     try {
       running = await startMount(config, program.args[0]!, logger, starting.signal);
     } catch (err) {

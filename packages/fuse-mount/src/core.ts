@@ -131,16 +131,31 @@ export class MountCore {
   private nextHandle = 1;
   private readonly reports = new LRUCache<string, Report>({ max: REPORTS_MAX });
   private readonly startedAt: number;
+  /** The mount root's mtime: the mount's clock at the last change it made visible (see `rootChanged`). */
+  private rootMtimeMs: number;
   private readonly now: () => number;
   private getattrSeq = 0;
 
   constructor(private readonly opts: CoreOptions) {
     this.now = opts.now ?? Date.now;
     this.startedAt = this.now();
+    this.rootMtimeMs = this.startedAt;
     opts.tree.onInstall((state, previous, next) => {
+      if (!previous || previous.version !== next.version || previous.root.mtimeMs !== next.root.mtimeMs
+        || previous.files !== next.files || previous.bytes !== next.bytes) this.rootChanged();
       if (!state.touched || !previous) return;
       void this.warmChanges(state, previous, next);
     });
+    opts.tree.onMembership(() => this.rootChanged());
+  }
+
+  /**
+   * One `stat` of the mount root tells a watcher that something changed somewhere: its mtime moves
+   * (the mount's clock, strictly increasing) whenever a workspace shows a new version, appears or
+   * goes away; each workspace directory's own mtime then says which.
+   */
+  private rootChanged(): void {
+    this.rootMtimeMs = Math.max(this.rootMtimeMs + 1, this.now());
   }
 
   async getattr(path: string): Promise<Stat | number> {
@@ -296,7 +311,7 @@ export class MountCore {
   private async resolveSnapshot(rel: string): Promise<Found | number> {
     const [ws, gen, ...rest] = rel.split('/');
     if (!ws || !gen || this.opts.tree.get(ws)?.kind !== 'commit') return ENOENT;
-    const view = await this.opts.history.view(ws, gen);
+    const view = await this.opts.history.view(ws, gen, this.opts.tree.get(ws)?.view?.builtAt);
     if (!view) return ENOENT;
     const inner = rest.join('/');
     const node = await view.lookup(inner);
@@ -444,7 +459,7 @@ export class MountCore {
 
   private rootStat(): Stat {
     const n = this.opts.tree.names().length;
-    return this.makeStat(S_IFDIR | 0o755, ROOT_INO, 4096, 2 + n, this.startedAt);
+    return this.makeStat(S_IFDIR | 0o755, ROOT_INO, 4096, 2 + n, this.rootMtimeMs);
   }
 
   private placeholderStat(ino: number): Stat {

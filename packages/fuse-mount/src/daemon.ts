@@ -15,10 +15,12 @@ import {
 import { ContentCache } from './content-cache.js';
 import { MountCore } from './core.js';
 import { Fetcher } from './fetcher.js';
+import { EventHub } from './events.js';
 import { createFuseHandlers } from './fuse-ops.js';
 import { History } from './history.js';
 import { ManifestDecoder } from './manifest-decoder.js';
 import { createMetrics } from './metrics.js';
+import { openKernelNotifier } from './kernel-notify.js';
 import { mountFuse, prepareMountpoint, type MountedFs } from './mount.js';
 import { OfflineState } from './offline-state.js';
 import { Poller } from './poller.js';
@@ -114,6 +116,8 @@ export async function startMount(
     cleanups.push(() => fetcher.stop());
     fetcher.startPrefetcher();
     const history = new History({ store, prefix: config.prefix, trees, status, logger, dirCacheTime: config.dirCacheTime });
+    // After the first poll: what it found is the starting state, not a change.
+    const events = new EventHub({ tree, trees, history, logger, metrics });
     const core = new MountCore({
       tree, poller, fetcher, trees, history, logger, uid: config.uid ?? process.getuid?.() ?? 0, gid: config.gid ?? process.getgid?.() ?? 0,
     });
@@ -123,6 +127,19 @@ export async function startMount(
       kernelTimeoutSec: kernelTimeout(config.pollInterval),
     });
     cleanups.push(() => mounted.unmount());
+    if (config.kernelNotify) {
+      const notifier = await openKernelNotifier(logger);
+      if (notifier) {
+        // Runs before the unmount (cleanups run in reverse), and when the mount is removed from outside.
+        cleanups.push(() => notifier.close());
+        void mounted.gone.then(() => notifier.close());
+        tree.onInstall((state) => notifier.workspaceChanged(state.name));
+        tree.onMembership((added, removed) => {
+          for (const { name } of added) notifier.workspaceChanged(name);
+          for (const name of removed) notifier.workspaceChanged(name);
+        });
+      }
+    }
     checkAbort();
     poller.start();
 
@@ -133,7 +150,10 @@ export async function startMount(
     });
     let server: HealthServer | undefined;
     if (config.healthPort !== undefined) {
-      server = await startHealthServer({ port: config.healthPort, host: config.healthAddress, prefix: config.prefix, registry, health });
+      server = await startHealthServer({
+        port: config.healthPort, host: config.healthAddress, prefix: config.prefix, registry, health,
+        routes: { '/events': (req, res) => events.handle(req, res) }, onClose: () => events.close(),
+      });
       cleanups.push(() => server!.close());
     }
     logger.info({

@@ -46,12 +46,14 @@ export class History {
     this.now = opts.now ?? Date.now;
   }
 
-  /** The generations of `ws` as directory names, oldest first. */
-  async generations(ws: string, fresh = false): Promise<Map<string, string>> {
+  /**
+   * The generations of `ws` as directory names, oldest first. `fresh` (a name not in the listing)
+   * still trusts a listing of the last second, no LIST per miss, unless it is older than `newerThan`.
+   */
+  async generations(ws: string, fresh = false, newerThan = 0): Promise<Map<string, string>> {
     const have = this.listings.get(ws);
-    // `fresh` (a name not in the listing) still trusts a listing of the last second: no LIST per miss.
     const trust = fresh ? 1_000 : this.opts.dirCacheTime;
-    if (have && (this.now() - have.at < trust || this.opts.status.down)) return have.names;
+    if (have && ((this.now() - have.at < trust && have.at >= newerThan) || this.opts.status.down)) return have.names;
     let flight = this.listFlights.get(ws);
     if (!flight) {
       flight = this.list(ws).finally(() => this.listFlights.delete(ws));
@@ -65,12 +67,16 @@ export class History {
     }
   }
 
-  /** The view of generation `name` of `ws`, or undefined when there is no such commit (any more). */
-  async view(ws: string, name: string): Promise<CommitView | undefined> {
+  /**
+   * The view of generation `name` of `ws`, or undefined when there is no such commit (any more).
+   * `headSeenAt`: when the mount installed the workspace's current commit; a listing made before
+   * then cannot know it (a change event names it at once), so a miss lists again.
+   */
+  async view(ws: string, name: string, headSeenAt = 0): Promise<CommitView | undefined> {
     if (!isGenerationName(name)) return undefined;
     const find = (names: Map<string, string>) => names.get(name) ?? ([...names.values()].includes(name) ? name : undefined);
     // A generation pushed after the listing: look once more before answering ENOENT.
-    const stem = find(await this.generations(ws)) ?? find(await this.generations(ws, true));
+    const stem = find(await this.generations(ws)) ?? find(await this.generations(ws, true, headSeenAt));
     if (!stem) return undefined;
     const id = `${ws}/${stem}`;
     const hit = this.views.get(id);

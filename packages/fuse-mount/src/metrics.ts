@@ -15,6 +15,8 @@ export interface MountMetrics {
   treeLoads: Counter;
   treesInMemory: Gauge;
   errors: Counter<'op'>;
+  events: Counter<'type'>;
+  eventClients: Gauge;
 }
 
 export function createMetrics(registry: Registry): MountMetrics {
@@ -36,5 +38,7 @@ export function createMetrics(registry: Registry): MountMetrics {
     treesInMemory: new Gauge({ name: 'fuse_mount_trees_in_memory', help: 'decoded directories held in memory', registers }),
     prefetched: new Counter({ name: 'fuse_mount_prefetched_total', help: 'objects fetched ahead of a read', registers }),
     errors: new Counter({ name: 'fuse_mount_errors_total', help: 'failed operations by kind', labelNames: ['op'], registers }),
+    events: new Counter({ name: 'fuse_mount_events_total', help: 'change events published on /events, by type', labelNames: ['type'], registers }),
+    eventClients: new Gauge({ name: 'fuse_mount_event_clients', help: 'open /events streams', registers }),
   };
 }

@@ -119,7 +119,8 @@ export function snapshotFromManifest(manifest: Manifest, manifestEtag: string, p
     }
     : { rel: e.path, kind: 'symlink', target: e.target, mtimeMs: e.mtimeMs });
   const createdAt = Date.parse(manifest.createdAt);
-  return buildSnapshot(ws, 'manifest', manifestEtag, items, Number.isFinite(createdAt) ? createdAt : 0, ctx, now);
+  const meta = { generation: manifest.generation, createdAt: manifest.createdAt };
+  return buildSnapshot(ws, 'manifest', manifestEtag, meta, items, Number.isFinite(createdAt) ? createdAt : 0, ctx, now);
 }
 
 /**
@@ -142,13 +143,16 @@ export function snapshotFromListing(workspace: string, entries: readonly ListEnt
       ? { rel, kind: 'dir', mtimeMs }
       : { rel, kind: 'file', size: o.size, mtimeMs, perm: 0o644, key: o.key, etag: stripEtag(o.etag), sha256: undefined });
   }
-  return buildSnapshot(workspace, 'listing', '', items, 0, ctx, now);
+  return buildSnapshot(workspace, 'listing', '', { generation: undefined, createdAt: undefined }, items, 0, ctx, now);
 }
 
 /** Entries processed between yields to the event loop, which must keep answering FUSE calls. */
 const YIELD_EVERY = 4096;
 
-async function buildSnapshot(workspace: string, source: Snapshot['source'], version: string, items: Item[], emptyMtime: number, ctx: BuildContext, now: number): Promise<Snapshot> {
+async function buildSnapshot(
+  workspace: string, source: Snapshot['source'], version: string, meta: Pick<Snapshot, 'generation' | 'createdAt'>,
+  items: Item[], emptyMtime: number, ctx: BuildContext, now: number,
+): Promise<Snapshot> {
   const prev = ctx.previous && 'nodes' in ctx.previous ? (ctx.previous as Snapshot).nodes : undefined;
   const nodes = new Map<string, Node>();
   const dirs = new Map<string, { names: string[]; subdirs: number; mtimeMs: number; explicit: boolean }>();
@@ -227,7 +231,7 @@ async function buildSnapshot(workspace: string, source: Snapshot['source'], vers
   }
   const root = nodes.get('') as DirNode;
   return {
-    workspace, source, version, builtAt: now, nodes, files, bytes, root,
+    workspace, source, version, ...meta, builtAt: now, nodes, files, bytes, root,
     async lookup(rel) { return nodes.get(rel); },
     async list(rel, dir) {
       return (dir.names ?? []).map((name) => ({ name, node: nodes.get(rel === '' ? name : `${rel}/${name}`)! }));
@@ -263,12 +267,15 @@ export interface WorkspaceState {
 }
 
 export type InstallListener = (state: WorkspaceState, previous: View | undefined, next: View) => void;
+/** Workspaces that appeared (with their kind) and vanished in one reconcile. */
+export type MembershipListener = (added: ReadonlyArray<{ name: string; kind: WorkspaceKind }>, removed: readonly string[]) => void;
 
 /** The mount root: workspace name → its state. Names are validated before they get here. */
 export class Tree {
   private readonly workspaces = new Map<string, WorkspaceState>();
   private sortedNames: string[] = [];
   private readonly listeners: InstallListener[] = [];
+  private readonly membershipListeners: MembershipListener[] = [];
 
   names(): readonly string[] {
     return this.sortedNames;
@@ -287,7 +294,13 @@ export class Tree {
    * vanished are dropped, the rest keep their view (a kind change is picked up by the next refresh).
    */
   reconcile(present: ReadonlyMap<string, WorkspaceKind>): void {
-    for (const name of [...this.workspaces.keys()]) if (!present.has(name)) this.workspaces.delete(name);
+    const removed: string[] = [];
+    const added: Array<{ name: string; kind: WorkspaceKind }> = [];
+    for (const name of [...this.workspaces.keys()]) {
+      if (present.has(name)) continue;
+      this.workspaces.delete(name);
+      removed.push(name);
+    }
     for (const [name, kind] of present) {
       if (!isValidWorkspaceName(name)) throw new Error(`invalid workspace name reached the tree: ${JSON.stringify(name)}`);
       const state = this.workspaces.get(name);
@@ -296,9 +309,12 @@ export class Tree {
         state.kind = kind;
       } else {
         this.workspaces.set(name, { name, ino: inodeOf(name, '', 'dir'), kind, etag: undefined, view: undefined, touched: false });
+        added.push({ name, kind });
       }
     }
+    if (added.length === 0 && removed.length === 0) return;
     this.sortedNames = [...this.workspaces.keys()].sort();
+    for (const fn of this.membershipListeners) fn(added, removed);
   }
 
   /** The atomic switch: one assignment replaces the whole view of a workspace. */
@@ -313,6 +329,10 @@ export class Tree {
 
   onInstall(fn: InstallListener): void {
     this.listeners.push(fn);
+  }
+
+  onMembership(fn: MembershipListener): void {
+    this.membershipListeners.push(fn);
   }
 
   buildContext(state: WorkspaceState, warn: Warn): BuildContext {

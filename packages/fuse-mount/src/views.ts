@@ -15,6 +15,10 @@ export interface View {
   readonly source: 'commit' | 'manifest' | 'listing';
   /** Commit stem, manifest ETag, or '' for a listing. */
   readonly version: string;
+  /** The commit's or manifest's generation; undefined for a listing. */
+  readonly generation: number | undefined;
+  /** When the commit or manifest was made (ISO 8601, the writer's clock); undefined for a listing. */
+  readonly createdAt: string | undefined;
   /** When it was made (ms since epoch); listings are trusted for --dir-cache-time from here. */
   readonly builtAt: number;
   readonly files: number;
@@ -40,6 +44,8 @@ export interface CommitViewOptions {
 export class CommitView implements View {
   readonly source = 'commit';
   readonly version: string;
+  readonly generation: number;
+  readonly createdAt: string;
   readonly builtAt: number;
   readonly files: number;
   readonly bytes: number;
@@ -52,6 +58,8 @@ export class CommitView implements View {
     this.commit = commit;
     this.workspace = opts.workspace;
     this.version = `${String(commit.generation).padStart(12, '0')}-${commit.id}`;
+    this.generation = commit.generation;
+    this.createdAt = commit.createdAt;
     this.builtAt = opts.now ?? Date.now();
     this.files = commit.stats.files;
     this.bytes = commit.stats.bytes;

@@ -226,3 +226,52 @@ export function runMountCli(
     p.once('exit', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr, ms: Date.now() - t0 }); });
   });
 }
+
+export interface SseFrame { id: string | undefined; event: string; data: any; comment?: string }
+
+/** An SSE client of the mount's /events: frames as they arrive; `next` takes the first one that matches. */
+export async function openEvents(url: string, headers: Record<string, string> = {}) {
+  const ctl = new AbortController();
+  const res = await fetch(url, { headers, signal: ctl.signal });
+  const frames: SseFrame[] = [];
+  const waiters: Array<() => void> = [];
+  const done = (async () => {
+    const decoder = new TextDecoder();
+    let text = '';
+    try {
+      for await (const chunk of res.body!) {
+        text += decoder.decode(chunk as Uint8Array, { stream: true });
+        let end: number;
+        while ((end = text.indexOf('\n\n')) >= 0) {
+          const block = text.slice(0, end);
+          text = text.slice(end + 2);
+          const f: SseFrame = { id: undefined, event: 'message', data: undefined };
+          for (const line of block.split('\n')) {
+            if (line.startsWith(':')) f.comment = line.slice(1).trim();
+            else if (line.startsWith('id: ')) f.id = line.slice(4);
+            else if (line.startsWith('event: ')) f.event = line.slice(7);
+            else if (line.startsWith('data: ')) f.data = JSON.parse(line.slice(6));
+          }
+          if (f.comment !== undefined || f.data !== undefined) frames.push(f);
+          for (const w of waiters.splice(0)) w();
+        }
+      }
+    } catch {
+      // aborted
+    }
+  })();
+  /** The next frame (not a heartbeat) at index >= `from`. */
+  const next = async (pred: (f: SseFrame) => boolean = () => true, timeoutMs = 5_000): Promise<SseFrame> => {
+    const t0 = Date.now();
+    for (;;) {
+      const f = frames.find((x) => x.comment === undefined && pred(x));
+      if (f) {
+        frames.splice(frames.indexOf(f), 1);
+        return f;
+      }
+      if (Date.now() - t0 > timeoutMs) throw new Error(`no matching event within ${timeoutMs} ms; have ${JSON.stringify(frames)}`);
+      await new Promise<void>((r) => { waiters.push(r); setTimeout(r, 50); });
+    }
+  };
+  return { res, frames, next, close: async () => { ctl.abort(); await done; } };
+}

@@ -126,7 +126,7 @@ export const OPTIONS: readonly OptionDef[] = [
   },
   {
     key: 'logFormat', group: 'log', flag: '--log-format <format>', env: ['LOG_FORMAT'],
-    help: 'json (one object per line) or pretty (for people)', scope: ['agent'], expected: 'json or pretty', kind: 'string',
+    help: 'json (one object per line) or pretty (for people)', scope: ['agent', 'mount'], expected: 'json or pretty', kind: 'string',
     parse: (raw) => z.enum(['json', 'pretty']).parse(asString(raw)), defaultHelp: 'pretty on a terminal, else json',
   },
   {
@@ -216,11 +216,11 @@ export const OPTIONS: readonly OptionDef[] = [
     default: () => 16 * 1024 ** 2,
   },
   {
-    key: 'requestTimeout', group: 's3', defaultHelp: '10s', flag: '--request-timeout <duration>', env: ['S3_REQUEST_TIMEOUT'],
+    key: 'requestTimeout', group: 's3', defaultHelp: '8s', flag: '--request-timeout <duration>', env: ['S3_REQUEST_TIMEOUT'],
     help: 'an S3 request silent this long fails and is retried (5 attempts in all): a silent endpoint is an error, never a hang',
-    scope: ['agent'], expected: 'a duration from 100ms to 10m, such as 10s', kind: 'string',
+    scope: ['agent'], expected: 'a duration from 100ms to 10m, such as 8s', kind: 'string',
     parse: (raw) => { const n = asDuration(raw); if (n < 100 || n > 600_000) throw new Error('out of range'); return n; },
-    default: () => 10_000,
+    default: () => 8_000,
   },
   {
     key: 'keepGenerations', group: 'history', flag: '--keep-generations <n>', env: ['SYNC_KEEP_GENERATIONS'],
@@ -287,6 +287,11 @@ export const OPTIONS: readonly OptionDef[] = [
     scope: ['mount'], expected: 'true or false', kind: 'boolean', parse: asBool, default: () => false,
   },
   {
+    key: 'kernelNotify', group: 'mount', flag: '--kernel-notify <bool>', env: ['KERNEL_NOTIFY'],
+    help: 'tell the kernel at once when a workspace changes, so `stat` of its directory shows a push without waiting for the attribute timeout (Linux 6.2 or later)',
+    scope: ['mount'], expected: 'true or false', kind: 'boolean', parse: asBool, default: () => true,
+  },
+  {
     key: 'uid', group: 'mount', defaultHelp: 'the mounting user', flag: '--uid <uid>', env: ['MOUNT_UID'], help: 'owner shown for every file',
     scope: ['mount'], expected: 'a numeric user id', kind: 'number', parse: asInt(0, 2 ** 32 - 2),
   },
@@ -306,6 +311,7 @@ export interface CommonConfig {
   prefix: string;
   forcePathStyle: boolean;
   logLevel: string;
+  logFormat: 'json' | 'pretty' | undefined;
   healthPort: number | undefined;
   healthAddress: string;
   caBundle: string | undefined;
@@ -317,7 +323,6 @@ export interface CommonConfig {
 export type PatternSource = { flag: '--exclude' | '--include' } | { flag: '--exclude-from'; file: string; line: number };
 
 export interface AgentConfig extends CommonConfig {
-  logFormat: 'json' | 'pretty' | undefined;
   root: string;
   stateDir: string;
   concurrency: number;
@@ -352,6 +357,7 @@ export interface MountConfig extends CommonConfig {
   prefetchConcurrency: number;
   allowOther: boolean;
   defaultPermissions: boolean;
+  kernelNotify: boolean;
   uid: number | undefined;
   gid: number | undefined;
 }

@@ -1,12 +1,13 @@
 /**
- * `/healthz` and `/metrics` (Prometheus text format) for both daemons. `/healthz` answers 200 for
- * ok and degraded (still serving, e.g. S3 down but caches work) and 503 for down.
+ * `/healthz` and `/metrics` (Prometheus text format) for both daemons, plus routes a daemon adds
+ * (fuse-mount's `/events`). `/healthz` answers 200 for ok and degraded (still serving, e.g. S3 down
+ * but caches work) and 503 for down.
  *
- * Anyone who reaches the port may read both: they may name workspaces but never what is in them,
+ * Anyone who reaches the port may read them: they may name workspaces but never what is in them,
  * so every s3:// URL in a health answer is cut down to its workspace, and metrics are labelled by
  * workspace at most. They listen on loopback unless told otherwise (--health-address).
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as promClient from 'prom-client';
 import type * as PromClient from 'prom-client';
@@ -28,6 +29,9 @@ export interface Health {
   [detail: string]: unknown;
 }
 
+/** Handles `GET <path>` (any query string); it owns the response from then on. */
+export type Route = (req: IncomingMessage, res: ServerResponse) => void;
+
 export interface HealthServer {
   port: number;
   close(): Promise<void>;
@@ -48,9 +52,18 @@ export async function startHealthServer(opts: {
   health: () => Health;
   /** The workspaces' key prefix, to cut object keys in health answers down to their workspace. */
   prefix?: string;
+  routes?: Record<string, Route>;
+  /** Runs before the connections are closed. */
+  onClose?: () => void;
 }): Promise<HealthServer> {
+  const routes = new Map(Object.entries(opts.routes ?? {}));
   const server: Server = createServer((req, res) => {
-    const url = (req.url ?? '/').split('?')[0];
+    const url = (req.url ?? '/').split('?')[0]!;
+    const route = routes.get(url);
+    if (route && req.method === 'GET') {
+      route(req, res);
+      return;
+    }
     if (url === '/healthz') {
       const h = outlineKeys(opts.health(), opts.prefix ?? '') as Health;
       res.writeHead(h.status === 'down' ? 503 : 200, { 'content-type': 'application/json' });
@@ -65,7 +78,7 @@ export async function startHealthServer(opts: {
       return;
     }
     res.writeHead(404, { 'content-type': 'text/plain' });
-    res.end('not found: try /healthz or /metrics\n');
+    res.end(`not found: try ${['/healthz', '/metrics', ...routes.keys()].join(', ')}\n`);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -74,7 +87,11 @@ export async function startHealthServer(opts: {
   server.unref();
   return {
     port: (server.address() as AddressInfo).port,
-    close: () => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }),
+    close: () => new Promise<void>((resolve) => {
+      opts.onClose?.();
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
   };
 }
 

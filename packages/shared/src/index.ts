@@ -32,7 +32,7 @@ export { DEFAULT_EXCLUDES, createFilter, trackedChanges, type Filter, type Filte
 export { sha256Hex, readFileStable, hashFileStable, readFullySync, type StableRead, type StableHash } from './hash.js';
 export {
   startHealthServer, createRegistry, Counter, Gauge, Histogram, Registry,
-  type Health, type HealthStatus, type HealthServer,
+  type Health, type HealthStatus, type HealthServer, type Route,
 } from './health.js';
 export { addConfigOptions, configFlags } from './cli-options.js';
 export { dockerignoreMatcher } from './dockerignore.js';

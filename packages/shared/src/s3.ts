@@ -138,10 +138,10 @@ export function stripEtag(etag: string | undefined): string {
 }
 
 /**
- * Defaults: 10 s of silence fails an attempt and 5 attempts with backoff bound a call to about a
+ * Defaults: 8 s of silence fails an attempt and 5 attempts with backoff bound a call to under a
  * minute, so a push against a silent endpoint ends with a clear error rather than hanging.
  */
-export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
+export const DEFAULT_REQUEST_TIMEOUT_MS = 8_000;
 export const DEFAULT_MAX_ATTEMPTS = 5;
 /** Backstop for a whole request that keeps trickling bytes (a large part on a slow link may take long). */
 const WHOLE_REQUEST_LIMIT_MS = 15 * 60_000;

@@ -8,8 +8,9 @@
  *   `settleMs` exceeds chokidar's 50 ms per-path change throttle: any write after our read is reported.
  *   A path that never settles (a log being appended to) is taken anyway once it has been pending for
  *   `maxDelayMs`: it is read as one stable version (hash.ts) and uploaded, at least every `maxDelayMs`.
- * - Deletes wait for a quiet workspace (at most `deleteMaxDelayMs`), so a half-finished `rm -rf` or an
- *   unmount never reaches the bucket as a partial wipe while the directory is still going away.
+ * - Deletes wait until the workspace has been quiet for `deleteQuietMs` (at most `deleteMaxDelayMs`
+ *   after their first event), so a half-finished `rm -rf`, a slow `rm` of one file after another, or an
+ *   unmount reaches the delete guard as one burst rather than as a partial wipe, batch by batch.
  */
 import { ChangeQueue, type FsChange, type PendingChange } from './coalesce.js';
 
@@ -17,11 +18,12 @@ export interface BatchPolicy {
   quietMs: number;
   maxDelayMs: number;
   settleMs: number;
+  deleteQuietMs: number;
   deleteMaxDelayMs: number;
 }
 
 export const DEFAULT_BATCH_POLICY: Readonly<BatchPolicy> = Object.freeze({
-  quietMs: 100, maxDelayMs: 1_000, settleMs: 75, deleteMaxDelayMs: 10_000,
+  quietMs: 100, maxDelayMs: 1_000, settleMs: 75, deleteQuietMs: 2_000, deleteMaxDelayMs: 30_000,
 });
 
 export class Batcher {
@@ -52,8 +54,11 @@ export class Batcher {
     if (this.queue.size === 0) return [];
     const p = this.policy;
     let taken: PendingChange[] = [];
-    if (all || now - this.lastEventAt >= p.quietMs) {
+    const quiet = now - this.lastEventAt;
+    if (all) {
       taken = this.queue.take(() => true);
+    } else if (quiet >= p.quietMs) {
+      taken = this.queue.take((c) => c.type !== 'delete' || quiet >= p.deleteQuietMs || now >= c.firstAt + p.deleteMaxDelayMs);
     } else if (this.openedAt !== undefined && now - this.openedAt >= p.maxDelayMs) {
       taken = this.queue.take((c) => readyAt(c, this.openedAt!, p) <= now);
     }
@@ -65,6 +70,14 @@ export class Batcher {
   /** When take() may next return something; undefined when nothing is pending. */
   dueAt(now: number): number | undefined {
     if (this.queue.size === 0 || this.openedAt === undefined) return undefined;
+    // Only deletes left: they wait for the longer quiet, or their own deadline.
+    let deletesAt = this.lastEventAt + this.policy.deleteQuietMs;
+    let onlyDeletes = true;
+    for (const c of this.queue.values()) {
+      if (c.type !== 'delete') { onlyDeletes = false; break; }
+      deletesAt = Math.min(deletesAt, c.firstAt + this.policy.deleteMaxDelayMs);
+    }
+    if (onlyDeletes) return deletesAt;
     const quietAt = this.lastEventAt + this.policy.quietMs;
     const forceAt = this.openedAt + this.policy.maxDelayMs;
     if (now < forceAt) return Math.min(quietAt, forceAt);

@@ -60,13 +60,21 @@ export async function publish(t: CommitTarget, commit: Commit, base: HeadInfo | 
   const body = encodeCommit(commit);
   await t.store.put(commitKey(t.prefix, t.workspace, commitStem(commit)), body, { contentType: 'application/json' });
   const key = headKey(t.prefix, t.workspace);
+  const put = (cond: { ifMatch: string } | { ifNoneMatch: '*' }) => t.store.put(key, body, { contentType: 'application/json', cacheControl: 'no-cache', ...cond });
   try {
-    const { etag } = await t.store.put(key, body, {
-      contentType: 'application/json', cacheControl: 'no-cache', ...(base ? { ifMatch: base.etag } : { ifNoneMatch: '*' as const }),
-    });
+    const { etag } = await put(base ? { ifMatch: base.etag } : { ifNoneMatch: '*' });
     return { ok: true, head: headOf(commit, etag) };
   } catch (err) {
-    if (!isSyncError(err, 'PRECONDITION_FAILED')) throw err;
+    // AWS answers If-Match on a key that is gone (someone deleted the head) with 404: start it again.
+    if (base && isSyncError(err, 'OBJECT_NOT_FOUND')) {
+      try {
+        return { ok: true, head: headOf(commit, (await put({ ifNoneMatch: '*' })).etag) };
+      } catch (again) {
+        if (!isSyncError(again, 'PRECONDITION_FAILED')) throw again;
+      }
+    } else if (!isSyncError(err, 'PRECONDITION_FAILED')) {
+      throw err;
+    }
   }
   const res = await t.store.get(key);
   if (res.notModified) throw new Error('unconditional GET answered 304');

@@ -68,6 +68,14 @@ export function decideOutcome(input: OutcomeInput): Outcome {
     const location = l.entry.type === 'file' && l.entry.size > 0 ? l.location ?? input.contentOf(l.entry.sha256) : undefined;
     if (!old || view.head === undefined || !sameTreeEntry(old, l.entry) || old.etag !== etag) upserts.set(p, toViewEntry(l.entry, location, etag));
   }
+  // Plain objects verified apart from the view (a full compare, the journal) that hold the committed
+  // entry: the view records their ETags, so the side map stays small.
+  for (const [p, o] of input.plain) {
+    if (!o || transfers.landed.has(p) || upserts.has(p)) continue;
+    const old = view.entries.get(p);
+    const mine = local.get(p);
+    if (old && mine && sameTreeEntry(old, mine) && old.etag !== o.etag && plainEtag(o, mine) === o.etag) upserts.set(p, { ...old, etag: o.etag });
+  }
   const treeUpserts = new Map<string, ViewEntry>();
   for (const [p, e] of upserts) {
     const old = view.entries.get(p);

@@ -88,7 +88,8 @@ export function planSync(input: PlanInput): Plan {
     const held = plain.has(p) ? plain.get(p) : c?.etag !== undefined ? heldByView(c) : undefined;
     const plainOk = held !== undefined && held.sha256 === e.sha256 && (e.type === 'symlink' || held.mode === e.mode);
     if (!plainOk) plan.plainWrites.push(e);
-    if (e.type === 'file' && e.size > 0 && !queued.has(e.sha256) && !pending.has(e.sha256)
+    // An unchanged tree entry's bytes are in the store already: only changed files need a look-up.
+    if (!sameTree && e.type === 'file' && e.size > 0 && !queued.has(e.sha256) && !pending.has(e.sha256)
       && (view.head === undefined || !contentAt(view, e.sha256))) {
       queued.add(e.sha256);
       plan.newContent.push(e);

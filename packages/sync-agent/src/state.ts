@@ -22,7 +22,7 @@ import { SyncError, type Logger, type TreeRef } from '@workspace-sync/shared';
 import type { ContentLocation, PlainObject } from './planner.js';
 import { applyCommit, emptyView, indexEntry, type DirInfo, type HeadInfo, type View, type ViewChange, type ViewEntry } from './view.js';
 
-export const STATE_VERSION = 2;
+export const STATE_VERSION = 3;
 /** Content landed by a run that did not commit is reused only this long (garbage collection's grace is longer). */
 export const PENDING_CONTENT_TTL_MS = 30 * 60_000;
 const COMPACT_LINES = 2_000;
@@ -124,12 +124,20 @@ const decDir = (r: RawDir): [string, DirInfo] => [r[0], { ref: [r[1], r[2], r[3]
 const encRecord = (p: string, r: HashRecord): RawRecord => [p, r.size, r.mtimeMs, r.ctimeMs, r.ino, r.sha256, r.hashedAtMs];
 const decRecord = (r: RawRecord): [string, HashRecord] => [r[0], { size: r[1], mtimeMs: r[2], ctimeMs: r[3], ino: r[4], sha256: r[5], hashedAtMs: r[6] }];
 
+/**
+ * Snapshot form of an entry: pack names by index into the snapshot's table, and the stat record of
+ * the file inline when it describes the same bytes (the usual case), so path and sha256 are stored once.
+ */
+type SnapEntry = [string, 'f', number, number, number, string, number, number, string[] | null, string | null, [number, number, number] | null]
+  | [string, 'l', string, number, string | null];
+
 interface Snapshot {
   version: number;
   workspace: string;
   head: HeadInfo | null;
   v1Generation: number;
-  entries: RawEntry[];
+  packs: string[];
+  entries: SnapEntry[];
   dirs: RawDir[];
   records: RawRecord[];
   plain: Array<[string, PlainObject | null]>;
@@ -224,12 +232,17 @@ export function openStateStore(dir: string, workspace: string, log?: Logger): St
       try { text = readFileSync(journalFile, 'utf8'); } catch { /* no journal */ }
       if (snap && (snap.version !== STATE_VERSION || snap.workspace !== workspace || !Array.isArray(snap.entries))) return undefined;
       if (!snap && text === undefined) return undefined;
-      snap ??= { version: STATE_VERSION, workspace, head: null, v1Generation: 0, entries: [], dirs: [], records: [], plain: [], pending: [], pendingDeletes: [] };
+      snap ??= { version: STATE_VERSION, workspace, head: null, v1Generation: 0, packs: [], entries: [], dirs: [], records: [], plain: [], pending: [], pendingDeletes: [] };
       const state = emptyState();
       try {
         state.view.head = snap.head ?? undefined;
         state.view.v1Generation = snap.v1Generation;
-        for (const r of snap.entries) state.view.entries.set(...decEntry(r));
+        for (const r of snap.entries) {
+          if (r[1] === 'l') { state.view.entries.set(r[0], { type: 'symlink', target: r[2], mtimeMs: r[3], etag: r[4] ?? undefined }); continue; }
+          const [p, , size, mtimeMs, mode, sha256, pack, offset, chunks, etag, rec] = r;
+          state.view.entries.set(p, { type: 'file', size, mtimeMs, mode, sha256, pack: pack < 0 ? undefined : snap.packs[pack], offset, chunks: chunks ?? undefined, etag: etag ?? undefined });
+          if (rec) state.records.set(p, { size, mtimeMs, ctimeMs: rec[0], ino: rec[1], sha256, hashedAtMs: rec[2] });
+        }
         for (const r of snap.dirs) state.view.dirs.set(...decDir(r));
         for (const r of snap.records) state.records.set(...decRecord(r));
         for (const [p, o] of snap.plain) state.plain.set(p, o ?? undefined);
@@ -264,11 +277,26 @@ export function openStateStore(dir: string, workspace: string, log?: Logger): St
     },
     save(state) {
       if (broken) return;
+      const packs: string[] = [];
+      const packIndex = new Map<string, number>();
+      const inline = new Set<string>();
+      const entries: SnapEntry[] = [];
+      for (const [p, e] of state.view.entries) {
+        if (e.type === 'symlink') { entries.push([p, 'l', e.target, e.mtimeMs, e.etag ?? null]); continue; }
+        let pack = -1;
+        if (e.pack !== undefined) {
+          pack = packIndex.get(e.pack) ?? -1;
+          if (pack < 0) { pack = packs.push(e.pack) - 1; packIndex.set(e.pack, pack); }
+        }
+        const r = state.records.get(p);
+        const same = r !== undefined && r.size === e.size && r.mtimeMs === e.mtimeMs && r.sha256 === e.sha256;
+        if (same) inline.add(p);
+        entries.push([p, 'f', e.size, e.mtimeMs, e.mode, e.sha256, pack, e.offset, e.chunks ? [...e.chunks] : null, e.etag ?? null, same ? [r.ctimeMs, r.ino, r.hashedAtMs] : null]);
+      }
       const snap: Snapshot = {
-        version: STATE_VERSION, workspace, head: state.view.head ?? null, v1Generation: state.view.v1Generation,
-        entries: [...state.view.entries].map(([p, e]) => encEntry(p, e)),
+        version: STATE_VERSION, workspace, head: state.view.head ?? null, v1Generation: state.view.v1Generation, packs, entries,
         dirs: [...state.view.dirs].map(([p, d]) => encDir(p, d)),
-        records: [...state.records].map(([p, r]) => encRecord(p, r)),
+        records: [...state.records].filter(([p]) => !inline.has(p)).map(([p, r]) => encRecord(p, r)),
         plain: [...state.plain].map(([p, o]) => [p, o ?? null]),
         pending: [...state.pending], pendingDeletes: [...state.pendingDeletes],
       };

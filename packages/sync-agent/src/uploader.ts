@@ -15,9 +15,10 @@
  * an outage (nothing lands) aborts the run, and nothing after it is committed.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, createReadStream, fstatSync, openSync, type Stats } from 'node:fs';
+import { closeSync, fstatSync, openSync, read, type Stats } from 'node:fs';
 import path from 'node:path';
-import { pipeline, Transform } from 'node:stream';
+import { pipeline, Readable, Transform } from 'node:stream';
+import { promisify } from 'node:util';
 import PQueue from 'p-queue';
 import mime from 'mime-types';
 import {
@@ -304,7 +305,7 @@ async function uploadBlob(ctx: TransferContext, planned: HashedFile, abs: string
           }
         },
       });
-      const body = pipeline(createReadStream('', { fd, autoClose: false, start: 0, highWaterMark: 1024 * 1024 }), tap, () => {});
+      const body = pipeline(Readable.from(chunksOf(fd)), tap, () => {});
       try {
         const { etag } = await ctx.store.upload(blobKey(ctx.prefix, ctx.workspace, expected), body, {
           contentType: 'application/octet-stream', partSize: partSizeFor(before.size), queueSize: 4,
@@ -322,6 +323,23 @@ async function uploadBlob(ctx: TransferContext, planned: HashedFile, abs: string
   throw new SyncError('FILE_UNSTABLE', `${planned.path} kept changing while it was uploaded`, {
     hint: 'it keeps its previous version in the bucket and is picked up again once it settles',
   });
+}
+
+const readAsync = promisify(read);
+
+/**
+ * The file's bytes in 1 MiB chunks. Not fs.createReadStream: destroying that (as pipeline does when
+ * the upload is aborted) closes the descriptor whatever autoClose says, and the caller's own close
+ * would then close whatever file has reused the number since.
+ */
+async function* chunksOf(fd: number): AsyncGenerator<Buffer> {
+  for (let pos = 0; ;) {
+    const buf = Buffer.allocUnsafe(1024 * 1024);
+    const { bytesRead } = await readAsync(fd, buf, 0, buf.length, pos);
+    if (bytesRead === 0) return;
+    pos += bytesRead;
+    yield bytesRead === buf.length ? buf : buf.subarray(0, bytesRead);
+  }
 }
 
 /** sha256 of each `size`-byte piece of a stream. */

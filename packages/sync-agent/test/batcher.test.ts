@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Batcher, type BatchPolicy } from '../src/batcher.js';
 import type { FsChange, PendingChange } from '../src/coalesce.js';
 
-const policy: BatchPolicy = { quietMs: 100, maxDelayMs: 1_000, settleMs: 75, deleteMaxDelayMs: 10_000 };
+const policy: BatchPolicy = { quietMs: 100, maxDelayMs: 1_000, settleMs: 75, deleteQuietMs: 2_000, deleteMaxDelayMs: 10_000 };
 const change = (p: string, type: FsChange['type'] = 'change'): FsChange => ({ type, path: p, isDir: false });
 
 /** Runs the batcher the way the sync loop does: take at every due time. */
@@ -76,11 +76,20 @@ describe('Batcher', () => {
     expect(deletedAt).toBeLessThan(policy.deleteMaxDelayMs + policy.maxDelayMs + policy.settleMs);
   });
 
-  it('applies a delete with the quiet batch when the workspace calms down', () => {
+  it('applies a delete once the workspace has been quiet for the longer delete window', () => {
     const b = new Batcher(policy);
-    const batches = drive(b, [[0, change('old.ts', 'delete')], [10, change('a.ts')]], 300);
+    const batches = drive(b, [[0, change('old.ts', 'delete')], [10, change('a.ts')]], 3_000);
+    expect(batches.map((x) => [x.at, x.changes.map((c) => c.path)])).toEqual([[110, ['a.ts']], [2_010, ['old.ts']]]);
+  });
+
+  it('turns a slow rm (one file every 200 ms) into one batch of deletes, which the guard then sees whole', () => {
+    const b = new Batcher({ ...policy, deleteMaxDelayMs: 30_000 });
+    const events: Array<[number, FsChange]> = [];
+    for (let i = 0; i < 100; i++) events.push([i * 200, change(`f${i}.ts`, 'delete')]);
+    const batches = drive(b, events, 25_000);
     expect(batches).toHaveLength(1);
-    expect(batches[0]!.at).toBe(110);
+    expect(batches[0]!.changes).toHaveLength(100);
+    expect(batches[0]!.at).toBe(99 * 200 + policy.deleteQuietMs);
   });
 
   it('puts a failed batch back and makes it due again', () => {

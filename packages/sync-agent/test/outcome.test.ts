@@ -76,3 +76,17 @@ describe('decideOutcome', () => {
     expect(out.treeUpserts.get('a')).toMatchObject({ etag: 'journaled' });
   });
 });
+
+describe('decideOutcome, plain objects verified apart from the view', () => {
+  it('records their ETags in the view when they hold the committed entry, without a commit', () => {
+    const a = file('a', 'x');
+    const view = committed(a);
+    view.entries.get('a')!.etag = undefined;
+    const out = decideOutcome({
+      ...base, view, local: new Map([['a', a]]), plain: new Map([['a', { etag: 'verified', sha256: a.sha256, mode: 0o644 }]]),
+      plan: noChanges, transfers: { landed: new Map(), skipped: [], vanished: [] },
+    });
+    expect(out.mustCommit).toBe(false);
+    expect(out.upserts.get('a')).toMatchObject({ etag: 'verified', sha256: a.sha256 });
+  });
+});

@@ -27,6 +27,8 @@ export interface CommitFixtureOptions {
   packMax?: number;
   /** Parallel PUTs (default 16). */
   concurrency?: number;
+  /** The commit's `changes` (default: every file counted as added, no paths, `truncated`). */
+  changes?: Commit['changes'];
 }
 
 export interface CommitFixture {
@@ -128,7 +130,7 @@ export async function writeCommitFixture(
     format: 'workspace-sync.commit', version: 2, workspace, generation, id: randomBytes(8).toString('hex'), parent,
     createdAt: createdAt.toISOString(), writer: { host: 'fixture', agent: 'testkit' }, root: root!,
     stats: { files: files.length, dirs: dirs.size, bytes },
-    changes: { added: files.length, modified: 0, deleted: 0, bytes, paths: { added: [], modified: [], deleted: [] }, truncated: true },
+    changes: opts.changes ?? { added: files.length, modified: 0, deleted: 0, bytes, paths: { added: [], modified: [], deleted: [] }, truncated: true },
   };
   const stem = commitStem(commit);
   const body = encodeCommit(commit);
