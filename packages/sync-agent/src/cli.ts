@@ -323,8 +323,8 @@ function totals(reports: PushReport[]) {
 export function formatSummary(r: PushReport): string {
   const parts = [`${r.uploaded} uploaded`, `${r.copied} copied`, `${r.deleted} deleted`, `${r.unchanged} unchanged`];
   if (r.skipped.length) parts.push(`${r.skipped.length} skipped`);
-  const manifest = r.manifestWritten ? `manifest #${r.generation}` : 'no changes';
-  return `${r.workspace}: ${parts.join(', ')} (${formatBytes(r.bytes)}, ${manifest}) in ${r.seconds.toFixed(2)} s`;
+  const committed = r.manifestWritten ? `generation ${r.generation}` : 'no changes';
+  return `${r.workspace}: ${parts.join(', ')} (${formatBytes(r.bytes)}, ${committed}) in ${r.seconds.toFixed(2)} s`;
 }
 
 /** A dry run's plan: one line per path, sorted by path, then the totals; only the totals past `maxLines` paths. */

@@ -6,7 +6,7 @@
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { createFilter, SyncError, type Filter } from '@workspace-sync/shared';
-import { scanWorkspace } from './scan.js';
+import { scanWorkspace, type ScanResult } from './scan.js';
 import { hashSnapshot } from './snapshot.js';
 import { openStateStore, stateDirFor, type StateStore } from './state.js';
 import { syncSnapshot, type PushReport, type SyncOptions, type SyncOutcome } from './sync.js';
@@ -26,7 +26,7 @@ export async function reconcileWorkspace(opts: SyncOptions & { filter?: Filter; 
   await assertWorkspaceDir(config.root, workspace);
 
   const filter = opts.filter ?? createFilter({ root: config.root, workspace, excludes: config.exclude, gitIndex: config.gitIndex });
-  let scan;
+  let scan: ScanResult | undefined;
   try {
     scan = await scanWorkspace(wsDir, filter);
   } catch (err) {
@@ -37,9 +37,12 @@ export async function reconcileWorkspace(opts: SyncOptions & { filter?: Filter; 
   const stateStore = opts.stateStore ?? workspaceStateStore(opts);
   const state = stateStore.load();
   const snap = await hashSnapshot(wsDir, scan.entries, state?.records);
+  const skipped = [...scan.skipped, ...snap.skipped];
+  // The scan's entries are hashed copies now: let them go before the sync (100k files are megabytes).
+  scan = undefined;
   const gone = state ? [...state.records.keys()].filter((p) => !snap.entries.has(p)) : [];
   return syncSnapshot(opts, {
-    wsDir, entries: snap.entries, records: snap.records, skipped: [...scan.skipped, ...snap.skipped], hashed: snap.hashed, gone,
+    wsDir, entries: snap.entries, records: snap.records, skipped, hashed: snap.hashed, gone,
   }, stateStore, state, started);
 }
 

@@ -7,6 +7,9 @@
  * its sha256 metadata says it holds the bytes the local file has. Anything else is rewritten or
  * deleted by the plan.
  */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import PQueue from 'p-queue';
 import {
   createTreeReader, decodeCommit, decodeManifest, headKey, isSafeRelativePath, isSyncError, manifestKey, SyncError, walkTree, workspacePrefix,
@@ -27,6 +30,8 @@ export interface RemoteBase {
 
 export interface LoadOptions {
   store: ObjectStore;
+  /** The workspace directory (local files are read to check plain objects' MD5 ETags). */
+  wsDir: string;
   prefix: string;
   workspace: string;
   saved: AgentState | undefined;
@@ -166,6 +171,18 @@ async function verifyPlain(state: AgentState, opts: LoadOptions): Promise<number
   }
   const queue = new PQueue({ concurrency: opts.concurrency });
   for (const [p, l] of toIdentify) {
+    // A single-part object's ETag is the MD5 of its body: comparing it with the local file's MD5
+    // proves the content without a request. Its metadata mode is the committed entry's when that
+    // entry has these very bytes (our writes put the entry's mode there); otherwise ask the server.
+    const mine = local.get(p);
+    const committed = view.entries.get(p);
+    if (mine?.type === 'file' && MD5_ETAG.test(l.etag) && mine.size <= LOCAL_MD5_MAX && committed?.type === 'file'
+      && committed.sha256 === mine.sha256 && committed.mode === mine.mode) {
+      const md5 = localMd5(path.join(opts.wsDir, p));
+      if (md5 === l.etag) { state.plain.set(p, { etag: l.etag, sha256: mine.sha256, mode: mine.mode }); continue; }
+      if (md5 !== undefined) { state.plain.set(p, undefined); continue; }
+    }
+    if (queue.size >= opts.concurrency * 4) await queue.onSizeLessThan(opts.concurrency * 2);
     queue.add(async () => {
       const info = await store.head(`${wsPrefix}${p}`);
       requests++;
@@ -186,4 +203,17 @@ async function verifyPlain(state: AgentState, opts: LoadOptions): Promise<number
 function sameContent(a: ViewEntry, b: ViewEntry): boolean {
   if (a.type === 'file' && b.type === 'file') return a.sha256 === b.sha256 && a.mode === b.mode;
   return a.type === 'symlink' && b.type === 'symlink' && a.target === b.target;
+}
+
+const MD5_ETAG = /^[0-9a-f]{32}$/;
+/** Files up to this size are checked against an MD5 ETag by reading them; larger ones by a HEAD. */
+const LOCAL_MD5_MAX = 16 * 1024 * 1024;
+
+/** MD5 of a local file, or undefined when it cannot be read (then the server is asked instead). */
+function localMd5(file: string): string | undefined {
+  try {
+    return createHash('md5').update(readFileSync(file)).digest('hex');
+  } catch {
+    return undefined;
+  }
 }

@@ -125,7 +125,7 @@ export async function restoreCommit(opts: RestoreOptions): Promise<RestoreReport
     for (const group of coalesce(files)) {
       queue.add(async () => {
         const start = group[0]!.offset;
-        const end = Math.max(...group.map((f) => f.offset + f.size));
+        const end = group.reduce((n, f) => Math.max(n, f.offset + f.size), 0);
         const res = await store.get(packKey(prefix, workspace, pack), { range: { start, end: end - 1 } });
         if (res.notModified) throw new Error('unconditional GET answered 304');
         for (const f of group) {

@@ -36,6 +36,8 @@ export async function hashSnapshot(
       out.entries.set(e.path, { type: 'file', path: e.path, size: e.size, mtimeMs: e.mtimeMs, mode: e.mode, sha256: cached });
       continue;
     }
+    // Fed as the queue drains: a first push hashes every file, without holding a task per file.
+    if (queue.size >= concurrency * 4) await queue.onSizeLessThan(concurrency * 2);
     queue.add(async () => {
       const abs = path.join(wsDir, e.path);
       try {

@@ -16,7 +16,7 @@
  * the sync stop with a clear error.
  */
 import { createHash } from 'node:crypto';
-import { appendFileSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { SyncError, type Logger, type TreeRef } from '@workspace-sync/shared';
 import type { ContentLocation, PlainObject } from './planner.js';
@@ -277,43 +277,70 @@ export function openStateStore(dir: string, workspace: string, log?: Logger): St
     },
     save(state) {
       if (broken) return;
-      const packs: string[] = [];
-      const packIndex = new Map<string, number>();
-      const inline = new Set<string>();
-      const entries: SnapEntry[] = [];
-      for (const [p, e] of state.view.entries) {
-        if (e.type === 'symlink') { entries.push([p, 'l', e.target, e.mtimeMs, e.etag ?? null]); continue; }
-        let pack = -1;
-        if (e.pack !== undefined) {
-          pack = packIndex.get(e.pack) ?? -1;
-          if (pack < 0) { pack = packs.push(e.pack) - 1; packIndex.set(e.pack, pack); }
-        }
-        const r = state.records.get(p);
-        const same = r !== undefined && r.size === e.size && r.mtimeMs === e.mtimeMs && r.sha256 === e.sha256;
-        if (same) inline.add(p);
-        entries.push([p, 'f', e.size, e.mtimeMs, e.mode, e.sha256, pack, e.offset, e.chunks ? [...e.chunks] : null, e.etag ?? null, same ? [r.ctimeMs, r.ino, r.hashedAtMs] : null]);
-      }
-      const snap: Snapshot = {
-        version: STATE_VERSION, workspace, head: state.view.head ?? null, v1Generation: state.view.v1Generation, packs, entries,
-        dirs: [...state.view.dirs].map(([p, d]) => encDir(p, d)),
-        records: [...state.records].filter(([p]) => !inline.has(p)).map(([p, r]) => encRecord(p, r)),
-        plain: [...state.plain].map(([p, o]) => [p, o ?? null]),
-        pending: [...state.pending], pendingDeletes: [...state.pendingDeletes],
-      };
       const tmp = `${file}.${process.pid}.tmp`;
+      let fd: number | undefined;
       try {
         if (!dirReady) { mkdirSync(dir, { recursive: true }); dirReady = true; }
-        writeFileSync(tmp, JSON.stringify(snap));
+        fd = openSync(tmp, 'w');
+        writeSnapshot(fd, workspace, state);
+        closeSync(fd);
+        fd = undefined;
         renameSync(tmp, file);
         rmSync(journalFile, { force: true });
         lines = 0;
       } catch (err) {
-        try { rmSync(tmp, { force: true }); } catch { /* the failure below removes the state either way */ }
+        try {
+          if (fd !== undefined) closeSync(fd);
+          rmSync(tmp, { force: true });
+        } catch { /* the failure below removes the state either way */ }
         fail(err);
       }
     },
   };
   return store;
+}
+
+/**
+ * Writes the snapshot as one JSON object, a thousand entries at a time: a 100,000-file workspace
+ * never becomes one string of tens of megabytes (nor an array of 100,000 encoded entries).
+ */
+function writeSnapshot(fd: number, workspace: string, state: AgentState): void {
+  const packIndex = new Map<string, number>();
+  const inline = new Set<string>();
+  let batch: string[] = [];
+  const flush = () => { if (batch.length) writeSync(fd, batch.join(',')); batch = []; };
+  const head = { version: STATE_VERSION, workspace, head: state.view.head ?? null, v1Generation: state.view.v1Generation };
+  writeSync(fd, `${JSON.stringify(head).slice(0, -1)},"entries":[`);
+  let first = true;
+  for (const [p, e] of state.view.entries) {
+    let enc: SnapEntry;
+    if (e.type === 'symlink') enc = [p, 'l', e.target, e.mtimeMs, e.etag ?? null];
+    else {
+      let pack = -1;
+      if (e.pack !== undefined) {
+        pack = packIndex.get(e.pack) ?? -1;
+        if (pack < 0) { pack = packIndex.size; packIndex.set(e.pack, pack); }
+      }
+      const r = state.records.get(p);
+      const same = r !== undefined && r.size === e.size && r.mtimeMs === e.mtimeMs && r.sha256 === e.sha256;
+      if (same) inline.add(p);
+      enc = [p, 'f', e.size, e.mtimeMs, e.mode, e.sha256, pack, e.offset, e.chunks ? [...e.chunks] : null, e.etag ?? null, same ? [r.ctimeMs, r.ino, r.hashedAtMs] : null];
+    }
+    if (!first && batch.length === 0) writeSync(fd, ',');
+    first = false;
+    batch.push(JSON.stringify(enc));
+    if (batch.length === 1000) flush();
+  }
+  flush();
+  const rest = {
+    packs: [...packIndex.keys()],
+    dirs: [...state.view.dirs].map(([p, d]) => encDir(p, d)),
+    records: [...state.records].filter(([p]) => !inline.has(p)).map(([p, r]) => encRecord(p, r)),
+    plain: [...state.plain].map(([p, o]) => [p, o ?? null]),
+    pending: [...state.pending],
+    pendingDeletes: [...state.pendingDeletes],
+  };
+  writeSync(fd, `],${JSON.stringify(rest).slice(1)}`);
 }
 
 /** Removes a file; one that cannot exist (no such directory, or a file where a directory would be) is not an error. */

@@ -10,7 +10,7 @@
  */
 import { gzipSync } from 'node:zlib';
 import {
-  COMMIT_FORMAT, createTreeReader, FORMAT_VERSION, headKey, manifestKey, objectKey, packKey, SyncError, treePackKey, walkTree,
+  blobKey, COMMIT_FORMAT, createTreeReader, FORMAT_VERSION, headKey, manifestKey, objectKey, packKey, SyncError, treePackKey, walkTree,
   type AgentConfig, type Logger, type ObjectStore,
 } from '@workspace-sync/shared';
 import { commitChanges, commitWithRebase, writeTreePacks } from './commit.js';
@@ -94,7 +94,7 @@ export async function syncSnapshot(
 ): Promise<SyncOutcome> {
   const { config, store, log, workspace } = opts;
   const target = { store, prefix: config.prefix, workspace };
-  const base = await loadBase({ ...target, saved, local: snap.entries, concurrency: config.concurrency });
+  const base = await loadBase({ ...target, wsDir: snap.wsDir, saved, local: snap.entries, concurrency: config.concurrency });
   const st = base.state;
   const view = st.view;
   if (snap.entries.size === 0 && view.entries.size > 0) {
@@ -150,6 +150,9 @@ export async function syncSnapshot(
     ...target, wsDir: snap.wsDir, concurrency: config.concurrency, multipartThreshold: config.multipartThreshold, packs, contentOf, journal,
     onBytes: opts.onBytes, onFile: opts.onFile, log, signal: opts.signal,
   };
+  // When the oldest content this commit may name landed: this sync's start, or an interrupted run's upload.
+  let oldestContentAt = Date.now() - (performance.now() - started);
+  for (const c of st.pending.values()) oldestContentAt = Math.min(oldestContentAt, c.at);
   const transfers = await executeTransfers(plan, ctx);
   count(report, transfers);
   for (const p of transfers.landed.keys()) st.rejected.delete(p);
@@ -170,7 +173,7 @@ export async function syncSnapshot(
     const build = buildTrees(view, out.treeUpserts, removes, createdAt.getTime(), newObjectName);
     await writeTreePacks(target, build.packs);
     report.requests += build.packs.length;
-    await checkReusedContent(target, build, packs.written, started, config.gcGrace);
+    await checkContentStillThere(target, build, oldestContentAt, config.gcGrace);
     const committed = await commitWithRebase(target, {
       workspace, base: view.head, baseRoot: view.head ? view.dirs.get('')?.ref : undefined, v1Generation: view.v1Generation, build,
       changes: commitChanges(out.changes.added, out.changes.modified, out.changes.deleted, out.changes.bytes), createdAt, log,
@@ -247,28 +250,29 @@ export async function syncSnapshot(
 
 /**
  * Garbage collection spares anything younger than its grace period and everything retained commits
- * use; content this commit reuses belongs to its base. A push that ran for longer than half the grace
- * period checks that what it reuses is still there before committing to it.
+ * use. A push that ran for more than half the grace period (or reuses content an interrupted run
+ * uploaded that long ago) checks, before committing to them, that the packs and blobs its new tree
+ * objects name are still there: its own uploads are unreferenced until the head names them.
  */
-async function checkReusedContent(
-  t: { store: ObjectStore; prefix: string; workspace: string }, build: ReturnType<typeof buildTrees>, written: readonly string[],
-  started: number, graceMs: number,
+async function checkContentStillThere(
+  t: { store: ObjectStore; prefix: string; workspace: string }, build: ReturnType<typeof buildTrees>, oldestContentAt: number, graceMs: number,
 ): Promise<void> {
-  if (performance.now() - started < graceMs / 2) return;
-  const fresh = new Set([...written, ...build.packs.map((p) => p.name)]);
-  const reader = createTreeReader(t);
-  const dataPacks = new Set<string>();
-  const treePacks = new Set<string>();
-  await walkTree(reader, build.root, (e) => {
-    if (e.kind === 'dir') { if (!fresh.has(e.ref[0])) treePacks.add(e.ref[0]); return !fresh.has(e.ref[0]) ? false : undefined; }
-    if (e.kind === 'file' && e.pack !== undefined && !fresh.has(e.pack)) dataPacks.add(e.pack);
+  if (Date.now() - oldestContentAt < graceMs / 2) return;
+  const justWritten = new Set(build.packs.map((p) => p.name));
+  const keys = new Set<string>();
+  await walkTree(createTreeReader(t), build.root, (e) => {
+    if (e.kind === 'dir') {
+      if (justWritten.has(e.ref[0])) return undefined;
+      keys.add(treePackKey(t.prefix, t.workspace, e.ref[0]));
+      return false;
+    }
+    if (e.kind === 'file' && e.size > 0) keys.add(e.pack !== undefined ? packKey(t.prefix, t.workspace, e.pack) : blobKey(t.prefix, t.workspace, e.sha256));
     return undefined;
   });
-  const keys = [...[...dataPacks].map((n) => packKey(t.prefix, t.workspace, n)), ...[...treePacks].map((n) => treePackKey(t.prefix, t.workspace, n))];
   for (const key of keys) {
     if (!(await t.store.head(key))) {
-      throw new SyncError('CONFLICT', `this push ran longer than half the gc grace period and ${key} it reuses was removed meanwhile`, {
-        hint: 'push again (it re-uploads what is missing); raise --gc-grace if pushes take this long',
+      throw new SyncError('CONFLICT', `this push ran longer than half the gc grace period and ${key}, which its commit needs, was removed meanwhile`, {
+        hint: 'push again (it uploads what is missing); raise --gc-grace if pushes take this long',
       });
     }
   }
