@@ -11,7 +11,9 @@
 #
 # DIR defaults to /tmp/workspace-sync-rgw. The main gateway is named "wsync" and listens on RGW_PORT (default
 # 7480, read when the cluster is created); other NAMEs are extra gateways to the same data (one per test file, so one file's outage
-# test does not take down another's server). `start` prints `ready http://127.0.0.1:PORT` and writes
+# test does not take down another's server). `start-rgw` of a new gateway appends RGW_FRONTEND_EXTRA to its
+# beast frontend (e.g. "ssl_endpoint=127.0.0.1:P ssl_certificate=F ssl_private_key=K" for TLS) and passes
+# RGW_EXTRA_ARGS (space-separated) to radosgw (e.g. encryption settings). `start` prints `ready http://127.0.0.1:PORT` and writes
 # DIR/env with the credentials and S3_ENDPOINT. The OSD keeps its data in RAM (memstore: faster and
 # with fewer moving parts than a file-backed bluestore), so a full stop discards it.
 set -euo pipefail
@@ -225,16 +227,20 @@ EOF
 
 # Starts gateway $1 on port $2 and waits until it answers HTTP.
 start_gateway() {
-  local name=$1 port=$2 extra=()
-  # Background work (lifecycle, garbage collection, quotas, sync) is the main gateway's; without it
-  # an extra gateway stops in ~0.1 s instead of 4-8 s (its lifecycle thread sleeps 5 s at a time).
-  [[ $name == "$MAIN_GATEWAY" ]] ||
+  # Without tcp_nodelay a small GET waits ~40 ms on Nagle + delayed ACK (15x slower).
+  local name=$1 port=$2 extra=() more=() frontend="beast endpoint=127.0.0.1:$2 tcp_nodelay=1"
+  if [[ $name != "$MAIN_GATEWAY" ]]; then
+    # Background work (lifecycle, garbage collection, quotas, sync) is the main gateway's; without it
+    # an extra gateway stops in ~0.1 s instead of 4-8 s (its lifecycle thread sleeps 5 s at a time).
     extra=(--rgw-enable-lc-threads=false --rgw-enable-gc-threads=false --rgw-enable-quota-threads=false --rgw-run-sync-thread=false)
+    read -r -a more <<<"${RGW_EXTRA_ARGS:-}"
+    extra+=("${more[@]}")
+    frontend+=${RGW_FRONTEND_EXTRA:+ $RGW_FRONTEND_EXTRA}
+  fi
   if ! alive "rgw.$name"; then
     port_free "$port" || die "port $port on 127.0.0.1 is in use; cannot start gateway $name there"
     echo "$port" >"$DIR/run/rgw.$name.port"
-    # Without tcp_nodelay a small GET waits on Nagle + delayed ACK (about 40 ms each).
-    launch "rgw.$name" radosgw -n "client.rgw.$name" --rgw-frontends "beast endpoint=127.0.0.1:$port tcp_nodelay=1" "${extra[@]}"
+    launch "rgw.$name" radosgw -n "client.rgw.$name" --rgw-frontends "$frontend" "${extra[@]}"
   fi
   wait_for "rgw.$name" "gateway $name to answer HTTP 200 on 127.0.0.1:$port" 60 http_ok "$port"
 }

@@ -18,8 +18,11 @@ export const K8S = path.join(DOCKER, 'k8s');
 
 export const read = (file: string): string => readFileSync(file, 'utf8');
 
-/** Standard AWS credential variables: read by the SDK inside both CLIs, not part of the option table. */
-export const AWS_CREDENTIALS = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN'];
+/** Standard AWS credential variables: read by the SDK's credential chain inside both CLIs, not part of the option table. */
+export const AWS_CREDENTIALS = [
+  'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE', 'AWS_SHARED_CREDENTIALS_FILE', 'AWS_CONFIG_FILE',
+  'AWS_ROLE_ARN', 'AWS_WEB_IDENTITY_TOKEN_FILE',
+];
 
 export function envNames(scope?: Scope): Set<string> {
   return new Set(OPTIONS.filter((o) => !scope || o.scope.includes(scope)).flatMap((o) => o.env));
@@ -275,9 +278,11 @@ export interface Kustomization {
   namespace?: string;
   resources: string[];
   images?: Array<{ name: string; newName?: string; newTag?: string }>;
+  /** Inline patches; those with `$patch: delete` remove an object of the resources. */
+  patches?: Array<{ patch: string }>;
 }
 
-export const OVERLAYS = ['base', 'sidecar', 'daemonset', 'monitoring', 'csi'] as const;
+export const OVERLAYS = ['base', 'sidecar', 'daemonset', 'monitoring', 'csi', 'irsa'] as const;
 
 export function loadKustomization(dir: string): Kustomization {
   return parse(read(path.join(dir, 'kustomization.yaml'))) as Kustomization;
@@ -290,18 +295,15 @@ export function parseYamlDocs(file: string): K8sDoc[] {
   });
 }
 
-/** Files of a kustomize directory, following directory resources (what `kubectl kustomize` reads). */
-export function kustomizationFiles(dir: string): string[] {
+/** The documents of a kustomize directory as written: no transformers applied, objects a `$patch: delete` removes left out. */
+export function kustomizationDocs(dir: string): K8sDoc[] {
   const k = loadKustomization(dir);
+  const deleted = (k.patches ?? []).map((p) => parse(p.patch) as K8sDoc & { $patch?: string })
+    .filter((p) => p.$patch === 'delete').map((p) => `${p.kind}/${p.metadata.name}`);
   return k.resources.flatMap((r) => {
     const p = path.resolve(dir, r);
-    return isDir(p) ? kustomizationFiles(p) : [p];
-  });
-}
-
-/** The documents of a kustomize directory as written (no transformers applied). */
-export function kustomizationDocs(dir: string): K8sDoc[] {
-  return kustomizationFiles(dir).flatMap(parseYamlDocs);
+    return isDir(p) ? kustomizationDocs(p) : parseYamlDocs(p);
+  }).filter((d) => !deleted.includes(`${d.kind}/${d.metadata.name}`));
 }
 
 export function kubectlAvailable(): boolean {

@@ -60,6 +60,8 @@ function checkMountContainer(pod: PodSpec) {
   const cfg = resolveConfig('mount', { env, cwd: K8S });
   expect(cfg.bucket).toBe(config.data.S3_BUCKET);
   expect(cfg.allowOther).toBe(true);
+  // The kubelet's probes and Prometheus come from outside the pod: the CLI's loopback default would refuse them.
+  expect(cfg.healthAddress).toBe('0.0.0.0');
   const cache = c.volumeMounts!.find((m) => m.mountPath === cfg.cacheDir);
   expect(cache, 'the cache directory is a volume').toBeDefined();
   const cacheVolume = pod.volumes!.find((v) => v.name === cache!.name)!;
@@ -199,11 +201,44 @@ describe('docker/k8s kustomize tree', () => {
       expect((consumer.spec as { replicas?: number }).replicas).toBeGreaterThan(1);
     });
 
+    it('reads the keys from a Secret mounted as a file, not from environment variables', () => {
+      const pod = ds.spec.template.spec;
+      const c = mountContainer(pod);
+      expect(c.envFrom?.some((f) => f.secretRef)).toBe(false);
+      const file = containerEnv(c).AWS_SHARED_CREDENTIALS_FILE!;
+      const mount = c.volumeMounts!.find((m) => file.startsWith(`${m.mountPath}/`))!;
+      expect(mount.readOnly).toBe(true);
+      const volume = pod.volumes!.find((v) => v.name === mount.name) as { secret?: { secretName: string; defaultMode?: number } };
+      expect(volume.secret?.defaultMode).toBe(0o400);
+      const fileSecret = find<K8sDoc & { stringData: Record<string, string> }>(baseDocs, 'Secret', volume.secret!.secretName);
+      expect(Object.keys(fileSecret.stringData)).toEqual([path.basename(file)]);
+      expect(fileSecret.stringData[path.basename(file)]).toMatch(/^\[default\]\naws_access_key_id = REPLACE_WITH_\w+\naws_secret_access_key = REPLACE_WITH_\w+\n$/);
+    });
+
     it('has a metrics Service selecting the DaemonSet pods by the port named metrics', () => {
       const service = find<K8sDoc & { spec: { selector: Record<string, string>; ports: Array<{ name: string; targetPort: string }> } }>(
         list, 'Service', 'workspace-sync-mount');
       expect(ds.spec.template.metadata.labels).toMatchObject(service.spec.selector);
       expect(service.spec.ports).toEqual([expect.objectContaining({ name: 'metrics', targetPort: 'metrics' })]);
+    });
+  });
+
+  describe('irsa (Amazon EKS, no stored keys)', () => {
+    it('binds the sidecar example to a ServiceAccount annotated with an IAM role', () => {
+      const sa = find<K8sDoc & { metadata: { annotations?: Record<string, string> } }>(docs('irsa'), 'ServiceAccount', 'workspace-sync-mount');
+      expect(sa.metadata.annotations?.['eks.amazonaws.com/role-arn']).toMatch(/^arn:aws:iam::\d{12}:role\/[\w+=,.@-]+$/);
+      expect(docs('irsa').filter((d) => d.kind === 'Secret')).toEqual([]);
+    });
+
+    it.skipIf(!kubectlAvailable())('kubectl kustomize gives the pod that ServiceAccount and its mount no Secret', () => {
+      const built = kubectlKustomize(dir('irsa'));
+      expect(built.filter((d) => d.kind === 'Secret')).toEqual([]);
+      const deployment = find<Workload>(built, 'Deployment', 'workspace-app');
+      const pod = deployment.spec.template.spec as PodSpec & { serviceAccountName?: string };
+      expect(pod.serviceAccountName).toBe('workspace-sync-mount');
+      const c = mountContainer(pod);
+      expect(c.envFrom).toEqual([{ configMapRef: { name: config.metadata.name } }]);
+      checkMountContainer(pod);
     });
   });
 

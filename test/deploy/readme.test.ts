@@ -115,7 +115,7 @@ describe('README.md (Docker and Kubernetes sections)', () => {
     expect(readme).toContain(`(\`CACHE_MAX_SIZE=${env.CACHE_MAX_SIZE}\`) lives in an emptyDir limited to ${cacheVolume.emptyDir!.sizeLimit}`);
     const ds = find('DaemonSet', 'workspace-sync-mount').spec.template.spec;
     const prose = readme.replace(/\s+/g, ' ');
-    for (const v of ds.volumes!) expect(prose, v.name).toContain(`host path \`${v.hostPath!.path}\``);
+    for (const v of ds.volumes!.filter((x) => x.hostPath)) expect(prose, v.name).toContain(`host path \`${v.hostPath!.path}\``);
     const replicas = (find('Deployment', 'workspace-consumer').spec as { replicas?: number }).replicas;
     expect(readme).toContain(`Deployment \`workspace-consumer\` (${replicas} pods`);
   });

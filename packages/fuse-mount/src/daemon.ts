@@ -6,9 +6,10 @@
  * directory are served (degraded) if there are any; otherwise start-up fails with the S3 error,
  * within about 10 s. Start-up can be abandoned at any step (a signal): nothing is left mounted.
  */
+import { chmod, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import {
-  SyncError, createObjectStore, createRegistry, createS3Client, isOutage, startHealthServer,
+  SyncError, createObjectStore, createRegistry, createS3Client, isOutage, s3SettingsFor, startHealthServer,
   type Health, type HealthServer, type Logger, type MountConfig, type S3Settings,
 } from '@workspace-sync/shared';
 import { ContentCache } from './content-cache.js';
@@ -65,8 +66,7 @@ export async function startMount(
   const metrics = createMetrics(registry);
   const status = new RemoteStatus();
   const settings: S3Settings = {
-    endpoint: config.endpoint, region: config.region, bucket: config.bucket, forcePathStyle: config.forcePathStyle,
-    maxSockets: MAIN_SOCKETS, requestTimeoutMs: REQUEST_TIMEOUT_MS, maxAttempts: MAX_ATTEMPTS,
+    ...s3SettingsFor(config, logger), maxSockets: MAIN_SOCKETS, requestTimeoutMs: REQUEST_TIMEOUT_MS, maxAttempts: MAX_ATTEMPTS,
   };
   const client = createS3Client(settings);
   const store = createObjectStore(settings, client);
@@ -85,6 +85,7 @@ export async function startMount(
   };
 
   try {
+    await privateDir(config.cacheDir, logger);
     const cache = await ContentCache.open({
       dir: config.cacheDir, maxSize: config.cacheMaxSize, maxAge: config.cacheMaxAge, memSize: config.memCacheSize, logger, metrics,
     });
@@ -122,7 +123,7 @@ export async function startMount(
     });
     checkAbort();
     const mounted: MountedFs = await mountFuse(createFuseHandlers(core, { logger, metrics, deadlineMs: OP_DEADLINE_MS }), {
-      mountpoint, fsname: `s3:${config.bucket}`, allowOther: config.allowOther, logger,
+      mountpoint, fsname: `s3:${config.bucket}`, allowOther: config.allowOther, defaultPermissions: config.defaultPermissions, logger,
       kernelTimeoutSec: kernelTimeout(config.pollInterval),
     });
     cleanups.push(() => mounted.unmount());
@@ -150,7 +151,8 @@ export async function startMount(
     let server: HealthServer | undefined;
     if (config.healthPort !== undefined) {
       server = await startHealthServer({
-        port: config.healthPort, registry, health, routes: { '/events': (req, res) => events.handle(req, res) }, onClose: () => events.close(),
+        port: config.healthPort, host: config.healthAddress, prefix: config.prefix, registry, health,
+        routes: { '/events': (req, res) => events.handle(req, res) }, onClose: () => events.close(),
       });
       cleanups.push(() => server!.close());
     }
@@ -202,5 +204,18 @@ async function firstPoll(poller: Poller, status: RemoteStatus, logger: Logger, a
   } finally {
     clearTimeout(timer);
     if (onAbort) abort?.removeEventListener('abort', onAbort);
+  }
+}
+
+/**
+ * The cache holds workspace contents in clear (SSE-C objects included): only the mount's user may
+ * read it, whatever --allow-other lets other users see through the mount.
+ */
+async function privateDir(dir: string, logger: Logger): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await chmod(dir, 0o700);
+  } catch (err) {
+    logger.warn({ dir, err: (err as Error).message }, 'cannot make the cache directory private (mode 0700): other local users may read cached content');
   }
 }

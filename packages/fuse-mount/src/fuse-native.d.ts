@@ -4,6 +4,7 @@ declare module 'fuse-native' {
     fsname?: string;
     subtype?: string;
     allowOther?: boolean;
+    defaultPermissions?: boolean;
     autoCache?: boolean;
     kernelCache?: boolean;
     entryTimeout?: string;

@@ -38,6 +38,8 @@ export interface MountSettings {
   mountpoint: string;
   fsname: string;
   allowOther: boolean;
+  /** The kernel checks each file's mode bits, uid and gid against the caller (libfuse default_permissions). */
+  defaultPermissions: boolean;
   /** Seconds the kernel trusts entries, attributes and missing names. */
   kernelTimeoutSec: number;
   logger: Logger;
@@ -106,6 +108,7 @@ export async function mountFuse(handlers: FuseHandlers, settings: MountSettings)
     autoCache: true,
     maxRead: MAX_READ,
     allowOther: settings.allowOther,
+    defaultPermissions: settings.defaultPermissions,
     timeout: OP_TIMEOUT_MS,
   });
   try {

@@ -134,6 +134,37 @@ export const OPTIONS: readonly OptionDef[] = [
     scope: ['agent', 'mount'], expected: 'a TCP port 0-65535', kind: 'number', parse: asInt(0, 65535),
   },
   {
+    key: 'healthAddress', group: 'health', flag: '--health-address <host>', env: ['HEALTH_ADDRESS'],
+    help: 'address /healthz and /metrics listen on (0.0.0.0: every interface, as probes from outside a container need)',
+    scope: ['agent', 'mount'], expected: 'an IP address or host name such as 127.0.0.1 or 0.0.0.0', kind: 'string',
+    parse: (raw) => z.string().check(z.regex(/^[A-Za-z0-9.:-]+$/)).parse(asString(raw)), default: () => '127.0.0.1',
+  },
+  {
+    key: 'caBundle', group: 's3', defaultHelp: 'the system CAs', flag: '--ca-bundle <file>', env: ['S3_CA_BUNDLE', 'AWS_CA_BUNDLE'],
+    help: 'PEM file of the CA certificates an https:// endpoint is verified against, instead of the system ones (a private CA)',
+    scope: ['agent', 'mount'], expected: 'a path to a PEM file', kind: 'string', isPath: true, parse: asString,
+  },
+  {
+    key: 'insecureSkipTlsVerify', group: 's3', flag: '--insecure-skip-tls-verify', env: ['S3_INSECURE_SKIP_TLS_VERIFY'],
+    help: 'development only: accept any certificate from an https:// endpoint (anyone on the path can read and change the data; logged as a warning)',
+    scope: ['agent', 'mount'], expected: 'true or false', kind: 'boolean', parse: asBool, default: () => false,
+  },
+  {
+    key: 'sse', group: 'push', defaultHelp: 'none requested', flag: '--sse <mode>', env: ['S3_SSE'],
+    help: 'server-side encryption of what the agent writes: AES256 (SSE-S3) or aws:kms (SSE-KMS); refused when the server does not apply it',
+    scope: ['agent'], expected: 'AES256 or aws:kms', kind: 'string', parse: (raw) => z.enum(['AES256', 'aws:kms']).parse(asString(raw)),
+  },
+  {
+    key: 'sseKmsKeyId', group: 'push', defaultHelp: 'the server\'s default key', flag: '--sse-kms-key-id <id>', env: ['S3_SSE_KMS_KEY_ID'],
+    help: 'KMS key for SSE-KMS (implies --sse aws:kms; on AWS the default is the aws/s3 key)',
+    scope: ['agent'], expected: 'a KMS key id, alias or ARN', kind: 'string', parse: asString,
+  },
+  {
+    key: 'sseCKeyFile', group: 's3', defaultHelp: 'off', flag: '--sse-c-key-file <file>', env: ['S3_SSE_C_KEY_FILE'],
+    help: 'SSE-C: encrypt (agent) and read (mount) every object with the 256-bit key in this file, raw or base64; https only',
+    scope: ['agent', 'mount'], expected: 'a path to a file holding a 32-byte key', kind: 'string', isPath: true, parse: asString,
+  },
+  {
     key: 'root', group: 'workspaces', flag: '--root <dir>', env: ['WORKSPACES_DIR'], help: 'directory whose subdirectories are workspaces',
     scope: ['agent'], expected: 'a directory path', kind: 'string', isPath: true, parse: asString,
     default: () => './workspaces',
@@ -280,6 +311,11 @@ export const OPTIONS: readonly OptionDef[] = [
     scope: ['mount'], expected: 'true or false', kind: 'boolean', parse: asBool, default: () => false,
   },
   {
+    key: 'defaultPermissions', group: 'mount', flag: '--default-permissions', env: ['DEFAULT_PERMISSIONS'],
+    help: 'let the kernel check the mode bits, uid and gid shown for each file against the reading user (with --allow-other)',
+    scope: ['mount'], expected: 'true or false', kind: 'boolean', parse: asBool, default: () => false,
+  },
+  {
     key: 'kernelNotify', group: 'mount', flag: '--kernel-notify <bool>', env: ['KERNEL_NOTIFY'],
     help: 'tell the kernel at once when a workspace changes, so `stat` of its directory shows a push without waiting for the attribute timeout (Linux 6.2 or later)',
     scope: ['mount'], expected: 'true or false', kind: 'boolean', parse: asBool, default: () => true,
@@ -306,6 +342,10 @@ export interface CommonConfig {
   logLevel: string;
   logFormat: 'json' | 'pretty' | undefined;
   healthPort: number | undefined;
+  healthAddress: string;
+  caBundle: string | undefined;
+  insecureSkipTlsVerify: boolean;
+  sseCKeyFile: string | undefined;
 }
 
 /** Where a pattern of `AgentConfig.exclude` comes from, for `files --why`. */
@@ -338,6 +378,8 @@ export interface AgentConfig extends CommonConfig {
   rescanInterval: number;
   /** watch: stat polling every this many ms instead of inotify; undefined: inotify. */
   poll: number | undefined;
+  sse: 'AES256' | 'aws:kms' | undefined;
+  sseKmsKeyId: string | undefined;
 }
 
 export interface MountConfig extends CommonConfig {
@@ -349,6 +391,7 @@ export interface MountConfig extends CommonConfig {
   pollInterval: number;
   prefetchConcurrency: number;
   allowOther: boolean;
+  defaultPermissions: boolean;
   kernelNotify: boolean;
   uid: number | undefined;
   gid: number | undefined;
@@ -399,6 +442,7 @@ export function resolveConfig(scope: Scope, input: ResolveInput = {}): Readonly<
   }
   if (out.forcePathStyle === undefined) out.forcePathStyle = out.endpoint !== undefined;
   if (scope === 'agent') Object.assign(out, patternLayer(out.excludeFrom as string[], out.exclude as string[], out.include as string[]));
+  checkEncryption(out);
   return Object.freeze(out) as unknown as AgentConfig | MountConfig;
 }
 
@@ -436,6 +480,23 @@ function trimTrailingSpaces(s: string): string {
   let end = s.length;
   while (end > 0 && s[end - 1] === ' ' && s[end - 2] !== '\\') end--;
   return s.slice(0, end);
+}
+
+/** Combinations no single option can judge alone. */
+function checkEncryption(out: Record<string, unknown>): void {
+  const invalid = (message: string, hint: string) => new SyncError('CONFIG_INVALID', message, { hint });
+  if (out.sseKmsKeyId !== undefined) {
+    if (out.sse === 'AES256') throw invalid('--sse-kms-key-id needs --sse aws:kms, not AES256', 'drop one of them');
+    out.sse = 'aws:kms';
+  }
+  if (out.sseCKeyFile === undefined) return;
+  if (out.sse !== undefined) {
+    throw invalid(`--sse ${String(out.sse)} and --sse-c-key-file cannot be combined`, 'an object is encrypted one way: choose server-managed keys (--sse) or your own key (--sse-c-key-file)');
+  }
+  if (typeof out.endpoint === 'string' && out.endpoint.startsWith('http:')) {
+    throw invalid(`--sse-c-key-file needs an https:// endpoint, not ${out.endpoint}: SSE-C sends the key with every request`,
+      'serve the endpoint over TLS (see docs/security.md) and give its CA with --ca-bundle');
+  }
 }
 
 interface Source { raw: unknown; from: string; base?: string }

@@ -11,7 +11,7 @@
  * the SDK's (`name`, `$metadata.httpStatusCode`) so `translateS3Error` reads both alike.
  */
 import { createHash, createHmac } from 'node:crypto';
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { NETWORK_CODES } from './errors.js';
@@ -28,10 +28,13 @@ export interface DirectPutOptions {
   maxSockets: number;
   requestTimeoutMs: number;
   maxAttempts: number;
+  /** The same trust settings as the SDK client's agent (see S3Settings). */
+  ca?: string | undefined;
+  insecureTls?: boolean | undefined;
 }
 
-/** Uploads `body` to `key` with the given headers; returns the ETag. `sha256` (hex of body) saves hashing it again. */
-export type DirectPut = (key: string, body: Buffer, headers: Record<string, string>, sha256?: string) => Promise<string>;
+/** Uploads `body` to `key` with the given headers; returns the answer's headers. `sha256` (hex of body) saves hashing it again. */
+export type DirectPut = (key: string, body: Buffer, headers: Record<string, string>, sha256?: string) => Promise<IncomingHttpHeaders>;
 
 /** node:crypto behind the hash interface the signer expects. */
 type Data = string | ArrayBuffer | ArrayBufferView;
@@ -55,7 +58,7 @@ export function createDirectPut(opts: DirectPutOptions): DirectPut {
   const url = new URL(opts.endpoint);
   const https = url.protocol === 'https:';
   const agent = https
-    ? new HttpsAgent({ keepAlive: true, maxSockets: opts.maxSockets })
+    ? new HttpsAgent({ keepAlive: true, maxSockets: opts.maxSockets, ca: opts.ca, rejectUnauthorized: !opts.insecureTls })
     : new HttpAgent({ keepAlive: true, maxSockets: opts.maxSockets });
   const send = https ? httpsRequest : httpRequest;
   const hostname = opts.forcePathStyle ? url.hostname : `${opts.bucket}.${url.hostname}`;
@@ -63,16 +66,16 @@ export function createDirectPut(opts: DirectPutOptions): DirectPut {
   const base = url.pathname.replace(/\/$/, '');
   const signer = new SignatureV4({ credentials: opts.credentials, region: opts.region, service: 's3', sha256: Sha256, uriEscapePath: false });
 
-  const attempt = async (key: string, body: Buffer, headers: Record<string, string>, sha256: string): Promise<string> => {
+  const attempt = async (key: string, body: Buffer, headers: Record<string, string>, sha256: string): Promise<IncomingHttpHeaders> => {
     const path = `${base}${opts.forcePathStyle ? `/${opts.bucket}` : ''}/${encodeKey(key)}`;
     const signed = await signer.sign({
       method: 'PUT', protocol: url.protocol, hostname, path, query: {}, body,
       headers: { ...headers, host, 'content-length': String(body.length), 'x-amz-content-sha256': sha256 },
     });
-    return new Promise<string>((resolve, reject) => {
+    return new Promise<IncomingHttpHeaders>((resolve, reject) => {
       const req = send({ agent, method: 'PUT', hostname: url.hostname, port: url.port, path, headers: signed.headers, timeout: opts.requestTimeoutMs }, (res) => {
         collect(res).then((text) => {
-          if (res.statusCode === 200) resolve(String(res.headers.etag ?? ''));
+          if (res.statusCode === 200) resolve(res.headers);
           else reject(s3Error(res.statusCode ?? 0, text));
         }, reject);
       });

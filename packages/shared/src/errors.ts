@@ -25,7 +25,8 @@ export const ERROR_PROPERTIES = {
   ENDPOINT_UNREACHABLE: { exit: 3, scope: 'remote', outage: true },
   S3_ERROR: { exit: 3, scope: 'remote', outage: true },
   BAD_CREDENTIALS: { exit: 3, scope: 'remote', errno: 'EACCES' },
-  ACCESS_DENIED: { exit: 3, scope: 'remote', errno: 'EACCES' },
+  // A per-workspace policy denies one workspace and allows the others: report it and go on with them.
+  ACCESS_DENIED: { exit: 3, scope: 'workspace', errno: 'EACCES' },
   BUCKET_NOT_FOUND: { exit: 3, scope: 'remote' },
   OBJECT_NOT_FOUND: { exit: 3, scope: 'remote' },
   // The object no longer matches the view a reader's handle was built from.
@@ -40,6 +41,12 @@ export const ERROR_PROPERTIES = {
   FILE_UNSTABLE: { exit: 1, scope: 'partial' },
   PARTIAL: { exit: 1, scope: 'partial' },
   INTERRUPTED: { exit: 130, scope: 'usage' },
+  /** The endpoint's certificate does not verify: never retried, never accepted silently. */
+  TLS_UNTRUSTED: { exit: 3, scope: 'remote' },
+  /** The server does not apply the encryption asked for (or refuses it). */
+  ENCRYPTION_UNSUPPORTED: { exit: 3, scope: 'remote' },
+  /** An SSE-C key missing or not the one the object was written with; a KMS key that cannot be used. */
+  ENCRYPTION_KEY: { exit: 3, scope: 'remote', errno: 'EACCES' },
 } as const satisfies Record<string, ErrorProperties>;
 
 export interface ErrorProperties {
@@ -122,6 +129,8 @@ const SECRET_PATTERNS: Array<[RegExp, string]> = [
   [/(aws_secret_access_key|secretAccessKey|secret_key|aws_session_token|sessionToken)(["']?\s*[=:]\s*["']?)[^\s"',}]+/gi, '$1$2[redacted]'],
   [/(X-Amz-Signature=|Signature=|Credential=|X-Amz-Security-Token=)[^&\s"]+/g, '$1[redacted]'],
   [/(\/\/[^/:@\s]+:)[^@/\s]+@/g, '$1[redacted]@'],
+  // An SSE-C key travels in headers (and the SDK's input as SSECustomerKey); its MD5 is no secret.
+  [/(x-amz-(?:copy-source-)?server-side-encryption-customer-key|SSECustomerKey)(["']?\s*[=:]\s*["']?)[^\s"',}]+/gi, '$1$2[redacted]'],
 ];
 
 /** Strips anything that looks like a credential from text that may reach a terminal or a log. */

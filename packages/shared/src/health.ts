@@ -2,12 +2,17 @@
  * `/healthz` and `/metrics` (Prometheus text format) for both daemons, plus routes a daemon adds
  * (fuse-mount's `/events`). `/healthz` answers 200 for ok and degraded (still serving, e.g. S3 down
  * but caches work) and 503 for down.
+ *
+ * Anyone who reaches the port may read them: they may name workspaces but never what is in them,
+ * so every s3:// URL in a health answer is cut down to its workspace, and metrics are labelled by
+ * workspace at most. They listen on loopback unless told otherwise (--health-address).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as promClient from 'prom-client';
 import type * as PromClient from 'prom-client';
 import type { Registry as RegistryType } from 'prom-client';
+import { keyOutline } from './paths.js';
 
 const { collectDefaultMetrics } = promClient;
 export const { Counter, Gauge, Histogram, Registry } = promClient;
@@ -41,9 +46,12 @@ export function createRegistry(prefix: string): Registry {
 
 export async function startHealthServer(opts: {
   port: number;
+  /** Default 127.0.0.1: only this host. */
   host?: string;
   registry: Registry;
   health: () => Health;
+  /** The workspaces' key prefix, to cut object keys in health answers down to their workspace. */
+  prefix?: string;
   routes?: Record<string, Route>;
   /** Runs before the connections are closed. */
   onClose?: () => void;
@@ -57,7 +65,7 @@ export async function startHealthServer(opts: {
       return;
     }
     if (url === '/healthz') {
-      const h = opts.health();
+      const h = outlineKeys(opts.health(), opts.prefix ?? '') as Health;
       res.writeHead(h.status === 'down' ? 503 : 200, { 'content-type': 'application/json' });
       res.end(`${JSON.stringify(h)}\n`);
       return;
@@ -74,7 +82,7 @@ export async function startHealthServer(opts: {
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(opts.port, opts.host ?? '0.0.0.0', () => resolve());
+    server.listen(opts.port, opts.host ?? '127.0.0.1', () => resolve());
   });
   server.unref();
   return {
@@ -85,4 +93,12 @@ export async function startHealthServer(opts: {
       server.close(() => resolve());
     }),
   };
+}
+
+/** Every s3:// URL in the value, with the key (and whatever follows it) cut down by keyOutline. */
+export function outlineKeys(value: unknown, prefix: string): unknown {
+  if (typeof value === 'string') return value.replace(/(s3:\/\/[^/\s]+\/)(.*)$/s, (_m, head: string, key: string) => head + keyOutline(prefix, key));
+  if (Array.isArray(value)) return value.map((v) => outlineKeys(v, prefix));
+  if (value !== null && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, outlineKeys(v, prefix)]));
+  return value;
 }

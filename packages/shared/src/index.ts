@@ -10,10 +10,11 @@ export {
   type OptionDef, type OptionGroup, type PatternSource, type Shorthand, type Scope, type AgentConfig, type MountConfig, type CommonConfig, type ResolveInput,
 } from './config.js';
 export {
-  createS3Client, createObjectStore, translateS3Error, stripEtag, httpStatus, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_MAX_ATTEMPTS,
+  createS3Client, createObjectStore, translateS3Error, stripEtag, httpStatus, encryptionLabel, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_MAX_ATTEMPTS,
   type ObjectStore, type S3Settings, type GetOptions, type GetResult, type ObjectInfo, type PutOptions, type CopyOptions,
-  type ListEntry, type UploadInfo,
+  type ListEntry, type UploadInfo, type Encryption,
 } from './s3.js';
+export { s3SettingsFor, readCaBundle, readCustomerKey, type EncryptionConfig } from './s3-settings.js';
 export {
   MANIFEST_FORMAT, MANIFEST_VERSION, encodeManifest, decodeManifest, compareUtf8,
   type Manifest, type ManifestEntry, type FileEntry, type SymlinkEntry, type PackInfo,
@@ -21,7 +22,7 @@ export {
 export {
   CONTROL_DIR, isSafeRelativePath, isValidWorkspaceName, workspacePrefix, objectKey, manifestKey, packKey, packsPrefix,
   workspaceOfManifestKey, headsPrefix, headKey, controlPrefix, commitsPrefix, commitKey, treePacksPrefix, treePackKey,
-  blobsPrefix, blobKey,
+  blobsPrefix, blobKey, workspaceOfKey, keyOutline,
 } from './paths.js';
 export {
   COMMIT_FORMAT, FORMAT_VERSION, CHUNK_SIZE, MAX_CHANGE_PATHS, commitStem, isCommitStem, isPackName, isValidName,
@@ -41,3 +42,6 @@ export {
   createTreeReader, walkTree, diffTrees,
   type TreeReader, type TreeReaderOptions, type FlatEntry, type FlatDir, type TreeDiff,
 } from './tree-reader.js';
+export {
+  agentPolicy, mountPolicy, POLICY_SERVERS, type Policy, type PolicyOptions, type PolicyServer, type PolicyStatement,
+} from './policy.js';

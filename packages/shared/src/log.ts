@@ -19,6 +19,9 @@ export interface LoggerOptions {
 const REDACT_PATHS = [
   'secretAccessKey', '*.secretAccessKey', 'credentials', '*.credentials', 'accessKeyId', '*.accessKeyId',
   'headers.authorization', '*.headers.authorization', 'sessionToken', '*.sessionToken',
+  // SSE-C: the key in S3Settings, in SDK input and in request headers.
+  'encryption', '*.encryption', 'SSECustomerKey', '*.SSECustomerKey', 'CopySourceSSECustomerKey', '*.CopySourceSSECustomerKey',
+  'headers["x-amz-server-side-encryption-customer-key"]', '*.headers["x-amz-server-side-encryption-customer-key"]',
 ];
 
 export function createLogger(opts: LoggerOptions = {}): Logger {

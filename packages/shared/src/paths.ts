@@ -88,3 +88,29 @@ export function blobsPrefix(prefix: string, workspace: string): string {
 export function blobKey(prefix: string, workspace: string, sha256: string): string {
   return `${blobsPrefix(prefix, workspace)}${sha256}`;
 }
+
+/**
+ * The workspace an object key belongs to (a plain object, a control object or a head), or
+ * undefined for keys outside every workspace (the prefix itself, `.sync/`, `.sync/.heads/`).
+ */
+export function workspaceOfKey(prefix: string, key: string): string | undefined {
+  if (!key.startsWith(prefix)) return undefined;
+  const rest = key.slice(prefix.length);
+  const heads = `${CONTROL_DIR}/.heads/`;
+  let name: string | undefined;
+  if (rest.startsWith(heads)) name = rest.slice(heads.length);
+  else if (rest.startsWith(`${CONTROL_DIR}/`)) name = /^([^/]+)\//.exec(rest.slice(CONTROL_DIR.length + 1))?.[1];
+  else name = /^([^/]+)\//.exec(rest)?.[1];
+  return name !== undefined && isValidWorkspaceName(name) ? name : undefined;
+}
+
+/**
+ * A key cut down to the workspace it belongs to, for places that may name workspaces but not
+ * what is in them (health endpoints): `p/www/src/secret.ts` → `p/www/…`.
+ */
+export function keyOutline(prefix: string, key: string): string {
+  const ws = workspaceOfKey(prefix, key);
+  if (ws === undefined) return [prefix, `${prefix}${CONTROL_DIR}/`, headsPrefix(prefix)].includes(key) ? key : `${prefix}…`;
+  if (key === headKey(prefix, ws)) return key;
+  return key.startsWith(controlPrefix(prefix, ws)) ? `${controlPrefix(prefix, ws)}…` : `${workspacePrefix(prefix, ws)}…`;
+}

@@ -158,6 +158,13 @@ describe('resolveConfig', () => {
     expect(new Set(flags).size).toBe(flags.length);
     expect(new Set(envs).size).toBe(envs.length);
   });
+
+  it('names every key as commander names its flag, or the flag would be dropped on the way to resolveConfig', () => {
+    for (const o of OPTIONS) {
+      const camel = o.flag.split(' ')[0]!.replace(/^--/, '').replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
+      expect(o.key, o.flag).toBe(camel);
+    }
+  });
 });
 
 describe('the filter\'s command-line layer: --exclude-from, --exclude, --include', () => {

@@ -30,6 +30,9 @@ describe('exitCodeFor', () => {
     TARGET_NOT_EMPTY: ExitCodes.REFUSED,
     GENERATION_NOT_FOUND: ExitCodes.USAGE,
     VIEW_UNAVAILABLE: ExitCodes.REMOTE,
+    TLS_UNTRUSTED: ExitCodes.REMOTE,
+    ENCRYPTION_UNSUPPORTED: ExitCodes.REMOTE,
+    ENCRYPTION_KEY: ExitCodes.REMOTE,
   };
 
   it('maps every code (and the table covers every code)', () => {
@@ -49,7 +52,8 @@ describe('exitCodeFor', () => {
     const held = Object.entries(ERROR_PROPERTIES).filter(([, p]) => 'held' in p && p.held).map(([c]) => c).sort();
     expect(held).toEqual(['DELETE_LIMIT', 'WORKSPACE_EMPTY', 'WORKSPACE_UNREADABLE']);
     const perWorkspace = Object.entries(ERROR_PROPERTIES).filter(([, p]) => p.scope === 'workspace').map(([c]) => c).sort();
-    expect(perWorkspace).toEqual(['CONFLICT', 'DELETE_LIMIT', 'WORKSPACE_EMPTY', 'WORKSPACE_MISSING', 'WORKSPACE_UNKNOWN', 'WORKSPACE_UNREADABLE']);
+    // A per-workspace policy denies one workspace and allows the others.
+    expect(perWorkspace).toEqual(['ACCESS_DENIED', 'CONFLICT', 'DELETE_LIMIT', 'WORKSPACE_EMPTY', 'WORKSPACE_MISSING', 'WORKSPACE_UNKNOWN', 'WORKSPACE_UNREADABLE']);
     expect(errorProperties(new SyncError('PRECONDITION_FAILED', 'x'))?.errno).toBe('ESTALE');
     expect(errorProperties(new Error('bug'))).toBeUndefined();
   });
@@ -109,10 +113,18 @@ describe('redact', () => {
     ['presigned session token', 'https://h/b/k?X-Amz-Security-Token=wJalrXUtnFEMI/K7MDENG&x=1'],
     ['authorization header', 'Authorization: AWS4-HMAC-SHA256 Credential=wJalrXUtnFEMI/K7MDENG, Signature=wJalrXUtnFEMI/K7MDENG'],
     ['URL credentials', 'http://user:wJalrXUtnFEMIK7MDENG@minio:9000/'],
+    ['SSE-C key header', 'x-amz-server-side-encryption-customer-key: wJalrXUtnFEMI/K7MDENG+aGVsbG8gd29ybGQgaGVsbG8='],
+    ['SSE-C copy-source key header', '"x-amz-copy-source-server-side-encryption-customer-key":"wJalrXUtnFEMI/K7MDENG"'],
+    ['SDK input', "{ SSECustomerAlgorithm: 'AES256', SSECustomerKey: 'wJalrXUtnFEMI/K7MDENG' }"],
   ])('removes the secret from %s', (_, text) => {
     const out = redact(text);
     expect(out).not.toContain('wJalrXUtnFEMI');
     expect(out).toContain('[redacted]');
+  });
+
+  it('leaves the MD5 of an SSE-C key alone (it is sent to prove the key, not to be one)', () => {
+    const text = 'x-amz-server-side-encryption-customer-key-md5: aIs6k94H2n4YaTEl1av+zw==';
+    expect(redact(text)).toBe(text);
   });
 
   it('leaves ordinary text alone', () => {

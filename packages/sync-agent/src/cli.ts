@@ -5,9 +5,9 @@
 import { setFlagsFromString } from 'node:v8';
 import { Command, CommanderError } from 'commander';
 import {
-  addConfigOptions, compareUtf8, configFlags, createLogger, createObjectStore, createRegistry, errorProperties, exitCodeFor, ExitCodes, formatBytes,
-  formatError, isSyncError, Registry, resolveConfig, startHealthServer, SyncError,
-  type AgentConfig, type Logger, type ObjectStore, type OptionGroup,
+  addConfigOptions, agentPolicy, compareUtf8, configFlags, createLogger, createObjectStore, createRegistry, errorProperties, exitCodeFor, ExitCodes, formatBytes,
+  formatError, isSyncError, mountPolicy, POLICY_SERVERS, Registry, resolveConfig, s3SettingsFor, startHealthServer, SyncError,
+  type AgentConfig, type Logger, type ObjectStore, type OptionGroup, type PolicyServer,
 } from '@workspace-sync/shared';
 import { explainPaths, formatExplanation, listFiles } from './files.js';
 import { formatGc, formatLog, formatRestore, gcWorkspace, logWorkspace, restoreWorkspace } from './history-commands.js';
@@ -31,6 +31,7 @@ const GROUPS: Record<string, readonly OptionGroup[]> = {
   log: ['log', 's3', 'workspaces'],
   restore: ['log', 's3', 'workspaces'],
   gc: ['log', 's3', 'workspaces', 'history'],
+  policy: ['s3'],
 };
 
 /** A dry run lists every path up to this many; beyond, only the totals (--summary: always only the totals). */
@@ -103,7 +104,7 @@ export async function main(argv: string[], io: Io = { out: (s) => process.stdout
     const opts = cmd.opts<{ maxCount: string; json?: boolean }>();
     const max = Number(opts.maxCount);
     if (!Number.isSafeInteger(max) || max < 1) throw new SyncError('USAGE', `--max-count must be a positive integer, not "${opts.maxCount}"`, { hint: 'e.g. -n 20' });
-    const entries = await logWorkspace(storeFor(config), config, workspace, max);
+    const entries = await logWorkspace(storeFor(config, loggerFor(config)), config, workspace, max);
     io.out(opts.json ? `${JSON.stringify(entries, null, 2)}\n` : formatLog(workspace, entries));
   });
 
@@ -123,7 +124,7 @@ export async function main(argv: string[], io: Io = { out: (s) => process.stdout
     const opts = cmd.opts<{ generation?: string; at?: string; to?: string; force?: boolean; dryRun?: boolean; json?: boolean }>();
     if (opts.generation !== undefined && opts.at !== undefined) throw new SyncError('USAGE', '--generation and --at cannot be combined', { hint: 'give one of them' });
     const log = loggerFor(config);
-    const report = await restoreWorkspace(storeFor(config), config, workspace, {
+    const report = await restoreWorkspace(storeFor(config, log), config, workspace, {
       ...opts, paths: paths.map((p) => p.replace(/\/+$/, '')), force: !!opts.force, dryRun: !!opts.dryRun,
     }, log);
     io.out(opts.json ? `${JSON.stringify(report, null, 2)}\n` : formatRestore(report));
@@ -140,10 +141,27 @@ export async function main(argv: string[], io: Io = { out: (s) => process.stdout
     const opts = cmd.opts<{ dryRun?: boolean; json?: boolean }>();
     for (const n of names) checkWorkspaceName(n, config.root);
     const log = loggerFor(config);
-    const store = storeFor(config);
+    const store = storeFor(config, log);
     const reports = [];
     for (const ws of names.length ? names : await listWorkspaces(config.root)) reports.push(await gcWorkspace(store, config, ws, !!opts.dryRun, log));
     io.out(opts.json ? `${JSON.stringify(reports, null, 2)}\n` : reports.map(formatGc).join(''));
+  });
+
+  command('policy', (c) => c
+    .argument('<role>', 'agent (reads and writes the given workspaces) or mount (reads every workspace)')
+    .argument('[workspace...]', 'for agent: the workspaces it may write (* and ? match as in S3 policies)')
+    .description('print the least-privilege S3 policy a process needs for --bucket and --prefix (docs/security.md)')
+    .option('--server <server>', `where the policy goes: ${POLICY_SERVERS.join(', ')}`, 'aws')
+    .option('--principal <arn>', 'print a bucket policy granting this user or role (AWS, Ceph RGW); without it, an identity policy'),
+  ).action((role: string, workspaces: string[], _opts, cmd: Command) => {
+    const config = loadConfig(cmd);
+    const opts = cmd.opts<{ server: string; principal?: string }>();
+    const policyOpts = { bucket: config.bucket, prefix: config.prefix, server: opts.server as PolicyServer, principal: opts.principal };
+    if (role === 'agent') io.out(`${JSON.stringify(agentPolicy(workspaces, policyOpts), null, 2)}\n`);
+    else if (role === 'mount' && workspaces.length === 0) io.out(`${JSON.stringify(mountPolicy(policyOpts), null, 2)}\n`);
+    else throw new SyncError('USAGE', role === 'mount' ? 'a mount reads every workspace: policy mount takes no workspace' : `unknown role "${role}"`, {
+      hint: 'sync-agent policy agent WORKSPACE... | sync-agent policy mount',
+    });
   });
 
   try {
@@ -165,11 +183,8 @@ function loggerFor(config: AgentConfig): Logger {
   return createLogger({ level: config.logLevel, name: 'sync-agent', format: config.logFormat });
 }
 
-function storeFor(config: AgentConfig) {
-  return createObjectStore({
-    endpoint: config.endpoint, region: config.region, bucket: config.bucket, forcePathStyle: config.forcePathStyle,
-    maxSockets: config.concurrency * 2, requestTimeoutMs: config.requestTimeout,
-  });
+function storeFor(config: AgentConfig, log: Logger) {
+  return createObjectStore({ ...s3SettingsFor(config, log), maxSockets: config.concurrency * 2, requestTimeoutMs: config.requestTimeout });
 }
 
 async function runPush(cmd: Command, names: string[], io: Io): Promise<number> {
@@ -177,7 +192,7 @@ async function runPush(cmd: Command, names: string[], io: Io): Promise<number> {
   if (opts.summary && !opts.dryRun) throw new SyncError('USAGE', '--summary goes with --dry-run', { hint: 'sync-agent push --dry-run --summary' });
   const config = loadConfig(cmd);
   const log = loggerFor(config);
-  const store = storeFor(config);
+  const store = storeFor(config, log);
   if (opts.createBucket && !opts.dryRun) await store.createBucket();
   for (const n of names) checkWorkspaceName(n, config.root);
   const workspaces = names.length ? names : await listWorkspaces(config.root);
@@ -232,7 +247,7 @@ async function runWatch(cmd: Command, io: Io): Promise<number> {
   const opts = cmd.opts<WatchFlags>();
   const config = loadConfig(cmd);
   const log = loggerFor(config);
-  const store = storeFor(config);
+  const store = storeFor(config, log);
   if (opts.createBucket) await store.createBucket();
   await checkRemote(store, log);
 
@@ -244,8 +259,10 @@ async function runWatch(cmd: Command, io: Io): Promise<number> {
   });
   const health = config.healthPort === undefined
     ? undefined
-    : await startHealthServer({ port: config.healthPort, registry, health: () => watch.health() });
-  void watch.started.then(() => log.info({ root: config.root, workspaces: watch.workspaces().length, watches: watch.watchCount(), healthPort: health?.port }, 'watching'));
+    : await startHealthServer({ port: config.healthPort, host: config.healthAddress, prefix: config.prefix, registry, health: () => watch.health() });
+  void watch.started.then(() => log.info({
+    root: config.root, workspaces: watch.workspaces().length, watches: watch.watchCount(), healthPort: health?.port, healthAddress: health && config.healthAddress,
+  }, 'watching'));
 
   const summary = await new Promise<WatchSummary>((resolve) => {
     let stopping = false;
@@ -265,7 +282,10 @@ async function runWatch(cmd: Command, io: Io): Promise<number> {
   return summary.flushed ? ExitCodes.OK : ExitCodes.PARTIAL;
 }
 
-/** Wrong credentials or a missing bucket stop watch at once; an unreachable endpoint is an outage to ride out. */
+/**
+ * Wrong credentials or a missing bucket stop watch at once; an unreachable endpoint is an outage to
+ * ride out. Access to each workspace is the workspace's own matter (reported, retried).
+ */
 async function checkRemote(store: ObjectStore, log: Logger): Promise<void> {
   try {
     await store.headBucket();

@@ -118,9 +118,10 @@ export async function collectGarbage(opts: GcOptions): Promise<GcReport> {
       if (age(u.initiated) >= opts.graceMs) stale.push(u);
     }
   } catch (err) {
-    // Some S3-compatible servers cannot list uploads (501): there is nothing gc can sweep there.
-    if (!/NotImplemented|HTTP 501/.test((err as Error).message)) throw err;
-    log.debug({ workspace }, 'gc: this server cannot list multipart uploads; skipping that sweep');
+    // Some S3-compatible servers cannot list uploads (501), and a least-privilege policy may not allow it
+    // (docs/security.md): there is nothing gc can sweep there.
+    if (!/NotImplemented|HTTP 501/.test((err as Error).message) && !isSyncError(err, 'ACCESS_DENIED')) throw err;
+    log.debug({ workspace }, 'gc: multipart uploads cannot be listed here; skipping that sweep');
   }
   report.uploadsAborted = stale.length;
 

@@ -168,12 +168,14 @@ export async function startWatch(opts: WatchOptions): Promise<WatchHandle> {
       for (const w of workspaces) {
         if (w.status === 'missing' || w.status === 'refused') reasons.push(`workspace ${w.workspace}: ${w.reason}`);
         else if (w.status === 'failing' && outageSince === undefined) reasons.push(`workspace ${w.workspace}: ${w.reason}`);
-        if (w.unsynced.length > 0) {
-          reasons.push(`workspace ${w.workspace}: ${w.unsynced.length} file(s) not synced, e.g. ${w.unsynced[0]!.path}: ${w.unsynced[0]!.reason}`);
-        }
+        // Which files is the log's to say: health may name workspaces, never what is in them.
+        if (w.unsynced.length > 0) reasons.push(`workspace ${w.workspace}: ${w.unsynced.length} file(s) not synced (the log names them)`);
       }
       if (inotifyLimitHit) reasons.push('inotify watch limit reached: polling (raise fs.inotify.max_user_watches)');
-      return { status: reasons.length ? 'degraded' : 'ok', reasons, watches: watchCount(), workspaces };
+      return {
+        status: reasons.length ? 'degraded' : 'ok', reasons, watches: watchCount(),
+        workspaces: workspaces.map((w) => ({ ...w, unsynced: w.unsynced.length })),
+      };
     },
     async stop({ flush = true } = {}) {
       stopping = true;

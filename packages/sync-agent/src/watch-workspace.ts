@@ -439,7 +439,7 @@ export class WorkspaceSync {
       return;
     }
     if (errorProperties(err)?.scope === 'remote') this.ctx.remoteFailed(this.name, err);
-    else if (!repeated) log.error({ workspace: this.name, code, err }, `sync failed: ${reason}; retrying with backoff`);
+    else if (!repeated) log.error({ workspace: this.name, code, err, hint: isSyncError(err) ? err.hint : undefined }, `sync failed: ${reason}; retrying with backoff`);
   }
 }
 

@@ -98,7 +98,10 @@ describe('sync-agent watch integrity', () => {
     h.write('app/bad.txt', 'bad');
     h.write('app/good.txt', 'good');
     await waitForContent(h, 'app', { 'a.txt': 'a', 'good.txt': 'good' }, 'the rest of the workspace to land', 60_000);
-    await waitFor(async () => (await agent.health()).reasons.some((r) => /bad\.txt.*rejected/.test(r)), 'health to name the refused file');
+    await waitFor(async () => (await agent.health()).reasons.some((r) => /workspace app: 1 file\(s\) not synced/.test(r)), 'health to report the refused file');
+    // Health names workspaces, never their files (docs/security.md); the log names it.
+    expect(JSON.stringify(await agent.health())).not.toMatch(/bad\.txt/);
+    await agent.waitForLog((l) => /bad\.txt/.test(JSON.stringify(l)) && /rejected/.test(JSON.stringify(l)), 'the log to name the refused file');
     // Another edit goes through at once: the refused object does not hold the workspace back.
     h.write('app/good.txt', 'good 2');
     await waitForContent(h, 'app', { 'a.txt': 'a', 'good.txt': 'good 2' }, 'a later edit');

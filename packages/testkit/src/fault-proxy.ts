@@ -8,7 +8,7 @@
  * for the proxy's address verify upstream. A failure to reach the upstream is passed on as a reset
  * connection, which is what the client would have seen without the proxy.
  */
-import { Agent, createServer, request, type IncomingMessage, type ServerResponse } from 'node:http';
+import { Agent, createServer, request, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 
 export interface WireRequest {
@@ -19,6 +19,8 @@ export interface WireRequest {
   status: number;
   /** The fault applied to this request, if any. */
   fault?: ProxyFault['kind'];
+  /** The request's headers as received (what the client signed). */
+  headers: IncomingHttpHeaders;
 }
 
 /** Which requests a fault applies to: every one by default. */
@@ -88,7 +90,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = safeDecode(req.url ?? '');
-    const rec: WireRequest = { method: req.method ?? '?', path, status: 0 };
+    const rec: WireRequest = { method: req.method ?? '?', path, status: 0, headers: req.headers };
     requests.push(rec);
     if (delay > 0) await new Promise((r) => setTimeout(r, delay));
     const f = faultFor(req, path);

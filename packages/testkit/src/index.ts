@@ -9,7 +9,8 @@ export { realClock, createManualClock, type Clock, type ManualClock } from './cl
 export {
   startFaultProxy, startCountingProxy, type FaultProxy, type CountingProxy, type ProxyFault, type RequestMatch, type WireRequest,
 } from './fault-proxy.js';
-export { startRgw, type RgwOptions } from './rgw.js';
+export { startRgw, createRgwUser, setBucketPolicy, type RgwOptions, type RgwGateway, type RgwUser } from './rgw.js';
+export { createTestPki, startTlsProxy, type TestPki, type TlsProxy } from './tls.js';
 export { startTestS3 } from './backend.js';
 export { readCommitted, readTree, readCommittedFile, type Committed } from './committed.js';
 export { writeCommitFixture, type CommitFixture, type CommitFixtureEntry, type CommitFixtureOptions } from './fixture.js';
