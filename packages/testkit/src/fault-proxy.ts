@@ -19,6 +19,10 @@ export interface WireRequest {
   status: number;
   /** The fault applied to this request, if any. */
   fault?: ProxyFault['kind'];
+  /** Body bytes forwarded upstream (headers not counted). */
+  bytesIn: number;
+  /** Body bytes of the upstream's answer passed back to the client (headers not counted). */
+  bytesOut: number;
 }
 
 /** Which requests a fault applies to: every one by default. */
@@ -86,7 +90,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
 
   const server = createServer(async (req, res) => {
     const path = safeDecode(req.url ?? '');
-    const rec: WireRequest = { method: req.method ?? '?', path, status: 0 };
+    const rec: WireRequest = { method: req.method ?? '?', path, status: 0, bytesIn: 0, bytesOut: 0 };
     requests.push(rec);
     if (delay > 0) await new Promise((r) => setTimeout(r, delay));
     const f = faultFor(req, path);
@@ -121,6 +125,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       rec.status = up.statusCode ?? 0;
       res.writeHead(up.statusCode ?? 502, up.headers);
       if (cutAfter === undefined) {
+        up.on('data', (chunk: Buffer) => { rec.bytesOut += chunk.length; });
         up.pipe(res);
         return;
       }
@@ -129,6 +134,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
         if (sent >= cutAfter) return;
         const piece = chunk.subarray(0, cutAfter - sent);
         sent += piece.length;
+        rec.bytesOut += piece.length;
         res.write(piece);
         if (sent >= cutAfter) {
           up.destroy();
@@ -142,6 +148,8 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       if (!res.headersSent) req.socket.resetAndDestroy();
       else res.destroy();
     });
+    // Counted as it is piped (a 'data' listener added earlier would start the flow before the pipe).
+    req.on('data', (chunk: Buffer) => { rec.bytesIn += chunk.length; });
     req.pipe(upstream);
   };
 
