@@ -7,7 +7,7 @@
 //  - the pushed tree read through fuse-mount, rclone mount and s3fs: `find` cold, read-all cold,
 //    a 64 MiB file cold (each capped at --cap seconds);
 //  - `sync-agent restore --to` against `rclone copy --transfers 32` of the same workspace.
-// Usage: node bench/latency.mjs [--latency 20] [--sources 5000] [--big-mib 64] [--runs 1] [--cap 240]
+// Usage: node bench/latency.mjs [--latency 20] [--sources 5000] [--big-mib 64] [--runs 1] [--cap 120]
 //   [--tools ours,rclone,s3fs]   (S3_BACKEND=rgw for Ceph RGW). Results: bench/results/latency-<backend>.json.
 import { spawnSync } from 'node:child_process';
 import { appendFileSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -27,7 +27,7 @@ import { startWire, storeFor } from './lib/wire.mjs';
 const { values: args } = parseArgs({
   options: {
     latency: { type: 'string', default: '20' }, sources: { type: 'string', default: '5000' }, 'node-modules': { type: 'string', default: '20000' },
-    'big-mib': { type: 'string', default: '64' }, runs: { type: 'string', default: '1' }, cap: { type: 'string', default: '240' },
+    'big-mib': { type: 'string', default: '64' }, runs: { type: 'string', default: '1' }, cap: { type: 'string', default: '120' },
     tools: { type: 'string', default: 'ours,rclone,s3fs' }, out: { type: 'string' },
   },
 });

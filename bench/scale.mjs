@@ -254,6 +254,8 @@ async function watchAndEdit(m) {
     const toMount = [];
     const perSave = [];
     const mountRss = [];
+    const mountRssBeforeEdits = memory(m.pid).rssMiB;
+    const mountMark = mountWire.mark();
     const sampler = setInterval(() => { try { mountRss.push(memory(m.pid).rssMiB); } catch { /* exited */ } }, 100);
     const sources = synced.files.filter((f) => f.startsWith('src/'));
     for (let i = 0; i < Number(args.edits); i++) {
@@ -273,6 +275,8 @@ async function watchAndEdit(m) {
       await sleep(rand() * 200);
     }
     clearInterval(sampler);
+    // What the mount fetched meanwhile: polls, the changed trees, and the prefetch the first read of a file starts.
+    const mountDuringEdits = mountWire.since(mountMark);
     const agentMem = memory(agent.pid);
     const mountMem = memory(m.pid);
     const bytes = perSave.map((w) => w.bytesUp);
@@ -289,7 +293,8 @@ async function watchAndEdit(m) {
         bytesUpByKindMedian: Object.fromEntries(Object.entries(kinds).map(([k, v]) => [k, median([...v, ...Array(perSave.length - v.length).fill(0)])])),
       },
       agentRssMiB: agentMem.rssMiB, agentPeakMiB: agentMem.peakMiB, agentCpuSeconds: cpuSeconds(agent.pid),
-      mountRssDuringEditsMiB: { max: Math.max(...mountRss), last: mountMem.rssMiB }, mountPeakMiB: mountMem.peakMiB,
+      mountRssDuringEditsMiB: { before: mountRssBeforeEdits, max: Math.max(...mountRss), last: mountMem.rssMiB }, mountPeakMiB: mountMem.peakMiB,
+      mountWireDuringEdits: { requests: mountDuringEdits.requests, bytesDown: mountDuringEdits.bytesDown, byKind: mountDuringEdits.byKind },
     });
   } finally {
     agent.kill('SIGTERM');
@@ -359,7 +364,8 @@ function markdown(r) {
       `| bytes sent per one-file save, p50 / p90 / max | ${kb(w.perSave.bytesUp.p50)} / ${kb(w.perSave.bytesUp.p90)} / ${kb(w.perSave.bytesUp.max)} (median by kind: ${Object.entries(w.perSave.bytesUpByKindMedian).filter(([k, v]) => v > 0 && k.startsWith('PUT')).map(([k, v]) => `${k.slice(4)} ${kb(v)}`).join(', ')}) | | |`,
       `| requests per one-file save, p50 / max | ${w.perSave.requests.p50} / ${w.perSave.requests.max} | | |`,
       `| watch RSS idle / after the saves / peak | ${mb(w.agentIdleRssMiB)} / ${mb(w.agentRssMiB)} / ${mb(w.agentPeakMiB)} | | |`,
-      `| mount RSS while the workspace is edited (max sampled / peak since start) | ${mb(w.mountRssDuringEditsMiB.max)} / ${mb(w.mountPeakMiB)} | | |`,
+      `| mount RSS while the workspace is edited and read (before / max sampled / peak since start) | ${mb(w.mountRssDuringEditsMiB.before)} / ${mb(w.mountRssDuringEditsMiB.max)} / ${mb(w.mountPeakMiB)} | | |`,
+      `| mount's requests meanwhile (polls, changed trees, and the prefetch of the workspace its first read starts) | ${w.mountWireDuringEdits.requests} (${(w.mountWireDuringEdits.bytesDown / 2 ** 20).toFixed(1)} MiB down) | | |`,
       `| mount requests per poll, idle (every 250 ms) | ${w.idlePolls.requestsPerPoll.toFixed(2)} (${w.idlePolls.bytesDownPerPoll.toFixed(0)} B down) | — | |`,
     );
   }
