@@ -3,7 +3,7 @@
 //  1. Storage: the 5k-file fixture pushed, then --generations (100) pushes of typical edits (a few files
 //     changed each time, now and then a file added, renamed or deleted); the bytes the bucket holds
 //     for the history (.sync/: packs, trees, commits, head) and for the plain mirror, as multiples of
-//     one copy of the workspace; then `sync-agent gc` with the default retention and with 10 generations.
+//     one copy of the workspace; then `sync-agent gc` with the default retention (and, after step 2, with 10 generations).
 //  2. Restore: `sync-agent restore --to` of the latest generation (and of the middle one) against
 //     `rclone copy` of the same workspace's plain prefix (--transfers 32), each checked against the
 //     workspace with diff -r; wall, CPU, peak RSS, requests and bytes on the wire.
@@ -142,11 +142,6 @@ log('gc');
 const gcDefault = await agent(['gc', 'app', '--json']);
 history.afterGcDefault = await stored(store, `${prefix}.sync/app/`);
 history.gcDefaultSeconds = gcDefault.seconds;
-// gc never removes anything younger than its grace period (at least 1 minute): wait that long.
-await new Promise((r) => setTimeout(r, Math.max(0, lastPushAt + 65_000 - Date.now())));
-const gc10 = await agent(['gc', 'app', '--json', '--keep-generations', '10', '--keep-for', '1m', '--gc-grace', '1m']);
-history.afterGcKeep10 = await stored(store, `${prefix}.sync/app/`);
-history.gcKeep10Seconds = gc10.seconds;
 loads.mark('after gc');
 
 // ---- 2. restore against rclone copy
@@ -174,6 +169,12 @@ for (let i = 0; i < runs; i++) {
   restore.rclone.push({ ...c, check: await same(rc) });
   for (const d of [to, mid, rc]) rmSync(d, { recursive: true, force: true });
 }
+// Retention cut to 10 generations, once the restores above no longer need the older ones. gc never
+// removes anything younger than its grace period (at least 1 minute): wait that long.
+await new Promise((r) => setTimeout(r, Math.max(0, lastPushAt + 65_000 - Date.now())));
+const gc10 = await agent(['gc', 'app', '--json', '--keep-generations', '10', '--keep-for', '1m', '--gc-grace', '1m']);
+history.afterGcKeep10 = await stored(store, `${prefix}.sync/app/`);
+history.gcKeep10Seconds = gc10.seconds;
 loads.mark('end');
 await wire.close();
 await s3.stop();

@@ -5,7 +5,8 @@
 # docs/scale.md. BACKEND=embedded (default), rgw, or all (both, one after the other). Sizes: SOURCES,
 # NODE_MODULES, BIG_MIB, RUNS; SCALE_FILES (default 100000; 0 skips the large run, 10000 makes a quick one),
 # SCALE_WORKSPACES (default 1000), LATENCY_MS (default 20), GENERATIONS (default 100). Each lane's duration and
-# the load it ran under go to bench/results/lanes-<backend>.jsonl. Installs what it needs (rclone, s3fs, awscli,
+# the load it ran under go to bench/results/lanes-<backend>.jsonl. LANES="history scale" runs only those lanes (push, watch, mount,
+# events, latency, integrity-cost, history, scale, scale-workspaces) and appends to that file. Installs what it needs (rclone, s3fs, awscli,
 # GNU time, Ceph). A Ceph cluster that was already running is left running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,10 +18,11 @@ runs=${RUNS:-3}
 scale_files=${SCALE_FILES:-100000}
 mkdir -p bench/results
 
-# lane NAME CMD...: runs a lane, appends its duration and the load before and after it.
+# lane NAME CMD...: runs a lane (unless LANES leaves it out), appends its duration and the load before and after it.
 lane() {
   local name=$1 t0=$SECONDS load0
   shift
+  if [[ -n ${LANES:-} && " $LANES " != *" ${name%-[0-9]*} "* ]]; then return 0; fi
   load0=$(cut -d' ' -f1 /proc/loadavg)
   echo "bench: $backend: $name"
   "$@"
@@ -31,7 +33,7 @@ lane() {
 for backend in $backends; do
   case $backend in embedded | rgw) ;; *) echo "bench: BACKEND must be embedded, rgw or all, not \"$backend\"" >&2; exit 2 ;; esac
   export S3_BACKEND=$backend
-  : >"bench/results/lanes-$backend.jsonl"
+  [[ -n ${LANES:-} ]] || : >"bench/results/lanes-$backend.jsonl"
   started_rgw=0
   if [[ $backend == rgw ]] && ! scripts/rgw.sh status >/dev/null 2>&1; then
     scripts/rgw.sh install
