@@ -38,10 +38,17 @@ for (const backend of ['embedded', 'rgw']) {
   const scales = existsSync(path.join(repo, 'bench/results')) ? scaleFiles(backend).map((n) => load(`scale-${n}-${backend}`)) : [];
   const many = load(`scale-workspaces-${backend}`);
   if (![push, mount, watch, latency, cost, history, many, ...scales].some(Boolean)) continue;
+  const lanes = existsSync(path.join(repo, `bench/results/lanes-${backend}.jsonl`))
+    ? readFileSync(path.join(repo, `bench/results/lanes-${backend}.jsonl`), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
+  // The load each lane ran under (the 1-minute average before and after it), from make bench's lane log.
+  const loadOf = (name) => {
+    const l = lanes.filter((e) => e.lane === name).at(-1);
+    return l ? `\n\nLoad (1-minute average, 2 cores) before → after this lane: ${l.load1Before} → ${l.load1After} (${l.at}).` : '';
+  };
   for (const r of [push, watch, mount, latency, cost, history, ...scales, many]) if (r) rawJson.push(r);
   sections.push(`## ${backend === 'rgw' ? 'Ceph RGW 16.2 (a real S3 server, single node on loopback)' : 'Embedded S3 server (packages/testkit, on loopback)'}\n`);
   if (push) {
-    sections.push(`### Push\n\n${push.markdown}\n`);
+    sections.push(`### Push\n\n${push.markdown}${loadOf('push')}\n`);
     for (const [k, t] of Object.entries(push.targets)) targetRows.push(...fmtTarget(`push ${k} (${backend})`, t));
     // Issue 12: the initial push near the wire's limit.
     const m = push.medians;
@@ -51,11 +58,11 @@ for (const backend of ['embedded', 'rgw']) {
     }
   }
   if (watch) {
-    sections.push(`### Watch\n\n${watch.markdown}\n`);
+    sections.push(`### Watch\n\n${watch.markdown}${loadOf('watch')}\n`);
     for (const [k, t] of Object.entries(watch.targets ?? {})) targetRows.push(...fmtTarget(`watch ${k} (${backend})`, t));
   }
   if (mount) {
-    sections.push(`### Mount\n\n${mount.markdown}\n`);
+    sections.push(`### Mount\n\n${mount.markdown}${loadOf('mount')}\n`);
     for (const [k, t] of Object.entries(mount.targets)) targetRows.push(...fmtTarget(`mount ${k} (${backend})`, t));
     const m = mount.medians;
     if (m.s3fs?.bigCold) targetRows.push(...fmtTarget(`mount ${mount.fixture.bigMiB} MiB cold ≤ s3fs (${backend})`, { target: '≤ s3fs', value: `${m.ours.bigCold.toFixed(2)} s (s3fs ${m.s3fs.bigCold.toFixed(2)} s)`, met: m.ours.bigCold <= m.s3fs.bigCold }));
@@ -74,8 +81,6 @@ for (const backend of ['embedded', 'rgw']) {
   }
   if (many) sections.push(`### Scale: ${many.workspaces} workspaces in one mount\n\n${many.markdown}\n`);
   scaleByBackend[backend] = { scales: scales.filter(Boolean), many };
-  const lanes = existsSync(path.join(repo, `bench/results/lanes-${backend}.jsonl`))
-    ? readFileSync(path.join(repo, `bench/results/lanes-${backend}.jsonl`), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)) : [];
   for (const l of lanes) laneRows.push(`| ${backend} | ${l.lane} | ${(l.seconds / 60).toFixed(1)} min | ${l.load1Before} → ${l.load1After} | ${l.at} |`);
   if (lanes.length) laneRows.push(`| ${backend} | **all lanes** | **${(lanes.reduce((a, l) => a + l.seconds, 0) / 60).toFixed(1)} min** | | |`);
 }
