@@ -21,7 +21,7 @@ function unmount(mnt) {
   spawnSync('fusermount', ['-uz', mnt], { stdio: 'ignore' });
 }
 
-/** Each returns { mnt, stop() }; `stop` unmounts and ends the process. */
+/** Each returns { mnt, pid, stop() }; `stop` unmounts and ends the process. */
 export async function mountOurs({ repo, s3, prefix, mnt, cacheDir, extraArgs = [] }) {
   unmount(mnt);
   mkdirSync(mnt, { recursive: true });
@@ -34,7 +34,7 @@ export async function mountOurs({ repo, s3, prefix, mnt, cacheDir, extraArgs = [
     createInterface({ input: child.stdout }).once('line', resolve);
     child.once('exit', (code) => reject(new Error(`fuse-mount exited with ${code}`)));
   });
-  return { mnt, stop: () => stopChild(child, mnt) };
+  return { mnt, pid: child.pid, stop: () => stopChild(child, mnt) };
 }
 
 export async function mountRclone({ s3, prefix, mnt, cacheDir }) {
@@ -45,7 +45,7 @@ export async function mountRclone({ s3, prefix, mnt, cacheDir }) {
     '--vfs-cache-mode', 'full', '--vfs-cache-max-size', '1G', '--vfs-cache-max-age', '1h', '--dir-cache-time', '5m',
     '--cache-dir', cacheDir], { env: rcloneEnv(s3), stdio: 'ignore' });
   await waitFor(() => isMounted(mnt), 20_000, 'rclone mount');
-  return { mnt, stop: () => stopChild(child, mnt) };
+  return { mnt, pid: child.pid, stop: () => stopChild(child, mnt) };
 }
 
 export async function mountS3fs({ s3, prefix, mnt, cacheDir, work }) {
@@ -59,7 +59,7 @@ export async function mountS3fs({ s3, prefix, mnt, cacheDir, work }) {
     [`url=${s3.endpoint}`, 'use_path_request_style', `passwd_file=${passwd}`, 'ro', `use_cache=${cacheDir}`, 'allow_other'].join(',')],
   { stdio: 'ignore' });
   await waitFor(() => isMounted(mnt), 20_000, 's3fs mount');
-  return { mnt, stop: () => stopChild(child, mnt) };
+  return { mnt, pid: child.pid, stop: () => stopChild(child, mnt) };
 }
 
 async function stopChild(child, mnt) {

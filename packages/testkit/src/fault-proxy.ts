@@ -21,6 +21,10 @@ export interface WireRequest {
   fault?: ProxyFault['kind'];
   /** The request's headers as received (what the client signed). */
   headers: IncomingHttpHeaders;
+  /** Body bytes forwarded upstream (headers not counted). */
+  bytesIn: number;
+  /** Body bytes of the upstream's answer passed back to the client (headers not counted). */
+  bytesOut: number;
 }
 
 /** Which requests a fault applies to: every one by default. */
@@ -90,7 +94,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const path = safeDecode(req.url ?? '');
-    const rec: WireRequest = { method: req.method ?? '?', path, status: 0, headers: req.headers };
+    const rec: WireRequest = { method: req.method ?? '?', path, status: 0, headers: req.headers, bytesIn: 0, bytesOut: 0 };
     requests.push(rec);
     if (delay > 0) await new Promise((r) => setTimeout(r, delay));
     const f = faultFor(req, path);
@@ -125,6 +129,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       rec.status = up.statusCode ?? 0;
       res.writeHead(up.statusCode ?? 502, up.headers);
       if (cutAfter === undefined) {
+        up.on('data', (chunk: Buffer) => { rec.bytesOut += chunk.length; });
         up.pipe(res);
         return;
       }
@@ -133,6 +138,7 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
         if (sent >= cutAfter) return;
         const piece = chunk.subarray(0, cutAfter - sent);
         sent += piece.length;
+        rec.bytesOut += piece.length;
         res.write(piece);
         if (sent >= cutAfter) {
           up.destroy();
@@ -146,6 +152,8 @@ export async function startFaultProxy(target: string): Promise<FaultProxy> {
       if (!res.headersSent) req.socket.resetAndDestroy();
       else res.destroy();
     });
+    // Counted as it is piped (a 'data' listener added earlier would start the flow before the pipe).
+    req.on('data', (chunk: Buffer) => { rec.bytesIn += chunk.length; });
     req.pipe(upstream);
   };
 

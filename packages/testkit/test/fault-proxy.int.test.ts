@@ -101,4 +101,16 @@ describe('fault proxy', () => {
     await storeVia().head('big.bin');
     expect(performance.now() - t0).toBeGreaterThanOrEqual(240);
   });
+
+  it('counts body bytes each way, latency or not', async () => {
+    proxy.latency(50);
+    const store = storeVia();
+    await store.put('counted.bin', Buffer.alloc(70_000, 1));
+    await store.get('big.bin');
+    await store.get('big.bin', { range: { start: 0, end: 99 } });
+    expect(proxy.requests.map((r) => [r.method, r.bytesIn, r.bytesOut])).toEqual([['PUT', 70_000, 0], ['GET', 0, 256 * 1024], ['GET', 0, 100]]);
+    proxy.fault({ kind: 'truncate', afterBytes: 1000, match: { path: 'big.bin' } });
+    await expect(store.get('big.bin')).rejects.toThrow();
+    expect(proxy.requests.at(-1)?.bytesOut).toBe(1000);
+  });
 });
