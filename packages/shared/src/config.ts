@@ -491,7 +491,7 @@ function checkEncryption(out: Record<string, unknown>): void {
   }
   if (out.sseCKeyFile === undefined) return;
   if (out.sse !== undefined) {
-    throw invalid(`--sse ${String(out.sse)} and --sse-c-key-file cannot be combined`, 'an object is encrypted one way: choose server-managed keys (--sse) or your own key (--sse-c-key-file)');
+    throw invalid(`--sse ${out.sse as string} and --sse-c-key-file cannot be combined`, 'an object is encrypted one way: choose server-managed keys (--sse) or your own key (--sse-c-key-file)');
   }
   if (typeof out.endpoint === 'string' && out.endpoint.startsWith('http:')) {
     throw invalid(`--sse-c-key-file needs an https:// endpoint, not ${out.endpoint}: SSE-C sends the key with every request`,

@@ -655,7 +655,7 @@ function findCode(err: unknown, match: (code: string) => boolean): { code: strin
     const { code, message, cause, errors } = cur as { code?: unknown; message?: unknown; cause?: unknown; errors?: unknown };
     if (typeof code === 'string' && match(code)) return { code, message: typeof message === 'string' ? message : code };
     queue.push(cause);
-    if (Array.isArray(errors)) queue.push(...errors);
+    if (Array.isArray(errors)) for (const e of errors as unknown[]) queue.push(e);
   }
   return undefined;
 }
