@@ -11,7 +11,7 @@ import { keyOutline, workspaceOfKey } from '../src/paths.js';
 import { agentPolicy, mountPolicy } from '../src/policy.js';
 import { translateS3Error } from '../src/s3.js';
 import { readCaBundle, readCustomerKey, s3SettingsFor } from '../src/s3-settings.js';
-import { tempDir } from './walk-helper.js';
+import { tempDir } from './filter/walk-helper.js';
 
 const scratch = tempDir('security');
 afterAll(() => scratch.remove());

@@ -16,7 +16,7 @@
  * the sync stop with a clear error.
  */
 import { createHash } from 'node:crypto';
-import { appendFileSync, closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { SyncError, type Logger, type TreeRef } from '@workspace-sync/shared';
 import type { ContentLocation, PlainObject } from './planner.js';
@@ -196,6 +196,7 @@ export function openStateStore(dir: string, workspace: string, log?: Logger): St
     if (broken) return;
     broken = true;
     const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    closeJournal();
     try {
       removeIfThere(journalFile);
       removeIfThere(file);
@@ -207,14 +208,23 @@ export function openStateStore(dir: string, workspace: string, log?: Logger): St
     log?.error({ workspace, dir, code, hint: 'free space or fix permissions (--state-dir / SYNC_STATE_DIR)' },
       `cannot write the state index (${code}): syncing goes on without it; the next run compares the workspace with the bucket in full`);
   };
+  /** The journal, open for appending while it exists (save() removes it; the next line opens it again). */
+  let journalFd: number | undefined;
+  const closeJournal = () => {
+    if (journalFd === undefined) return;
+    try { closeSync(journalFd); } catch { /* already unusable: the next append reopens it */ }
+    journalFd = undefined;
+  };
   const append = (line: Line) => {
     if (broken) return;
     try {
       if (!dirReady) { mkdirSync(dir, { recursive: true }); dirReady = true; }
+      journalFd ??= openSync(journalFile, 'a');
       // Synchronous and small: in the page cache before the request it announces is sent.
-      appendFileSync(journalFile, `${JSON.stringify(line)}\n`);
+      writeSync(journalFd, `${JSON.stringify(line)}\n`);
       lines++;
     } catch (err) {
+      closeJournal();
       fail(err);
     }
   };
@@ -286,6 +296,7 @@ export function openStateStore(dir: string, workspace: string, log?: Logger): St
         closeSync(fd);
         fd = undefined;
         renameSync(tmp, file);
+        closeJournal();
         rmSync(journalFile, { force: true });
         lines = 0;
       } catch (err) {
