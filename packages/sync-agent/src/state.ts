@@ -184,6 +184,10 @@ function replay(state: AgentState, line: Line): void {
   }
 }
 
+// The index names every file of the workspace and its hash: readable by its owner only.
+const PRIVATE_DIR = 0o700;
+const PRIVATE_FILE = 0o600;
+
 export function openStateStore(dir: string, workspace: string, log?: Logger): StateStore {
   const base = path.join(dir, encodeURIComponent(workspace));
   const file = `${base}.state.json`;
@@ -218,8 +222,8 @@ export function openStateStore(dir: string, workspace: string, log?: Logger): St
   const append = (line: Line) => {
     if (broken) return;
     try {
-      if (!dirReady) { mkdirSync(dir, { recursive: true }); dirReady = true; }
-      journalFd ??= openSync(journalFile, 'a');
+      if (!dirReady) { mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR }); dirReady = true; }
+      journalFd ??= openSync(journalFile, 'a', PRIVATE_FILE);
       // Synchronous and small: in the page cache before the request it announces is sent.
       writeSync(journalFd, `${JSON.stringify(line)}\n`);
       lines++;
@@ -290,8 +294,8 @@ export function openStateStore(dir: string, workspace: string, log?: Logger): St
       const tmp = `${file}.${process.pid}.tmp`;
       let fd: number | undefined;
       try {
-        if (!dirReady) { mkdirSync(dir, { recursive: true }); dirReady = true; }
-        fd = openSync(tmp, 'w');
+        if (!dirReady) { mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR }); dirReady = true; }
+        fd = openSync(tmp, 'w', PRIVATE_FILE);
         writeSnapshot(fd, workspace, state);
         closeSync(fd);
         fd = undefined;

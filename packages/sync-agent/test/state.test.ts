@@ -1,4 +1,4 @@
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -73,6 +73,16 @@ describe('state index', () => {
     expect(existsSync(path.join(d, 'ws.journal'))).toBe(false);
     expect(JSON.parse(readFileSync(path.join(d, 'ws.state.json'), 'utf8')).plain).toEqual([['q', null]]);
     expect(openStateStore(d, 'ws').load()!.plain.has('q')).toBe(true);
+  });
+
+  it('is readable by its owner only: it names every file of the workspace', () => {
+    const d = path.join(dir(), 'state', 'nested');
+    const s = openStateStore(d, 'ws');
+    s.intent(['q']);
+    expect(statSync(d).mode & 0o777).toBe(0o700);
+    expect(statSync(path.join(d, 'ws.journal')).mode & 0o777).toBe(0o600);
+    s.save(s.load()!);
+    expect(statSync(path.join(d, 'ws.state.json')).mode & 0o777).toBe(0o600);
   });
 
   it('a state that cannot be written is removed, so no later run trusts it, and syncing goes on', () => {
