@@ -123,10 +123,28 @@ ${JSON.stringify(rawJson.map(({ markdown, ...rest }) => rest), null, 1)}
 
 </details>
 `;
-mkdirSync(path.join(repo, 'docs'), { recursive: true });
-writeFileSync(path.join(repo, 'docs/benchmarks.md'), md);
-console.log(`wrote docs/benchmarks.md (${targetRows.length} targets)`);
-if (Object.values(scaleByBackend).some((b) => b.scales.length || b.many)) {
+// A run of some lanes on a machine without the others' results (LANES=…, a fresh clone) would drop the
+// published sections it did not measure: it goes next to the results instead, unless --replace.
+const sectionsOf = (text) => {
+  const found = new Set();
+  let server = '';
+  for (const line of text.split('\n')) {
+    if (line.startsWith('## ')) server = line;
+    else if (line.startsWith('### ')) found.add(`${server} / ${line}`);
+  }
+  return found;
+};
+const docFile = path.join(repo, 'docs/benchmarks.md');
+const kept = sectionsOf(md);
+const dropped = existsSync(docFile) ? [...sectionsOf(readFileSync(docFile, 'utf8'))].filter((s) => !kept.has(s)) : [];
+const partial = dropped.length > 0 && !process.argv.includes('--replace');
+const outFile = partial ? path.join(repo, 'bench/results/benchmarks.md') : docFile;
+mkdirSync(path.dirname(outFile), { recursive: true });
+writeFileSync(outFile, md);
+console.log(`wrote ${path.relative(repo, outFile)} (${targetRows.length} targets)`);
+if (partial) {
+  console.log(`docs/benchmarks.md left as it is: this run has no results for ${dropped.length} of its sections (${dropped.map((d) => d.replace(/#+ /g, '')).join('; ')}); run those lanes too, or pass --replace`);
+} else if (Object.values(scaleByBackend).some((b) => b.scales.length || b.many)) {
   writeFileSync(path.join(repo, 'docs/scale.md'), scaleDoc({ byBackend: scaleByBackend, date: new Date().toISOString().slice(0, 10) }));
   console.log('wrote docs/scale.md');
 }

@@ -6,7 +6,8 @@
 # NODE_MODULES, BIG_MIB, RUNS; SCALE_FILES (default 100000; 0 skips the large run, 10000 makes a quick one),
 # SCALE_WORKSPACES (default 1000), LATENCY_MS (default 20), GENERATIONS (default 100). Each lane's duration and
 # the load it ran under go to bench/results/lanes-<backend>.jsonl. LANES="history scale" runs only those lanes (push, watch, mount,
-# events, latency, integrity-cost, history, scale, scale-workspaces) and appends to that file. Installs what it needs (rclone, s3fs, awscli,
+# events, latency, integrity-cost, history, scale, scale-workspaces) and appends to that file; a run missing
+# results for sections docs/benchmarks.md has writes bench/results/benchmarks.md instead (bench/report.mjs --replace overrides). Installs what it needs (rclone, s3fs, awscli,
 # GNU time, Ceph). A Ceph cluster that was already running is left running.
 set -euo pipefail
 cd "$(dirname "$0")/.."
