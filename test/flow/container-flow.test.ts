@@ -168,7 +168,8 @@ describe('the docker-compose flow, run without Docker', () => {
       }
     };
     await until('the app to answer v1', async () => (await answer()) === 'hello v1\n', 60_000);
-    expect(log).toMatch(/following http:\/\/127\.0\.0\.1:\d+\/events\?workspace=hello/);
+    // The app starts while the monitor connects to the mount's events: either may come first.
+    await until('the monitor to follow the mount\'s events', () => /following http:\/\/127\.0\.0\.1:\d+\/events\?workspace=hello/.test(log), 30_000);
     const installs = () => log.split('\n').filter((l) => l.startsWith('watch-workspace: npm install')).length;
     const watched = path.join(base, 'watch/hello');
     // The copy's own node_modules (npm install's) survives every update.
