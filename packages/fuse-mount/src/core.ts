@@ -158,7 +158,11 @@ export class MountCore {
     this.rootMtimeMs = Math.max(this.rootMtimeMs + 1, this.now());
   }
 
-  async getattr(path: string): Promise<Stat | number> {
+  /**
+   * Attributes, or an errno: at once (no promise) when everything on the way is in memory, as it
+   * nearly always is during a walk, where each promise would cost more than the answer.
+   */
+  getattr(path: string): Stat | number | Promise<Stat | number> {
     // Taken on arrival, with the view (see `resolve`): answers computed out of order still record
     // the version of the request the kernel sent last.
     const seq = ++this.getattrSeq;
@@ -170,8 +174,12 @@ export class MountCore {
     // `ls -l` of the mount root must not list every plain prefix: answer from what is known.
     if (rel === '' && state.view) return this.statOf(path, state.view.root);
     if (rel === '' && state.kind === 'plain') return this.placeholderStat(state.ino);
-    const found = await this.resolve(path);
-    return typeof found === 'number' ? found : this.statOf(path, found.node, seq);
+    if (state.kind === 'commit' && state.view) {
+      const node = state.view.peek(rel);
+      if (node === null) return ENOENT;
+      if (node) return this.statOf(path, node, seq);
+    }
+    return this.resolve(path).then((found) => (typeof found === 'number' ? found : this.statOf(path, found.node, seq)));
   }
 
   async readdir(path: string): Promise<DirListing | number> {

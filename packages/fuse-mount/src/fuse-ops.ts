@@ -65,10 +65,25 @@ export function createFuseHandlers(core: MountCore, opts: HandlerOptions): FuseH
   const deadlineMs = opts.deadlineMs ?? DEFAULT_DEADLINE_MS;
   let lateLogged = false;
 
-  /** Runs a core call; a negative number is an errno, a throw is mapped by errnoFor; EIO at the deadline. */
-  function run<T>(op: string, path: string, work: (live: () => boolean) => Promise<T | number>, ok: (value: T) => void, fail: Done): void {
+  /**
+   * Runs a core call; a negative number is an errno, a throw is mapped by errnoFor; EIO at the
+   * deadline. A call that answers without a promise is answered at once.
+   */
+  function run<T>(op: string, path: string, work: (live: () => boolean) => T | number | Promise<T | number>, ok: (value: T) => void, fail: Done): void {
     let answered = false;
     const live = () => !answered;
+    let result: T | number | Promise<T | number>;
+    try {
+      result = work(live);
+    } catch (err) {
+      result = Promise.reject(err);
+    }
+    if (!(result instanceof Promise)) {
+      answered = true;
+      if (isErrno(result)) fail(result);
+      else ok(result as T);
+      return;
+    }
     const timer = setTimeout(() => {
       answered = true;
       metrics?.errors.inc({ op: `${op}_deadline` });
@@ -77,13 +92,7 @@ export function createFuseHandlers(core: MountCore, opts: HandlerOptions): FuseH
       lateLogged = true;
       fail(EIO);
     }, deadlineMs);
-    let p: Promise<T | number>;
-    try {
-      p = work(live);
-    } catch (err) {
-      p = Promise.reject(err);
-    }
-    p.then((value) => {
+    result.then((value) => {
       if (answered) return;
       answered = true;
       clearTimeout(timer);

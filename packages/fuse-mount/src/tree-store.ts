@@ -83,6 +83,11 @@ export class TreeStore {
     return flight;
   }
 
+  /** The directory `ref` names if it is decoded in memory now. */
+  peek(ref: TreeRef): DecodedTree | undefined {
+    return this.decoded.get(ref[3]);
+  }
+
   /** Starts loading a directory nobody waits for yet (bounded; failures are left to the next real use). */
   preload(ws: string, ref: TreeRef): void {
     if (this.decoded.has(ref[3]) || this.treeFlights.has(ref[3]) || this.preloading >= PRELOAD_CONCURRENCY || this.opts.status.down) return;

@@ -233,6 +233,7 @@ async function buildSnapshot(
   return {
     workspace, source, version, ...meta, builtAt: now, nodes, files, bytes, root,
     async lookup(rel) { return nodes.get(rel); },
+    peek(rel) { return nodes.get(rel) ?? null; },
     async list(rel, dir) {
       return (dir.names ?? []).map((name) => ({ name, node: nodes.get(rel === '' ? name : `${rel}/${name}`)! }));
     },

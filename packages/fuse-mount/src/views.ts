@@ -6,7 +6,7 @@
  *
  * A view never changes once made; a new push is a new view, installed in one step (tree.ts).
  */
-import { blobKey, compareUtf8, objectKey, packKey, type Commit, type TreeEntry } from '@workspace-sync/shared';
+import { blobKey, compareUtf8, objectKey, packKey, type Commit, type TreeEntry, type TreeRef } from '@workspace-sync/shared';
 import { inodeOf } from './inode.js';
 import type { DecodedTree, TreeStore } from './tree-store.js';
 import type { DirNode, FileNode, Node } from './tree.js';
@@ -27,6 +27,8 @@ export interface View {
   readonly root: DirNode;
   /** The node at `rel` ('' is the root), loading the directories on the way; undefined: no such path. */
   lookup(rel: string): Promise<Node | undefined>;
+  /** `lookup` from memory alone: the node, null when there is no such path, undefined when a directory on the way is not loaded. */
+  peek(rel: string): Node | null | undefined;
   /** The entries of directory `dir`, which is at `rel`. */
   list(rel: string, dir: DirNode): Promise<Array<{ name: string; node: Node }>>;
 }
@@ -68,18 +70,35 @@ export class CommitView implements View {
   }
 
   async lookup(rel: string): Promise<Node | undefined> {
+    // Trees loaded here are used even if the cache let them go again at once (a tiny budget).
+    const loaded = new Map<string, DecodedTree>();
+    for (;;) {
+      const found = this.walk(rel, (ref) => loaded.get(ref[3]) ?? this.opts.trees.peek(ref));
+      if (found === null || !('missing' in found)) return found ?? undefined;
+      loaded.set(found.missing[3], await this.opts.trees.load(this.workspace, found.missing));
+    }
+  }
+
+  peek(rel: string): Node | null | undefined {
+    const found = this.walk(rel, (ref) => this.opts.trees.peek(ref));
+    return found === null || !('missing' in found) ? found : undefined;
+  }
+
+  /** Follows `rel` through the trees `treeOf` has: the node, null (no such path), or the ref of the first tree it lacks. */
+  private walk(rel: string, treeOf: (ref: TreeRef) => DecodedTree | undefined): Node | null | { missing: TreeRef } {
     if (rel === '') return this.root;
     let dir: DirNode = this.root;
     let at = '';
     const segs = rel.split('/');
     for (let i = 0; ; i++) {
-      const tree = await this.opts.trees.load(this.workspace, dir.ref!);
+      const tree = treeOf(dir.ref!);
+      if (!tree) return { missing: dir.ref! };
       const entry = findEntry(tree, segs[i]!);
-      if (!entry) return undefined;
+      if (!entry) return null;
       at = at === '' ? entry.name : `${at}/${entry.name}`;
       const node = this.nodeOf(at, entry);
       if (i === segs.length - 1) return node;
-      if (node.kind !== 'dir') return undefined;
+      if (node.kind !== 'dir') return null;
       dir = node;
     }
   }

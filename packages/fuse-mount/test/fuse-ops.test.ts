@@ -107,6 +107,23 @@ describe('FUSE handlers over the core', () => {
     expect(await call(handlers, 'getattr', '/missing-ws')).toEqual([ENOENT]);
   });
 
+  it('answers getattr at once from loaded directories, and after loading them otherwise (format v2)', async () => {
+    const { handlers } = await mountCore(FIXTURE, { format: 2 });
+    const now = (path: string) => {
+      let answer: unknown[] | undefined;
+      handlers.getattr(path, (...res: unknown[]) => { answer = res; });
+      return answer;
+    };
+    // Nothing below the root is loaded yet: the answer comes later, and right.
+    expect(now('/ws/src/deep/mod.ts')).toBeUndefined();
+    const [code, st] = await call(handlers, 'getattr', '/ws/src/deep/mod.ts');
+    expect(code).toBe(0);
+    // Loaded now: answered before the handler returns, the same attributes, and ENOENT likewise.
+    expect(now('/ws/src/deep/mod.ts')).toEqual([0, st]);
+    expect(now('/ws/src/deep/missing.ts')).toEqual([ENOENT]);
+    expect(now('/ws/README.md/below')).toEqual([ENOENT]);
+  });
+
   it('reads files and symlinks', async () => {
     const { handlers } = await mountCore();
     expect((await readFile(handlers, '/ws/src/deep/mod.ts')).toString()).toBe('export {};\n');

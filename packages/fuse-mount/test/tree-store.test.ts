@@ -5,6 +5,7 @@ import { createMemoryStore, withFaults, writeCommitFixture } from '@workspace-sy
 import { ContentCache } from '../src/content-cache.js';
 import { RemoteStatus } from '../src/remote-status.js';
 import { TreeStore, packCacheName } from '../src/tree-store.js';
+import { CommitView } from '../src/views.js';
 import { captureLogger, quietLogger, removeDir, tempDir } from './helpers.js';
 
 // The tree store's decisions on the in-memory store; the mount tests (*.int.test.ts) load trees over the wire.
@@ -22,13 +23,44 @@ async function head(prefix: string, ws: string): Promise<Commit> {
   return decodeCommit(res.body, 'head');
 }
 
-async function open(prefix: string, dir = tempDir('trees'), logger = quietLogger) {
+async function open(prefix: string, dir = tempDir('trees'), logger = quietLogger, maxDecodedBytes?: number) {
   const cache = await ContentCache.open({ dir, maxSize: 1 << 24, maxAge: 0, memSize: 0, logger });
   const faulty = withFaults(store);
-  const trees = new TreeStore({ store: faulty, prefix, cache, status: new RemoteStatus(), logger });
+  const trees = new TreeStore({ store: faulty, prefix, cache, status: new RemoteStatus(), logger, maxDecodedBytes });
   cleanups.push(() => cache.close());
   return { trees, cache, faulty, dir };
 }
+
+describe('CommitView lookups', () => {
+  it('answers from memory once the directories on the way are loaded; otherwise says it cannot (undefined)', async () => {
+    const prefix = `cv${++n}/`;
+    await writeCommitFixture(store, prefix, 'ws', [{ path: 'a/b/c.txt', content: 'c' }, { path: 'a/top.txt', content: 't' }]);
+    const { trees, dir } = await open(prefix);
+    cleanups.push(() => removeDir(dir));
+    const view = new CommitView({ prefix, workspace: 'ws', commit: await head(prefix, 'ws'), namespace: 'ws', trees });
+    expect(view.peek('')).toBe(view.root);
+    expect(view.peek('a/b/c.txt')).toBeUndefined();
+    const node = await view.lookup('a/b/c.txt');
+    expect(node).toMatchObject({ kind: 'file', size: 1 });
+    expect(view.peek('a/b/c.txt')).toEqual(node);
+    expect(view.peek('a/top.txt')).toMatchObject({ kind: 'file' });
+    // Known absent: null, both a missing name and a path through a file.
+    expect(view.peek('a/b/nope')).toBeNull();
+    expect(view.peek('a/top.txt/x')).toBeNull();
+    expect(await view.lookup('a/b/nope')).toBeUndefined();
+  });
+
+  it('looks paths up even when the decoded-tree budget keeps nothing', async () => {
+    const prefix = `cv${++n}/`;
+    await writeCommitFixture(store, prefix, 'ws', [{ path: 'p/q/r/s.txt', content: 'deep' }]);
+    const { trees, dir } = await open(prefix, tempDir('trees'), quietLogger, 1);
+    cleanups.push(() => removeDir(dir));
+    const view = new CommitView({ prefix, workspace: 'ws', commit: await head(prefix, 'ws'), namespace: 'ws', trees });
+    expect(await view.lookup('p/q/r/s.txt')).toMatchObject({ kind: 'file', size: 4 });
+    expect(await view.lookup('p/q/x')).toBeUndefined();
+    expect(view.peek('p/q/r/s.txt')).toBeUndefined();
+  });
+});
 
 describe('TreeStore', () => {
   it('decodes each directory once, by sha256: a later generation or a snapshot holding the same ref shares it', async () => {
