@@ -174,11 +174,8 @@ export class MountCore {
     // `ls -l` of the mount root must not list every plain prefix: answer from what is known.
     if (rel === '' && state.view) return this.statOf(path, state.view.root);
     if (rel === '' && state.kind === 'plain') return this.placeholderStat(state.ino);
-    if (state.kind === 'commit' && state.view) {
-      const node = state.view.peek(rel);
-      if (node === null) return ENOENT;
-      if (node) return this.statOf(path, node, seq);
-    }
+    const now = this.resolveNow(path);
+    if (now !== undefined) return typeof now === 'number' ? now : this.statOf(path, now.node, seq);
     return this.resolve(path).then((found) => (typeof found === 'number' ? found : this.statOf(path, found.node, seq)));
   }
 
@@ -218,9 +215,14 @@ export class MountCore {
   }
 
   /** A handle on the file's current version (see the header for which version its reads serve), or an errno. */
-  async open(path: string, flags: number): Promise<number> {
+  open(path: string, flags: number): number | Promise<number> {
     if ((flags & O_ACCMODE) !== 0 || (flags & O_TRUNC) !== 0) return EROFS;
-    const found = await this.resolve(path);
+    const now = this.resolveNow(path);
+    if (now !== undefined) return this.openFound(path, now);
+    return this.resolve(path).then((found) => this.openFound(path, found));
+  }
+
+  private openFound(path: string, found: Found | number): number {
     if (typeof found === 'number') return found;
     if (found.node.kind === 'dir') return EISDIR;
     if (found.node.kind !== 'file') return EINVAL;
@@ -296,6 +298,18 @@ export class MountCore {
   /** Open handles (for tests and metrics). */
   get openHandles(): number {
     return this.handles.size;
+  }
+
+  /** `resolve` from memory alone; undefined when that would mean waiting (a directory to load, a view to build). */
+  private resolveNow(path: string): Found | number | undefined {
+    const { name, rel } = splitPath(path);
+    if (name === SNAPSHOTS_DIR) return undefined;
+    const state = this.opts.tree.get(name);
+    if (!state) return ENOENT;
+    if (state.kind !== 'commit' || !state.view) return undefined;
+    const node = state.view.peek(rel);
+    if (node === null) return ENOENT;
+    return node ? { state, view: state.view, rel, node } : undefined;
   }
 
   private async resolve(path: string): Promise<Found | number> {

@@ -117,7 +117,7 @@ export function createFuseHandlers(core: MountCore, opts: HandlerOptions): FuseH
     getattr: (path, cb) => run('getattr', path, () => core.getattr(path), (st) => cb(0, kernelStat(st)), cb),
     readdir: (path, cb) => run('readdir', path, () => core.readdir(path), (l: DirListing) => cb(0, l.names, l.stats.map(kernelStat)), cb),
     readlink: (path, cb) => run('readlink', path, () => core.readlink(path), (target) => cb(0, target), cb),
-    open: (path, flags, cb) => run('open', path, () => core.open(path, flags), (fh) => cb(0, fh), cb),
+    open: (path, flags, cb) => run<number>('open', path, () => core.open(path, flags), (fh) => cb(0, fh), cb),
     read: (path, fd, buf, len, pos, cb) => run('read', path, (live) => core.read(path, fd, buf, len, pos, live), (n) => cb(n), cb),
     release: (_path, fd, cb) => {
       core.release(fd);

@@ -107,7 +107,7 @@ describe('FUSE handlers over the core', () => {
     expect(await call(handlers, 'getattr', '/missing-ws')).toEqual([ENOENT]);
   });
 
-  it('answers getattr at once from loaded directories, and after loading them otherwise (format v2)', async () => {
+  it('answers getattr and open at once from loaded directories, and after loading them otherwise (format v2)', async () => {
     const { handlers } = await mountCore(FIXTURE, { format: 2 });
     const now = (path: string) => {
       let answer: unknown[] | undefined;
@@ -122,6 +122,14 @@ describe('FUSE handlers over the core', () => {
     expect(now('/ws/src/deep/mod.ts')).toEqual([0, st]);
     expect(now('/ws/src/deep/missing.ts')).toEqual([ENOENT]);
     expect(now('/ws/README.md/below')).toEqual([ENOENT]);
+    // So is open, with a handle that reads.
+    let opened: unknown[] | undefined;
+    handlers.open('/ws/src/deep/mod.ts', constants.O_RDONLY, (...res: unknown[]) => { opened = res; });
+    expect(opened?.[0]).toBe(0);
+    const buf = Buffer.alloc(64);
+    expect(await call(handlers, 'read', '/ws/src/deep/mod.ts', opened![1], buf, 64, 0)).toEqual([11]);
+    expect(buf.subarray(0, 11).toString()).toBe('export {};\n');
+    await call(handlers, 'release', '/ws/src/deep/mod.ts', opened![1]);
   });
 
   it('reads files and symlinks', async () => {
