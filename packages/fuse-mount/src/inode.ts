@@ -23,8 +23,9 @@ const KIND_SEED: Record<InodeKind, number> = { file: 0x9e3779b1, dir: 0x85ebca77
 
 /**
  * cyrb53's mixing (two 32-bit lanes over UTF-16 code units, murmur3-style finalizers), cut to 32
- * bits: as uniform as the collision figures above assume, and a `find` over 100,000 entries asks for
- * every one of them, where an md5 object per call cost a third of the mount's CPU.
+ * bits: as uniform as the collision figures above assume (test/inode.test.ts), and cheap: a `find`
+ * over 100,000 entries asks for every one, and an md5 object per call was a seventh of the mount's
+ * CPU there (20 times this).
  */
 export function inodeOf(namespace: string, path: string, kind: InodeKind): number {
   let h1 = KIND_SEED[kind];
