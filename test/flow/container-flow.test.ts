@@ -181,7 +181,8 @@ describe('the docker-compose flow, run without Docker', () => {
     rmSync(path.join(workspaces, 'hello/lib/old.js'));
     await until('the app to answer v2', async () => (await answer()) === 'hello v2\n', 30_000);
     console.log(`[flow] save → app restarted with the new code: ${((Date.now() - t0) / 1000).toFixed(1)}s`);
-    expect(log).toMatch(/restarted after generation \d+ \(\d+ changed paths?\)/);
+    // The edit and the delete may land as two pushes that one restart covers ("generations 2-3").
+    expect(log).toMatch(/restarted after generations? [\d-]+ \(\d+ changed paths?\)/);
     expect(installs(), log).toBe(0);
     // The delete is a commit of its own: watch holds deletes until the workspace has been quiet for 2 s.
     await until('the deleted file to leave the copy', () => !existsSync(path.join(watched, 'lib/old.js')), 30_000);
