@@ -545,7 +545,6 @@ function errorName(err: unknown): string {
   return e?.name ?? e?.Code ?? '';
 }
 
-/** Maps SDK and socket errors to the coded errors users see. The one place that reads SDK error names. */
 /**
  * A GET's body in one buffer, copied once: into a buffer of the announced length as it arrives
  * (the SDK's byte-array helper copies twice more, which costs a big read more CPU than the wire).
@@ -575,6 +574,7 @@ async function readBody(stream: Readable, length: number | undefined, what: stri
   return out;
 }
 
+/** Maps SDK and socket errors to the coded errors users see. The one place that reads SDK error names. */
 export function translateS3Error(err: unknown, ctx: ErrorContext): SyncError {
   if (err instanceof SyncError) return err;
   const e = err as { name?: string; code?: string; message?: string; Code?: string };
