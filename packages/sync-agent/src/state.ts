@@ -195,6 +195,10 @@ export function openStateStore(dir: string, workspace: string, log?: Logger): St
   let lines = 0;
   let broken = false;
   let dirReady = false;
+  const ensureDir = () => {
+    if (!dirReady) mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR });
+    dirReady = true;
+  };
 
   const fail = (err: unknown) => {
     if (broken) return;
@@ -222,7 +226,7 @@ export function openStateStore(dir: string, workspace: string, log?: Logger): St
   const append = (line: Line) => {
     if (broken) return;
     try {
-      if (!dirReady) { mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR }); dirReady = true; }
+      ensureDir();
       journalFd ??= openSync(journalFile, 'a', PRIVATE_FILE);
       // Synchronous and small: in the page cache before the request it announces is sent.
       writeSync(journalFd, `${JSON.stringify(line)}\n`);
@@ -294,7 +298,7 @@ export function openStateStore(dir: string, workspace: string, log?: Logger): St
       const tmp = `${file}.${process.pid}.tmp`;
       let fd: number | undefined;
       try {
-        if (!dirReady) { mkdirSync(dir, { recursive: true, mode: PRIVATE_DIR }); dirReady = true; }
+        ensureDir();
         fd = openSync(tmp, 'w', PRIVATE_FILE);
         writeSnapshot(fd, workspace, state);
         closeSync(fd);
