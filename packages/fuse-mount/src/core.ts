@@ -25,7 +25,7 @@
  * publish it) and the handle moves to the new version; after the first byte it fails with ESTALE.
  */
 import { LRUCache } from 'lru-cache';
-import { SyncError, compareUtf8, diffTrees, isSyncError, walkTree, type Logger, type TreeReader } from '@workspace-sync/shared';
+import { SyncError, compareUtf8, diffTrees, isSyncError, walkTree, type Logger } from '@workspace-sync/shared';
 import { EACCES, EBADF, EINVAL, EISDIR, ENOENT, ENOTDIR, EROFS } from './errno.js';
 import type { Fetcher } from './fetcher.js';
 import { History, SNAPSHOTS_DIR } from './history.js';
@@ -384,7 +384,7 @@ export class MountCore {
       let accepted: number;
       if (view instanceof CommitView) {
         const found: Array<{ path: string; node: FileNode }> = [];
-        await walkTree(this.treeReader(view.workspace), view.commit.root, (e) => {
+        await walkTree(this.opts.trees.reader(view.workspace), view.commit.root, (e) => {
           if (e.kind === 'file') found.push({ path: e.path, node: view.nodeOf(e.path, e) as FileNode });
         });
         // The walk goes a level at a time; readers (cp -r, tar, find | xargs cat) go depth first, in
@@ -408,7 +408,7 @@ export class MountCore {
       if (next instanceof CommitView) {
         const changed: string[] = [];
         if (previous instanceof CommitView) {
-          const diff = await diffTrees(this.treeReader(next.workspace), previous.commit.root, next.commit.root);
+          const diff = await diffTrees(this.opts.trees.reader(next.workspace), previous.commit.root, next.commit.root);
           for (const e of diff.added) if (e.kind === 'file') changed.push(e.path);
           for (const m of diff.modified) if (m.after.kind === 'file') changed.push(m.after.path);
         }
@@ -424,11 +424,6 @@ export class MountCore {
     } catch (err) {
       this.opts.logger.debug({ workspace: state.name, err: (err as Error).message }, 'prefetch of a new push failed');
     }
-  }
-
-  private treeReader(workspace: string): TreeReader {
-    const { trees } = this.opts;
-    return { read: async (ref) => [...(await trees.load(workspace, ref)).entries], fetches: 0 };
   }
 
   /**

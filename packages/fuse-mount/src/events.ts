@@ -34,7 +34,7 @@
  * wait in its queue.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { diffTrees, type Logger, type TreeReader } from '@workspace-sync/shared';
+import { diffTrees, type Logger } from '@workspace-sync/shared';
 import type { History } from './history.js';
 import type { MountMetrics } from './metrics.js';
 import type { Node, Snapshot, Tree, WorkspaceKind } from './tree.js';
@@ -321,9 +321,7 @@ export class EventHub {
   }
 
   private async diff(workspace: string, a: CommitView, b: CommitView): Promise<ChangeSet> {
-    const { trees } = this.opts;
-    const reader: TreeReader = { read: async (ref) => [...(await trees.load(workspace, ref)).entries], fetches: 0 };
-    const d = await diffTrees(reader, a.commit.root, b.commit.root);
+    const d = await diffTrees(this.opts.trees.reader(workspace), a.commit.root, b.commit.root);
     return capped(d.added.map((e) => e.path), d.modified.map((m) => m.after.path), d.deleted.map((e) => e.path), false);
   }
 }

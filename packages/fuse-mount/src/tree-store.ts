@@ -15,7 +15,8 @@
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import {
-  decodeTree, isSyncError, sha256Hex, SyncError, treePackKey, type Logger, type ObjectStore, type TreeEntry, type TreeRef,
+  decodeTree, decodeTreeObject, isSyncError, joinParts, sha256Hex, SyncError, treePackKey, type Logger, type ObjectStore, type TreeEntry,
+  type TreeReader, type TreeRef,
 } from '@workspace-sync/shared';
 import type { ContentCache } from './content-cache.js';
 import type { MountMetrics } from './metrics.js';
@@ -88,6 +89,12 @@ export class TreeStore {
     return this.decoded.get(ref[3]);
   }
 
+  /** The shared tree walkers (walkTree, diffTrees) over this store, for workspace `ws`. */
+  reader(ws: string): TreeReader {
+    const readWithParts = async (ref: TreeRef) => ({ entries: [...(await this.load(ws, ref)).entries], parts: [] });
+    return { read: async (ref) => (await readWithParts(ref)).entries, readWithParts, fetches: 0 };
+  }
+
   /** Starts loading a directory nobody waits for yet (bounded; failures are left to the next real use). */
   preload(ws: string, ref: TreeRef): void {
     if (this.decoded.has(ref[3]) || this.treeFlights.has(ref[3]) || this.preloading >= PRELOAD_CONCURRENCY || this.opts.status.down) return;
@@ -95,13 +102,26 @@ export class TreeStore {
     this.load(ws, ref).catch(() => undefined).finally(() => { this.preloading--; });
   }
 
+  /** A directory: one tree object, or a split directory's index and then its parts (in parallel). */
   private async fetchTree(ws: string, ref: TreeRef): Promise<DecodedTree> {
+    const { bytes, where } = await this.fetchObject(ws, ref);
+    const obj = decodeTreeObject(bytes, where);
+    if (obj.entries) return { entries: obj.entries };
+    const parts = await Promise.all(obj.parts.map(async (p) => {
+      const part = await this.fetchObject(ws, p);
+      return decodeTree(part.bytes, part.where);
+    }));
+    return { entries: joinParts(parts, where) };
+  }
+
+  /** The bytes of the tree object `ref` names, verified against its sha256. */
+  private async fetchObject(ws: string, ref: TreeRef): Promise<{ bytes: Buffer; where: string }> {
     const [name, offset, length, sha256] = ref;
     const key = treePackKey(this.opts.prefix, ws, name);
     for (let attempt = 0; ; attempt++) {
       const { body, local } = await this.pack(key, attempt > 0);
       const bytes = offset + length <= body.length ? body.subarray(offset, offset + length) : undefined;
-      if (bytes && sha256Hex(bytes) === sha256) return { entries: decodeTree(bytes, `s3://${this.opts.store.bucket}/${key}@${offset}`) };
+      if (bytes && sha256Hex(bytes) === sha256) return { bytes, where: `s3://${this.opts.store.bucket}/${key}@${offset}` };
       if (local && attempt === 0) {
         // A damaged copy in memory or on disk: never decoded, fetched again.
         this.opts.logger.warn({ key, offset }, 'cached tree pack does not match the tree ref; fetching it again');

@@ -81,6 +81,34 @@ describe('TreeStore', () => {
     expect(faulty.calls.length).toBe(gets);
   });
 
+  it('reads a split directory whole, and refuses it when one of its parts is damaged', async () => {
+    const prefix = `ts${++n}/`;
+    const files = Array.from({ length: 700 }, (_, i) => ({ path: `big/f${String(i).padStart(4, '0')}.ts`, content: `${i}` }));
+    await writeCommitFixture(store, prefix, 'ws', files);
+    const commit = await head(prefix, 'ws');
+    const { trees, dir } = await open(prefix);
+    cleanups.push(() => removeDir(dir));
+    const root = await trees.load('ws', commit.root);
+    const big = root.entries.find((e) => e.name === 'big') as { ref: Commit['root'] };
+    const loaded = await trees.load('ws', big.ref);
+    expect(loaded.entries.map((e) => e.name)).toEqual(files.map((f) => f.path.slice(4)));
+    const view = new CommitView({ prefix, workspace: 'ws', commit, namespace: 'ws', trees });
+    expect(await view.lookup('big/f0699.ts')).toMatchObject({ kind: 'file', size: 3 });
+
+    // Damage the bytes of the first part in the bucket (the index, written last, is intact).
+    const key = `${prefix}.sync/ws/trees/${big.ref[0]}.pack`;
+    const res = await store.get(key);
+    if (res.notModified) throw new Error('304');
+    const bad = Buffer.from(res.body);
+    bad[5] ^= 0xff;
+    await store.put(key, bad);
+    const fresh = await open(prefix);
+    cleanups.push(() => removeDir(fresh.dir));
+    const err = await fresh.trees.load('ws', big.ref).catch((e: unknown) => e);
+    expect(isSyncError(err, 'MANIFEST_INVALID')).toBe(true);
+    expect((err as Error).message).toContain(`${key}@0`);
+  });
+
   it('fetches a pack again when the cached copy is damaged, and refuses a damaged pack in the bucket', async () => {
     const prefix = `ts${++n}/`;
     await writeCommitFixture(store, prefix, 'ws', [{ path: 'x/y.txt', content: 'y' }]);

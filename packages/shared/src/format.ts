@@ -9,7 +9,9 @@ import { compareUtf8 } from './manifest.js';
 import { isValidWorkspaceName } from './paths.js';
 
 export const COMMIT_FORMAT = 'workspace-sync.commit';
-export const FORMAT_VERSION = 2;
+/** Commits written now. 3 added split directories (below); 2 had none, and is still read. */
+export const FORMAT_VERSION = 3;
+const OLDEST_READ_VERSION = 2;
 /** Blobs larger than this carry the sha256 of every piece of this size, so ranged reads are verified. */
 export const CHUNK_SIZE = 4 * 1024 * 1024;
 /** What one tree object may expand to: far above any real directory, far below a decompression bomb. */
@@ -74,7 +76,7 @@ export interface CommitChanges {
 
 export interface Commit {
   format: typeof COMMIT_FORMAT;
-  version: typeof FORMAT_VERSION;
+  version: number;
   workspace: string;
   generation: number;
   id: string;
@@ -135,20 +137,126 @@ export function encodeTree(entries: readonly TreeEntry[]): Buffer {
   return gzipSync(Buffer.from(JSON.stringify({ t: treePacks, d: dataPacks, e })), { level: 6 });
 }
 
-/** Decodes and validates a tree object whose bytes were already checked against its ref's sha256. */
+/**
+ * A directory with more entries than this is written as a split tree: an index of parts, each part
+ * an ordinary tree object holding a run of its entries. A change then rewrites one part and the
+ * index instead of the whole directory, so what a save costs stays bounded however large the
+ * directory grows.
+ */
+export const SPLIT_ABOVE = 256;
+/** A part ends after a name whose hash is 0 modulo this (about this many entries per part)... */
+const PART_TARGET = 64;
+/** ...or at this many entries, whatever the names. */
+const PART_MAX = 1024;
+/** Parts in one index: a directory of 4 million entries, far past anything a filesystem serves well. */
+const MAX_PARTS = 65536;
+
+/**
+ * Cuts a directory's sorted entries into parts at boundaries chosen by the names themselves
+ * (content-defined, as rsync and restic cut files): adding or removing an entry moves at most the
+ * boundaries next to it, so every other part keeps its bytes and its ref.
+ */
+export function splitEntries<T extends { name: string }>(sorted: readonly T[]): T[][] {
+  const parts: T[][] = [];
+  let part: T[] = [];
+  for (const e of sorted) {
+    part.push(e);
+    if (part.length >= PART_MAX || nameHash(e.name) % PART_TARGET === 0) {
+      parts.push(part);
+      part = [];
+    }
+  }
+  if (part.length > 0) parts.push(part);
+  return parts;
+}
+
+/** FNV-1a over the name's UTF-16 code units: stable across versions, which is all the cut needs. */
+function nameHash(name: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
+  return h >>> 0;
+}
+
+/** Encodes the index of a split directory: the refs of its parts, in name order. */
+export function encodeSplitTree(parts: readonly TreeRef[]): Buffer {
+  const packs: string[] = [];
+  const seen = new Map<string, number>();
+  const s = parts.map(([pack, offset, length, sha256]) => {
+    let i = seen.get(pack);
+    if (i === undefined) { i = packs.push(pack) - 1; seen.set(pack, i); }
+    return [i, offset, length, sha256];
+  });
+  return gzipSync(Buffer.from(JSON.stringify({ t: packs, s })), { level: 6 });
+}
+
+/** A decoded tree object: a directory's entries, or (split directories) the refs of its parts. */
+export type TreeObject = { entries: TreeEntry[]; parts?: undefined } | { parts: TreeRef[]; entries?: undefined };
+
+/**
+ * Decodes and validates a tree object (either kind) whose bytes were already checked against its
+ * ref's sha256. A split directory's parts must each be an ordinary tree object: the caller reads
+ * them with `decodeTree` and joins them with `joinParts`.
+ */
+export function decodeTreeObject(body: Buffer, where: string): TreeObject {
+  const raw = parseTree(body, where);
+  if (raw.s === undefined) return { entries: decodeEntries(raw, where) };
+  const bad = badTree(where);
+  if (!isStringArray(raw.t) || !Array.isArray(raw.s) || raw.e !== undefined || raw.d !== undefined) return bad('expected {t, s}');
+  const packs = raw.t as string[];
+  for (const p of packs) if (!isPackName(p)) bad(`pack name ${JSON.stringify(p)}`);
+  const list = raw.s as unknown[];
+  if (list.length < 2 || list.length > MAX_PARTS) return bad(`${list.length} parts`);
+  return {
+    parts: list.map((item, i) => {
+      if (!Array.isArray(item) || item.length !== 4) return bad(`part ${i}`);
+      const [pack, offset, length, sha256] = item as unknown[];
+      if (!isInt(pack) || (pack as number) < 0 || (pack as number) >= packs.length || !isCount(offset)) return bad(`part ${i}: location`);
+      if (!isCount(length) || (length as number) === 0 || (length as number) > MAX_TREE_BYTES || !isSha(sha256)) return bad(`part ${i}: ref`);
+      return [packs[pack as number]!, offset as number, length as number, sha256 as string] as TreeRef;
+    }),
+  };
+}
+
+/** The entries of a split directory from its decoded parts, checked to be in order across parts. */
+export function joinParts(parts: readonly (readonly TreeEntry[])[], where: string): TreeEntry[] {
+  const out: TreeEntry[] = [];
+  for (const [i, part] of parts.entries()) {
+    if (part.length === 0) badTree(where)(`part ${i} is empty`);
+    if (out.length > 0 && compareUtf8(out[out.length - 1]!.name, part[0]!.name) >= 0) badTree(where)(`part ${i} is out of order`);
+    for (const e of part) out.push(e);
+  }
+  return out;
+}
+
+/** Decodes and validates an ordinary tree object (not a split index) already checked against its sha256. */
 export function decodeTree(body: Buffer, where: string): TreeEntry[] {
-  const bad = (why: string): never => {
+  const raw = parseTree(body, where);
+  if (raw.s !== undefined) badTree(where)('a split index where a part was expected');
+  return decodeEntries(raw, where);
+}
+
+function badTree(where: string): (why: string) => never {
+  return (why) => {
     throw new SyncError('MANIFEST_INVALID', `tree object ${where} is invalid: ${why}`, {
       hint: 'the bucket holds a damaged or foreign object; push the workspace again to write a fresh commit',
     });
   };
+}
+
+function parseTree(body: Buffer, where: string): Record<string, unknown> {
   let raw: unknown;
   try {
     raw = JSON.parse(gunzipSync(body, { maxOutputLength: MAX_TREE_BYTES }).toString('utf8'));
   } catch {
-    return bad('not gzip-compressed JSON (or larger than 64 MiB)');
+    return badTree(where)('not gzip-compressed JSON (or larger than 64 MiB)');
   }
-  if (!isObject(raw) || !isStringArray(raw.t) || !isStringArray(raw.d) || !Array.isArray(raw.e)) return bad('expected {t, d, e}');
+  if (!isObject(raw)) return badTree(where)('not an object');
+  return raw;
+}
+
+function decodeEntries(raw: Record<string, unknown>, where: string): TreeEntry[] {
+  const bad = badTree(where);
+  if (!isStringArray(raw.t) || !isStringArray(raw.d) || !Array.isArray(raw.e)) return bad('expected {t, d, e}');
   const treePacks = raw.t as string[];
   const dataPacks = raw.d as string[];
   for (const p of [...treePacks, ...dataPacks]) if (!isPackName(p)) bad(`pack name ${JSON.stringify(p)}`);
@@ -227,7 +335,7 @@ export function decodeCommit(body: Buffer, where: string): Commit {
       hint: 'upgrade workspace-sync on this machine',
     });
   }
-  if (raw.version !== FORMAT_VERSION) return bad(`version is ${JSON.stringify(raw.version)}`);
+  if (!isInt(raw.version) || (raw.version as number) < OLDEST_READ_VERSION) return bad(`version is ${JSON.stringify(raw.version)}`);
   if (typeof raw.workspace !== 'string' || !isValidWorkspaceName(raw.workspace)) return bad('workspace name');
   if (!isCount(raw.generation) || (raw.generation as number) < 1) return bad('generation');
   if (typeof raw.id !== 'string' || !COMMIT_ID.test(raw.id)) return bad('id');
@@ -245,7 +353,7 @@ export function decodeCommit(body: Buffer, where: string): Commit {
   if (!isObject(p) || !isStringArray(p.added) || !isStringArray(p.modified) || !isStringArray(p.deleted)) return bad('changes.paths');
   if ((p.added as string[]).length + (p.modified as string[]).length + (p.deleted as string[]).length > MAX_CHANGE_PATHS) return bad('too many change paths');
   return {
-    format: COMMIT_FORMAT, version: FORMAT_VERSION, workspace: raw.workspace, generation: raw.generation as number, id: raw.id,
+    format: COMMIT_FORMAT, version: raw.version as number, workspace: raw.workspace, generation: raw.generation as number, id: raw.id,
     parent: raw.parent as string | null, createdAt: raw.createdAt, writer: { host: w.host, agent: w.agent },
     root: [r[0], r[1] as number, r[2] as number, r[3] as string],
     stats: { files: s.files as number, dirs: s.dirs as number, bytes: s.bytes as number },

@@ -26,8 +26,8 @@ export {
 } from './paths.js';
 export {
   COMMIT_FORMAT, FORMAT_VERSION, CHUNK_SIZE, MAX_CHANGE_PATHS, commitStem, isCommitStem, isPackName, isValidName,
-  encodeTree, decodeTree, encodeCommit, decodeCommit,
-  type Commit, type CommitChanges, type TreeRef, type TreeEntry, type FileTreeEntry, type DirTreeEntry, type SymlinkTreeEntry,
+  SPLIT_ABOVE, encodeTree, decodeTree, splitEntries, encodeSplitTree, decodeTreeObject, joinParts, encodeCommit, decodeCommit,
+  type TreeObject, type Commit, type CommitChanges, type TreeRef, type TreeEntry, type FileTreeEntry, type DirTreeEntry, type SymlinkTreeEntry,
 } from './format.js';
 export {
   DEFAULT_EXCLUDES, createFilter, trackedChanges, dockerignoreMatcher, type Filter, type FilterOptions, type Rule, type Verdict,

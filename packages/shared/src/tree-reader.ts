@@ -7,7 +7,7 @@
  * Concurrency rules: one fetch per pack at a time (single-flight); decoded trees are shared.
  */
 import { SyncError } from './errors.js';
-import { decodeTree, type TreeEntry, type TreeRef } from './format.js';
+import { decodeTree, decodeTreeObject, joinParts, type TreeEntry, type TreeRef } from './format.js';
 import { sha256Hex } from './hash.js';
 import { treePackKey } from './paths.js';
 import type { ObjectStore } from './s3.js';
@@ -23,8 +23,10 @@ export interface TreeReaderOptions {
 }
 
 export interface TreeReader {
-  /** The directory object a ref names, verified and decoded. */
+  /** The directory a ref names, verified and decoded (a split directory's parts read and joined). */
   read(ref: TreeRef): Promise<TreeEntry[]>;
+  /** The same, with the refs of its parts when the directory is split (GC keeps their packs). */
+  readWithParts(ref: TreeRef): Promise<{ entries: TreeEntry[]; parts: readonly TreeRef[] }>;
   /** Tree-pack GETs made so far. */
   readonly fetches: number;
 }
@@ -66,24 +68,40 @@ export function createTreeReader(opts: TreeReaderOptions): TreeReader {
     return flight;
   };
 
+  /** The verified bytes of the tree object `ref` names. */
+  const bytesOf = async (ref: TreeRef): Promise<{ bytes: Buffer; where: string }> => {
+    const [name, offset, length, sha256] = ref;
+    const where = `${name}.pack@${offset}`;
+    const body = await pack(name);
+    if (offset + length > body.length) {
+      throw new SyncError('MANIFEST_INVALID', `tree object ${where} lies outside its pack (${body.length} bytes)`, {
+        hint: 'the bucket holds a damaged pack; push the workspace again to write a fresh commit',
+      });
+    }
+    const bytes = body.subarray(offset, offset + length);
+    if (sha256Hex(bytes) !== sha256) {
+      throw new SyncError('MANIFEST_INVALID', `tree object ${where} does not match its sha256`, {
+        hint: 'the bucket holds a damaged pack; push the workspace again to write a fresh commit',
+      });
+    }
+    return { bytes, where };
+  };
+  const readWithParts = async (ref: TreeRef) => {
+    const { bytes, where } = await bytesOf(ref);
+    const obj = decodeTreeObject(bytes, where);
+    if (obj.entries) return { entries: obj.entries, parts: [] };
+    const parts = await Promise.all(obj.parts.map(async (p) => {
+      const part = await bytesOf(p);
+      return decodeTree(part.bytes, part.where);
+    }));
+    return { entries: joinParts(parts, where), parts: obj.parts };
+  };
+
   return {
     get fetches() { return fetches; },
+    readWithParts,
     async read(ref) {
-      const [name, offset, length, sha256] = ref;
-      const where = `${name}.pack@${offset}`;
-      const body = await pack(name);
-      if (offset + length > body.length) {
-        throw new SyncError('MANIFEST_INVALID', `tree object ${where} lies outside its pack (${body.length} bytes)`, {
-          hint: 'the bucket holds a damaged pack; push the workspace again to write a fresh commit',
-        });
-      }
-      const bytes = body.subarray(offset, offset + length);
-      if (sha256Hex(bytes) !== sha256) {
-        throw new SyncError('MANIFEST_INVALID', `tree object ${where} does not match its sha256`, {
-          hint: 'the bucket holds a damaged pack; push the workspace again to write a fresh commit',
-        });
-      }
-      return decodeTree(bytes, where);
+      return (await readWithParts(ref)).entries;
     },
   };
 }
@@ -94,19 +112,22 @@ export type FlatDir = Extract<TreeEntry, { kind: 'dir' }> & { path: string };
 
 /**
  * Visits every entry under `ref` (directories before what they hold), loading the trees of one
- * level in parallel. `into` may return false for a directory to skip its subtree.
+ * level in parallel. `into` may return false for a directory to skip its subtree. `onSplit` hears
+ * the part refs of every split directory read (the root included).
  */
 export async function walkTree(
   reader: TreeReader, ref: TreeRef,
   visit: (entry: FlatEntry | FlatDir) => boolean | void,
   base = '',
+  onSplit?: (path: string, parts: readonly TreeRef[]) => void,
 ): Promise<void> {
   let level: Array<{ path: string; ref: TreeRef }> = [{ path: base, ref }];
   while (level.length > 0) {
-    const trees = await Promise.all(level.map((d) => reader.read(d.ref)));
+    const trees = await Promise.all(level.map((d) => reader.readWithParts(d.ref)));
     const next: Array<{ path: string; ref: TreeRef }> = [];
-    trees.forEach((entries, i) => {
+    trees.forEach(({ entries, parts }, i) => {
       const dir = level[i]!.path;
+      if (parts.length > 0) onSplit?.(dir, parts);
       for (const e of entries) {
         const path = dir ? `${dir}/${e.name}` : e.name;
         const descend = visit({ ...e, path });

@@ -87,7 +87,7 @@ export async function collectGarbage(opts: GcOptions): Promise<GcReport> {
         else blobs.add(e.sha256);
       }
       return undefined;
-    });
+    }, '', (_path, parts) => { for (const p of parts) treePacks.add(p[0]); });
   }
   // A workspace still read as v1 (its manifest not yet replaced by a stub) keeps its v1 packs.
   for (const p of await v1Packs(store, prefix, workspace)) dataPacks.add(p);

@@ -92,6 +92,9 @@ async function loadCommitView(state: AgentState, opts: LoadOptions, commit: Comm
       ? { type: 'file', size: e.size, mtimeMs: e.mtimeMs, mode: e.mode, sha256: e.sha256, pack: e.pack, offset: e.offset, chunks: e.chunks, etag: undefined }
       : { type: 'symlink', target: e.target, mtimeMs: e.mtimeMs, etag: undefined };
     addEntry(view, e.path, entry);
+  }, '', (path, parts) => {
+    const info = view.dirs.get(path);
+    if (info) info.parts = parts;
   });
   if (!view.children.has('')) view.children.set('', new Set());
   return reader.fetches;

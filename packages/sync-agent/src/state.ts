@@ -105,7 +105,7 @@ export function stateDirFor(stateRoot: string, remote: { endpoint: string | unde
 
 type RawEntry = [string, 'f', number, number, number, string, string | null, number, string[] | null, string | null]
   | [string, 'l', string, number, string | null];
-type RawDir = [string, string, number, number, string, number, number, number];
+type RawDir = [string, string, number, number, string, number, number, number] | [string, string, number, number, string, number, number, number, TreeRef[]];
 type RawRecord = [string, number, number, number, number, string, number];
 
 const encEntry = (p: string, e: ViewEntry): RawEntry => (e.type === 'file'
@@ -119,8 +119,12 @@ function decEntry(r: RawEntry): [string, ViewEntry] {
   return [r[0], { type: 'symlink', target: r[2], mtimeMs: r[3], etag: r[4] ?? undefined }];
 }
 
-const encDir = (p: string, d: DirInfo): RawDir => [p, d.ref[0], d.ref[1], d.ref[2], d.ref[3], d.changedAtMs, d.files, d.bytes];
-const decDir = (r: RawDir): [string, DirInfo] => [r[0], { ref: [r[1], r[2], r[3], r[4]] as TreeRef, changedAtMs: r[5], files: r[6], bytes: r[7] }];
+const encDir = (p: string, d: DirInfo): RawDir => (d.parts
+  ? [p, d.ref[0], d.ref[1], d.ref[2], d.ref[3], d.changedAtMs, d.files, d.bytes, [...d.parts]]
+  : [p, d.ref[0], d.ref[1], d.ref[2], d.ref[3], d.changedAtMs, d.files, d.bytes]);
+const decDir = (r: RawDir): [string, DirInfo] => [r[0], {
+  ref: [r[1], r[2], r[3], r[4]] as TreeRef, changedAtMs: r[5], files: r[6], bytes: r[7], ...(r[8] ? { parts: r[8] } : {}),
+}];
 const encRecord = (p: string, r: HashRecord): RawRecord => [p, r.size, r.mtimeMs, r.ctimeMs, r.ino, r.sha256, r.hashedAtMs];
 const decRecord = (r: RawRecord): [string, HashRecord] => [r[0], { size: r[1], mtimeMs: r[2], ctimeMs: r[3], ino: r[4], sha256: r[5], hashedAtMs: r[6] }];
 

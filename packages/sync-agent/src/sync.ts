@@ -271,6 +271,8 @@ async function checkContentStillThere(
     }
     if (e.kind === 'file' && e.size > 0) keys.add(e.pack !== undefined ? packKey(t.prefix, t.workspace, e.pack) : blobKey(t.prefix, t.workspace, e.sha256));
     return undefined;
+  }, '', (_path, parts) => {
+    for (const p of parts) if (!justWritten.has(p[0])) keys.add(treePackKey(t.prefix, t.workspace, p[0]));
   });
   for (const key of keys) {
     if (!(await t.store.head(key))) {

@@ -3,7 +3,9 @@
  * to the root are written again; every other directory keeps its ref. Pure: the caller uploads the
  * tree packs this returns and applies the directory changes once the commit succeeds.
  */
-import { encodeTree, sha256Hex, type TreeEntry, type TreeRef } from '@workspace-sync/shared';
+import {
+  compareUtf8, encodeSplitTree, encodeTree, sha256Hex, SPLIT_ABOVE, splitEntries, type TreeEntry, type TreeRef,
+} from '@workspace-sync/shared';
 import { nameOf, parentOf, type DirInfo, type View, type ViewEntry } from './view.js';
 
 /** A tree pack is written once it holds this much. */
@@ -120,7 +122,7 @@ export function buildTrees(
         entries.push({ name, kind: 'symlink', target: e.target, mtimeMs: e.mtimeMs });
       }
     }
-    dirs.set(d, { ref: append(encodeTree(entries)), changedAtMs: nowMs, files, bytes });
+    dirs.set(d, { ...writeDir(entries, view.dirs.get(d)?.parts, append), changedAtMs: nowMs, files, bytes });
   }
   if (current) packs.push({ name: current.name, body: Buffer.concat(current.parts) });
 
@@ -133,6 +135,24 @@ export function buildTrees(
     else if (!info) below--;
   }
   return { packs, root: root.ref, dirs, children, stats: { files: root.files, dirs: below, bytes: root.bytes } };
+}
+
+/**
+ * One tree object for a directory, or for a large one an index over parts: a part whose bytes a
+ * previous commit already wrote keeps that commit's ref, so only the parts a change touches are new.
+ */
+function writeDir(
+  entries: TreeEntry[], previous: readonly TreeRef[] | undefined, append: (body: Buffer) => TreeRef,
+): { ref: TreeRef; parts?: TreeRef[] } {
+  if (entries.length <= SPLIT_ABOVE) return { ref: append(encodeTree(entries)) };
+  const chunks = splitEntries(entries.sort((a, b) => compareUtf8(a.name, b.name)));
+  if (chunks.length < 2) return { ref: append(encodeTree(entries)) };
+  const known = new Map((previous ?? []).map((r) => [r[3], r]));
+  const parts = chunks.map((chunk) => {
+    const body = encodeTree(chunk);
+    return known.get(sha256Hex(body)) ?? append(body);
+  });
+  return { ref: append(encodeSplitTree(parts)), parts };
 }
 
 function depth(p: string): number {

@@ -33,6 +33,8 @@ export type ViewEntry = ViewFile | ViewLink;
 
 export interface DirInfo {
   ref: TreeRef;
+  /** Refs of its parts when the directory is split (the next commit reuses those it does not change). */
+  parts?: readonly TreeRef[] | undefined;
   changedAtMs: number;
   files: number;
   bytes: number;

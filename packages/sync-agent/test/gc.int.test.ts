@@ -79,6 +79,25 @@ describe('gc', () => {
     rmSync(w.dir, { recursive: true, force: true });
   });
 
+  it('keeps the parts of a split directory that later generations still share with dropped ones', async () => {
+    const w = workspace();
+    mkdirSync(path.join(w.root, 'w', 'big'));
+    for (let i = 0; i < 600; i++) w.write(`big/f${i}.ts`, `export const v${i} = ${i};\n`);
+    await w.push();
+    for (let g = 2; g <= 5; g++) { w.write(`big/f${g * 7}.ts`, `// generation ${g}\n`); await w.push(); }
+    const report = await collectGarbage({
+      store, prefix: w.prefix, workspace: 'w', keepGenerations: 2, keepForMs: 0, graceMs: HOUR, dryRun: false, log, now: Date.now() + 2 * HOUR,
+    });
+    expect(report.commitsDeleted).toBe(3);
+    // Most parts were written by generation 1, whose commit is gone: the head still reads whole.
+    const c = await readCommitted(store, w.prefix, 'w');
+    expect(c!.entries.size).toBe(600);
+    for (const e of c!.entries.values()) {
+      expect((await readCommittedFile(store, w.prefix, 'w', e)).equals(readFileSync(path.join(w.root, 'w', e.path))), e.path).toBe(true);
+    }
+    rmSync(w.dir, { recursive: true, force: true });
+  });
+
   it('never removes anything younger than the grace period, whatever the retention', async () => {
     const w = workspace();
     for (let g = 1; g <= 4; g++) { w.write('a.txt', `v${g}`); await w.push(); }

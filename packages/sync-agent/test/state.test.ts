@@ -46,6 +46,25 @@ describe('state index', () => {
     expect(st.records.get('a')?.sha256).toBe(sha256Hex('a'));
   });
 
+  it('keeps the part refs of split directories, through the journal and through a snapshot', () => {
+    const d = dir();
+    const s = openStateStore(d, 'ws');
+    const parts: Array<[string, number, number, string]> = [['bbbbbbbbbbbbbbbb', 0, 5, sha256Hex('p0')], ['cccccccccccccccc', 5, 5, sha256Hex('p1')]];
+    s.commit({
+      upserts: new Map([['big/a', entry('a')]]), removes: new Set(), head: head(1), children: new Map(),
+      dirs: new Map([
+        ['', { ref: ['bbbbbbbbbbbbbbbb', 10, 10, sha256Hex('root')], changedAtMs: 1, files: 1, bytes: 1 }],
+        ['big', { ref: ['bbbbbbbbbbbbbbbb', 20, 10, sha256Hex('index')], parts, changedAtMs: 1, files: 1, bytes: 1 }],
+      ]),
+      records: new Map(), recordRemoves: [], deletes: [],
+    });
+    const fromJournal = openStateStore(d, 'ws').load()!;
+    expect(fromJournal.view.dirs.get('big')!.parts).toEqual(parts);
+    expect(fromJournal.view.dirs.get('')!.parts).toBeUndefined();
+    s.save(fromJournal);
+    expect(openStateStore(d, 'ws').load()!.view.dirs.get('big')!.parts).toEqual(parts);
+  });
+
   it('ignores a line torn by a crash, and keeps what came before it', () => {
     const d = dir();
     const s = openStateStore(d, 'ws');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeTree, sha256Hex, type TreeEntry, type TreeRef } from '@workspace-sync/shared';
+import { decodeTree, decodeTreeObject, joinParts, sha256Hex, type TreeEntry, type TreeRef } from '@workspace-sync/shared';
 import { buildTrees } from '../src/trees.js';
 import { applyCommit, emptyView, type View, type ViewEntry } from '../src/view.js';
 
@@ -21,10 +21,15 @@ function commit(view: View, upserts: Record<string, ViewEntry>, removes: string[
 /** Reads the tree back from the packs written so far, as path → entry. */
 function readBack(packs: Map<string, Buffer>, root: TreeRef): Map<string, TreeEntry> {
   const out = new Map<string, TreeEntry>();
-  const walk = (ref: TreeRef, dir: string) => {
+  const bytes = (ref: TreeRef) => {
     const body = packs.get(ref[0])!.subarray(ref[1], ref[1] + ref[2]);
     expect(sha256Hex(body)).toBe(ref[3]);
-    for (const e of decodeTree(body, 'test')) {
+    return body;
+  };
+  const walk = (ref: TreeRef, dir: string) => {
+    const obj = decodeTreeObject(bytes(ref), 'test');
+    const entries = obj.entries ?? joinParts(obj.parts.map((p) => decodeTree(bytes(p), 'part')), 'test');
+    for (const e of entries) {
       const p = dir ? `${dir}/${e.name}` : e.name;
       out.set(p, e);
       if (e.kind === 'dir') walk(e.ref, p);
@@ -87,6 +92,41 @@ describe('buildTrees', () => {
     const tree = readBack(packs, b.root);
     expect([...tree.keys()]).toEqual(['x']);
     expect(tree.get('x')).toMatchObject({ kind: 'file' });
+  });
+
+  it('splits a large directory into parts, and a one-file change rewrites one part and the index', () => {
+    const view = emptyView();
+    const packs = new Map<string, Buffer>();
+    const first: Record<string, ViewEntry> = {};
+    for (let i = 0; i < 3000; i++) first[`big/f${i}.ts`] = f(`content ${i}`);
+    first['big/sub/deep.ts'] = f('deep');
+    const a = commit(view, first);
+    for (const p of a.packs) packs.set(p.name, p.body);
+    const big = view.dirs.get('big')!;
+    expect(big.parts!.length).toBeGreaterThan(20);
+    const wholeBytes = a.packs.reduce((n, p) => n + p.body.length, 0);
+
+    const b = commit(view, { 'big/f1234.ts': f('edited') }, [], 9000);
+    for (const p of b.packs) packs.set(p.name, p.body);
+    const after = view.dirs.get('big')!;
+    const newParts = after.parts!.filter((r) => !big.parts!.some((o) => o[3] === r[3]));
+    expect(newParts).toHaveLength(1);
+    expect(after.parts!.length).toBe(big.parts!.length);
+    // One part, the index and the root: a small fraction of the whole directory.
+    const written = b.packs.reduce((n, p) => n + p.body.length, 0);
+    expect(written).toBeLessThan(wholeBytes / 10);
+    const tree = readBack(packs, b.root);
+    expect(tree.size).toBe(3000 + 2 + 1);
+    expect(tree.get('big/f1234.ts')).toMatchObject({ sha256: sha256Hex('edited') });
+    expect(tree.get('big/f1233.ts')).toMatchObject({ sha256: sha256Hex('content 1233') });
+    expect(tree.get('big')).toMatchObject({ kind: 'dir', files: 3001 });
+
+    // Shrunk below the threshold: an ordinary tree object again.
+    const gone = Array.from({ length: 2900 }, (_, i) => `big/f${i}.ts`);
+    const c = commit(view, {}, gone, 10000);
+    for (const p of c.packs) packs.set(p.name, p.body);
+    expect(view.dirs.get('big')!.parts).toBeUndefined();
+    expect(readBack(packs, c.root).size).toBe(100 + 2 + 1);
   });
 
   it('writes an empty root for an empty workspace', () => {

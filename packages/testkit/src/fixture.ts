@@ -3,11 +3,13 @@
  * benchmarks that need a v2 bucket without sync-agent: one data pack for the small files, blobs
  * (with per-chunk sha256s above 4 MiB) for the rest, one tree pack holding every directory, the
  * commit object and finally the head (the commit point). Every commit rewrites every tree, which
- * readers cannot tell from an incremental one.
+ * readers cannot tell from an incremental one; directories of more than SPLIT_ABOVE entries are
+ * split into parts, as sync-agent writes them.
  */
 import { randomBytes } from 'node:crypto';
 import {
-  CHUNK_SIZE, blobKey, commitKey, commitStem, encodeCommit, encodeTree, headKey, objectKey, packKey, sha256Hex, treePackKey,
+  CHUNK_SIZE, blobKey, commitKey, commitStem, compareUtf8, encodeCommit, encodeSplitTree, encodeTree, FORMAT_VERSION, headKey,
+  objectKey, packKey, sha256Hex, SPLIT_ABOVE, splitEntries, treePackKey,
   type Commit, type ObjectStore, type TreeEntry, type TreeRef,
 } from '@workspace-sync/shared';
 
@@ -112,10 +114,14 @@ export async function writeCommitFixture(
     for (const e of entries) {
       if (e.kind === 'file') { own.files++; own.bytes += e.size; } else if (e.kind === 'symlink') own.files++;
     }
-    const body = encodeTree(entries);
-    const ref: TreeRef = [treePack, treeSize, body.length, sha256Hex(body)];
-    treeParts.push(body);
-    treeSize += body.length;
+    const append = (body: Buffer): TreeRef => {
+      const ref: TreeRef = [treePack, treeSize, body.length, sha256Hex(body)];
+      treeParts.push(body);
+      treeSize += body.length;
+      return ref;
+    };
+    const chunks = entries.length > SPLIT_ABOVE ? splitEntries(entries.sort((a, b) => compareUtf8(a.name, b.name))) : [entries];
+    const ref = chunks.length > 1 ? append(encodeSplitTree(chunks.map((c) => append(encodeTree(c))))) : append(encodeTree(entries));
     if (dir === '') { root = ref; break; }
     const up = parentOf(dir);
     dirs.get(up)!.push({ name: dir.slice(up ? up.length + 1 : 0), kind: 'dir', ref, changedAtMs: now, files: own.files, bytes: own.bytes });
@@ -127,7 +133,7 @@ export async function writeCommitFixture(
   put(treePackKey(prefix, workspace, treePack), Buffer.concat(treeParts));
 
   const commit: Commit = {
-    format: 'workspace-sync.commit', version: 2, workspace, generation, id: randomBytes(8).toString('hex'), parent,
+    format: 'workspace-sync.commit', version: FORMAT_VERSION, workspace, generation, id: randomBytes(8).toString('hex'), parent,
     createdAt: createdAt.toISOString(), writer: { host: 'fixture', agent: 'testkit' }, root: root!,
     stats: { files: files.length, dirs: dirs.size, bytes },
     changes: opts.changes ?? { added: files.length, modified: 0, deleted: 0, bytes, paths: { added: [], modified: [], deleted: [] }, truncated: true },
