@@ -64,6 +64,8 @@ beforeAll(async () => {
   write('scratch.tmp', 'ignored by .gitignore\n');
   write('node_modules/dep/index.js', 'ignored by default\n');
   symlinkSync('README.md', path.join(root, 'app', 'readme-link'));
+  // More than 256 entries: a split directory (an index over parts).
+  for (let i = 0; i < 400; i++) write(`gen/f${String(i).padStart(4, '0')}.ts`, `export const v${i} = ${i};\n`);
   const pushed = await push();
   expect(pushed.stderr).toBe('');
   expect(pushed.code).toBe(0);
@@ -109,17 +111,24 @@ describe('sync-agent push → fuse-mount', () => {
     write('README.md', '# app, second edition\n');
     write('src/new.ts', 'export const y = 2;\n');
     unlinkSync(path.join(root, 'app', 'src', 'index.ts'));
+    write('gen/f0123.ts', 'edited in its part\n');
+    unlinkSync(path.join(root, 'app', 'gen', 'f0300.ts'));
     const pushed = await push();
     expect(pushed.code).toBe(0);
     const deadline = Date.now() + 15_000;
     let seen = '';
+    const want = '# app, second edition\nexport const y = 2;\nedited in its part\ngone\n';
     while (Date.now() < deadline) {
-      seen = (await run('sh', ['-c', `cd '${mnt}/app' && cat README.md src/new.ts && ! test -e src/index.ts && echo gone`])).stdout;
-      if (seen === '# app, second edition\nexport const y = 2;\ngone\n') break;
+      seen = (await run('sh', ['-c', `cd '${mnt}/app' && cat README.md src/new.ts gen/f0123.ts && ! test -e src/index.ts && ! test -e gen/f0300.ts && echo gone`])).stdout;
+      if (seen === want) break;
       await new Promise((r) => setTimeout(r, 100));
     }
-    expect(seen).toBe('# app, second edition\nexport const y = 2;\ngone\n');
-    expect((await hashes(path.join(mnt, 'app'))).get('README.md')).toBe(sha('# app, second edition\n'));
+    expect(seen).toBe(want);
+    const mounted = await hashes(path.join(mnt, 'app'));
+    const local = await hashes(path.join(root, 'app'));
+    for (const ignored of ['scratch.tmp', 'node_modules/dep/index.js']) local.delete(ignored);
+    expect(mounted).toEqual(local);
+    expect(mounted.get('README.md')).toBe(sha('# app, second edition\n'));
   });
 
   it('unmounts on SIGTERM', async () => {
