@@ -11,19 +11,24 @@ import { isSafeRelativePath, type Filter } from '@workspace-sync/shared';
 import type { HashedEntry } from './planner.js';
 import { assertWorkspaceDir } from './push.js';
 import { entryFor, scanWorkspace, type LocalEntry, type Skipped } from './scan.js';
+import { Overlay } from './overlay.js';
 import { hashSnapshot } from './snapshot.js';
 import type { AgentState, StateStore } from './state.js';
 import { syncSnapshot, type SyncOptions, type SyncOutcome } from './sync.js';
 
 /** What watch knows of one workspace between syncs. */
 export interface Mirror {
-  local: ReadonlyMap<string, HashedEntry>;
+  local: Map<string, HashedEntry>;
   state: AgentState;
   skipped: readonly Skipped[];
 }
 
+/** The mirror after a sync that succeeded (a watch batch's changes now land in the mirror's map). */
 export function mirrorFrom(outcome: SyncOutcome): Mirror {
-  return { local: outcome.local, state: outcome.state, skipped: outcome.report.skipped };
+  const { local } = outcome;
+  const map = local instanceof Overlay ? (local as Overlay<string, HashedEntry>).commit()
+    : local instanceof Map ? local as Map<string, HashedEntry> : new Map(local);
+  return { local: map, state: outcome.state, skipped: outcome.report.skipped };
 }
 
 export interface ChangedPaths {
@@ -43,7 +48,7 @@ export async function syncChanges(
   const wsDir = path.join(config.root, workspace);
   await assertWorkspaceDir(config.root, workspace);
 
-  const local = new Map(mirror.local);
+  const local = new Overlay(mirror.local);
   const skipped = new Map(mirror.skipped.map((s) => [s.path, s]));
   const toHash = new Map<string, LocalEntry>();
   /** Every path this batch looked at: the plan considers these and only these. */

@@ -6,6 +6,7 @@
  */
 import { sha256Hex } from '@workspace-sync/shared';
 import { sameContent, sameTreeEntry, type ContentLocation, type HashedEntry, type Plan, type PlainObject } from './planner.js';
+import type { MutableMap } from './overlay.js';
 import type { HashRecord } from './state.js';
 import type { TransferResult } from './uploader.js';
 import type { View, ViewEntry } from './view.js';
@@ -31,7 +32,7 @@ export interface OutcomeInput {
   /** Plain objects known apart from the view (journal, verified listing). */
   plain: ReadonlyMap<string, PlainObject | undefined>;
   /** The local side as hashed for the plan; updated in place. */
-  local: Map<string, HashedEntry>;
+  local: MutableMap<string, HashedEntry>;
   records: ReadonlyMap<string, HashRecord>;
   /** Paths that left the local side since the stat records were saved. */
   gone: Iterable<string>;

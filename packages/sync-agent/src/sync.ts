@@ -17,6 +17,7 @@ import { commitChanges, commitWithRebase, writeTreePacks } from './commit.js';
 import { collectGarbage } from './gc.js';
 import { decideOutcome, plainEtag } from './outcome.js';
 import { newObjectName, PackWriter } from './packer.js';
+import type { MutableMap } from './overlay.js';
 import { allPaths, checkDeleteGuard, planSync, type ContentLocation, type HashedEntry, type Plan } from './planner.js';
 import { loadBase } from './remote.js';
 import type { Skipped } from './scan.js';
@@ -71,7 +72,7 @@ export interface PushReport {
 export interface LocalSnapshot {
   wsDir: string;
   /** Owned by this sync, which updates it to what ends up in the bucket. */
-  entries: Map<string, HashedEntry>;
+  entries: MutableMap<string, HashedEntry>;
   records: ReadonlyMap<string, HashRecord>;
   skipped: Skipped[];
   hashed: number;
@@ -86,7 +87,7 @@ export interface SyncOutcome {
   /** The state after this sync (the base state on a dry run). */
   state: AgentState;
   /** The local entries as they now are in the bucket. */
-  local: Map<string, HashedEntry>;
+  local: MutableMap<string, HashedEntry>;
 }
 
 export async function syncSnapshot(
@@ -123,7 +124,7 @@ export async function syncSnapshot(
     changes: { added: plan.changes.added.length, modified: plan.changes.modified.length, deleted: plan.changes.deleted.length },
   };
   report.unchanged = snap.entries.size - new Set([...plan.changed, ...plan.plainWrites].map((e) => e.path)).size;
-  const finish = (local: Map<string, HashedEntry>): SyncOutcome => {
+  const finish = (local: MutableMap<string, HashedEntry>): SyncOutcome => {
     report.seconds = (performance.now() - started) / 1000;
     return { report, state: st, local };
   };
