@@ -35,6 +35,8 @@ export interface PrefetchOptions {
   concurrency: number;
   /** Bytes one warm-up may request, so prefetching never flushes the whole cache. */
   budget: number;
+  /** Tasks handed to the worker at a time (default 2,000). */
+  window?: number | undefined;
 }
 
 export interface FetcherOptions {
@@ -64,7 +66,7 @@ export class Fetcher {
     const pf = opts.prefetch;
     if (pf && pf.concurrency > 0) {
       this.prefetcher = new Prefetcher({
-        settings: pf.settings, cacheRoot: opts.cache.root, concurrency: pf.concurrency, chunkSize: this.chunkSize,
+        settings: pf.settings, cacheRoot: opts.cache.root, concurrency: pf.concurrency, chunkSize: this.chunkSize, window: pf.window,
         onMessage: (msg) => this.onPrefetched(msg),
         onCrash: (err) => {
           this.prefetching.clear();

@@ -147,10 +147,6 @@ function schedule(tasks: PrefetchTask[]): void {
 }
 
 port.on('message', (msg: ToWorker) => {
-  if (msg.type === 'clear') {
-    clear();
-    return;
-  }
   for (const task of msg.tasks) queued.set(task.name, task);
   schedule(msg.tasks);
 });

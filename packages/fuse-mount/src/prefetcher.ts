@@ -2,6 +2,10 @@
  * Main-thread side of the prefetch worker (prefetch-worker.ts): sends it files to download and
  * hears back which blobs landed in the cache directory. Every task gets exactly one answer
  * (done, failed, or listed as cleared), so `idle` knows when nothing is outstanding.
+ *
+ * Tasks go to the worker a slice at a time, with a bounded number unanswered: warming a
+ * 100,000-file workspace as one message cloned every task into the worker at once (hundreds of
+ * megabytes between the two heaps, for work that drains over tens of seconds).
  */
 import { Worker } from 'node:worker_threads';
 import type { S3Settings } from '@workspace-sync/shared';
@@ -21,7 +25,7 @@ export interface PrefetchTask {
   pack?: (Omit<PinnedObject, 'sha256'> & { offset: number }) | undefined;
 }
 
-export type ToWorker = { type: 'fetch'; tasks: PrefetchTask[] } | { type: 'clear' };
+export type ToWorker = { type: 'fetch'; tasks: PrefetchTask[] };
 
 export type FromWorker =
   /** `gets`: GET requests this blob accounts for (0 for all but one blob of a pack range). */
@@ -36,30 +40,60 @@ export interface PrefetcherOptions {
   chunkSize: number;
   onMessage: (msg: FromWorker) => void;
   onCrash: (err: Error) => void;
+  /** Tasks the worker may hold unanswered (posted in quarters); tests make it small. */
+  window?: number | undefined;
 }
 
 const WORKER_URL = workerUrl('prefetch-worker.js');
+const DEFAULT_WINDOW = 2000;
 
 export class Prefetcher {
   private worker: Worker | undefined;
   private outstanding = 0;
   private waiters: Array<() => void> = [];
+  /** Tasks not yet posted, from `next` on. */
+  private backlog: PrefetchTask[] = [];
+  private next = 0;
+  /** Tasks posted to the worker and not yet answered. */
+  private posted = 0;
+  private readonly window: number;
+  private readonly slice: number;
 
-  constructor(private readonly opts: PrefetcherOptions) {}
+  constructor(private readonly opts: PrefetcherOptions) {
+    this.window = opts.window ?? DEFAULT_WINDOW;
+    this.slice = Math.max(1, Math.floor(this.window / 4));
+  }
 
   send(tasks: PrefetchTask[]): void {
     if (tasks.length === 0) return;
     this.outstanding += tasks.length;
-    this.ensureWorker().postMessage({ type: 'fetch', tasks } satisfies ToWorker);
+    if (this.next === this.backlog.length) { this.backlog = tasks.slice(); this.next = 0; } else for (const t of tasks) this.backlog.push(t);
+    this.pump();
+  }
+
+  private pump(): void {
+    while (this.posted < this.window && this.next < this.backlog.length) {
+      const tasks = this.backlog.slice(this.next, this.next + this.slice);
+      this.next += tasks.length;
+      this.posted += tasks.length;
+      this.ensureWorker().postMessage({ type: 'fetch', tasks } satisfies ToWorker);
+    }
+    if (this.next === this.backlog.length) { this.backlog = []; this.next = 0; }
+  }
+
+  /** Answers the tasks never posted as cleared (the fetcher forgets them). */
+  private dropBacklog(): void {
+    const names = this.backlog.slice(this.next).map((t) => t.name);
+    this.backlog = [];
+    this.next = 0;
+    if (names.length === 0) return;
+    this.settle(names.length);
+    this.opts.onMessage({ type: 'cleared', names });
   }
 
   /** Starts the worker ahead of the first warm-up (it loads the S3 client, which takes a moment). */
   start(): void {
     this.ensureWorker();
-  }
-
-  clear(): void {
-    this.worker?.postMessage({ type: 'clear' } satisfies ToWorker);
   }
 
   /** Resolves once every task sent so far has been answered. */
@@ -71,6 +105,9 @@ export class Prefetcher {
   async stop(): Promise<void> {
     const w = this.worker;
     this.worker = undefined;
+    this.backlog = [];
+    this.next = 0;
+    this.posted = 0;
     this.settle(this.outstanding);
     await w?.terminate();
   }
@@ -84,11 +121,18 @@ export class Prefetcher {
     // Prefetching alone never keeps the process alive.
     worker.unref();
     worker.on('message', (msg: FromWorker) => {
-      this.settle(msg.type === 'cleared' ? msg.names.length : 1);
+      const answered = msg.type === 'cleared' ? msg.names.length : 1;
+      this.posted = Math.max(0, this.posted - answered);
+      this.settle(answered);
       this.opts.onMessage(msg);
+      // The worker clears its queue when S3 is unreachable: what was never posted goes too.
+      if (msg.type === 'cleared') this.dropBacklog();
+      else this.pump();
     });
     worker.on('error', (err) => {
       if (this.worker === worker) this.worker = undefined;
+      this.dropBacklog();
+      this.posted = 0;
       this.settle(this.outstanding);
       this.opts.onCrash(err);
     });

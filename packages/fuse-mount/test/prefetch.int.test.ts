@@ -1,5 +1,6 @@
 /** The prefetch worker (its own S3 client, in a worker thread) against a real S3 server. */
 import { randomBytes } from 'node:crypto';
+import { createServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isSyncError, packKey, sha256Hex, stripEtag, type ObjectStore } from '@workspace-sync/shared';
 import { startCountingProxy, unreachable, withFaults, type EmbeddedS3 } from '@workspace-sync/testkit';
@@ -89,6 +90,35 @@ describe('Fetcher prefetch', () => {
     await fetcher.idle();
     expect(nodes.every((n) => cache.has(blobName(store.bucket, v1(n).key, v1(n).etag, 0)))).toBe(true);
     for (const [i, node] of nodes.entries()) expect((await readAll(fetcher, node)).equals(bodies[i]!)).toBe(true);
+  });
+
+  it('hands a large warm-up to the worker a few tasks at a time and answers every one', async () => {
+    const nodes: FileNode[] = [];
+    for (let i = 0; i < 40; i++) nodes.push(await upload(`many/f${i}.txt`, randomBytes(500 + i)));
+    const { fetcher, cache } = await setup({ prefetch: { settings: settingsFor(s3), concurrency: 2, budget: 1e6, window: 4 } });
+    expect(fetcher.warm(nodes)).toBe(40);
+    await fetcher.idle();
+    expect(nodes.filter((n) => !cache.has(blobName(store.bucket, v1(n).key, v1(n).etag, 0)))).toEqual([]);
+  });
+
+  it('answers the tasks it never handed over once the worker finds S3 unreachable', async () => {
+    const nodes: FileNode[] = [];
+    for (let i = 0; i < 80; i++) nodes.push(await upload(`away/f${i}.txt`, randomBytes(300)));
+    // An endpoint that hangs up on every connection, counting them.
+    let connections = 0;
+    const dead = createServer((socket) => { connections++; socket.destroy(); });
+    await new Promise<void>((resolve) => dead.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => dead.close(() => resolve())));
+    const endpoint = `http://127.0.0.1:${(dead.address() as AddressInfo).port}`;
+    const { fetcher, cache, status } = await setup({
+      prefetch: { settings: { ...settingsFor(s3), endpoint }, concurrency: 2, budget: 1e6, window: 4 },
+    });
+    expect(fetcher.warm(nodes)).toBe(80);
+    await fetcher.idle();
+    expect(status.down).toBe(true);
+    // The first window's few tasks, with their retries (about 15); posting the rest too made about 100.
+    expect(connections).toBeLessThan(40);
+    expect(nodes.some((n) => cache.has(blobName(store.bucket, v1(n).key, v1(n).etag, 0)))).toBe(false);
   });
 
   it('fails fast while S3 is down and recovers once it answers', async () => {
