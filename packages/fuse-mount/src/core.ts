@@ -25,7 +25,7 @@
  * publish it) and the handle moves to the new version; after the first byte it fails with ESTALE.
  */
 import { LRUCache } from 'lru-cache';
-import { SyncError, compareUtf8, diffTrees, isSyncError, walkTree, type Logger } from '@workspace-sync/shared';
+import { SyncError, diffTrees, isSyncError, type Logger } from '@workspace-sync/shared';
 import { EACCES, EBADF, EINVAL, EISDIR, ENOENT, ENOTDIR, EROFS } from './errno.js';
 import type { Fetcher } from './fetcher.js';
 import { History, SNAPSHOTS_DIR } from './history.js';
@@ -34,6 +34,7 @@ import type { Poller } from './poller.js';
 import type { FileNode, Node, Tree, WorkspaceState } from './tree.js';
 import type { TreeStore } from './tree-store.js';
 import { CommitView, type View } from './views.js';
+import { warmCommit } from './warm-up.js';
 
 export interface Stat {
   mode: number;
@@ -378,19 +379,12 @@ export class MountCore {
     void this.warm(state, view);
   }
 
-  /** Hands the workspace's small files to the prefetcher (v2: walking its trees, a level at a time). */
+  /** Hands the workspace's small files to the prefetcher (v2: walking its trees as it goes, warm-up.ts). */
   private async warm(state: WorkspaceState, view: View): Promise<void> {
     try {
       let accepted: number;
       if (view instanceof CommitView) {
-        const found: Array<{ path: string; node: FileNode }> = [];
-        await walkTree(this.opts.trees.reader(view.workspace), view.commit.root, (e) => {
-          if (e.kind === 'file') found.push({ path: e.path, node: view.nodeOf(e.path, e) as FileNode });
-        });
-        // The walk goes a level at a time; readers (cp -r, tar, find | xargs cat) go depth first, in
-        // name order: prefetch in that order, so it stays ahead of them.
-        found.sort((a, b) => compareUtf8(a.path, b.path));
-        accepted = this.opts.fetcher.warm(found.map((f) => f.node));
+        accepted = await warmCommit(view, this.opts.trees, this.opts.fetcher);
       } else {
         accepted = this.opts.fetcher.warm(filesOf(view));
       }

@@ -39,6 +39,11 @@ export interface PrefetchOptions {
   window?: number | undefined;
 }
 
+/** Bytes a warm-up may still request; 0 once spent. */
+export interface WarmBudget {
+  left: number;
+}
+
 export interface FetcherOptions {
   store: ObjectStore;
   cache: ContentCache;
@@ -59,6 +64,8 @@ export class Fetcher {
   /** Blobs handed to the worker and not answered yet. */
   private readonly prefetching = new Set<string>();
   private warnedOutage = false;
+  /** After `stop`, warm-ups still walking hand over nothing (that would start a new worker). */
+  private stopped = false;
 
   constructor(private readonly opts: FetcherOptions) {
     this.chunkSize = opts.chunkSize ?? DEFAULT_CHUNK_SIZE;
@@ -126,19 +133,19 @@ export class Fetcher {
 
   /**
    * Hands the small files among `nodes` that are not cached yet to the prefetch worker, in the
-   * given order. Returns how many, or -1 when refused because S3 is down.
+   * given order, within `budget` (spent here; a warm-up sent in batches shares one). Returns how
+   * many, or -1 when refused because S3 is down.
    */
-  warm(nodes: Iterable<FileNode>): number {
-    if (!this.prefetcher) return 0;
+  warm(nodes: Iterable<FileNode>, budget: WarmBudget = this.warmBudget()): number {
+    if (!this.prefetcher || this.stopped) { budget.left = 0; return 0; }
     if (this.opts.status.down) return -1;
-    let budget = this.opts.prefetch!.budget;
     const tasks: PrefetchTask[] = [];
     for (const node of nodes) {
       if (node.size === 0 || node.size > PREFETCH_MAX_FILE || node.size > this.pieceSize(node)) continue;
-      if (budget < node.size) break;
+      if (budget.left < node.size) { budget.left = 0; break; }
       const name = this.blobName(node, 0);
       if (this.prefetching.has(name) || this.inflight.has(name) || this.opts.cache.has(name)) continue;
-      budget -= node.size;
+      budget.left -= node.size;
       this.prefetching.add(name);
       const c = node.content;
       tasks.push(c.format === 1
@@ -154,6 +161,16 @@ export class Fetcher {
     return tasks.length;
   }
 
+  /** What one warm-up may request. */
+  warmBudget(): WarmBudget {
+    return { left: this.prefetcher ? this.opts.prefetch!.budget : 0 };
+  }
+
+  /** Resolves once the prefetch worker has been handed everything warmed so far (pacing a long warm-up). */
+  async room(): Promise<void> {
+    await this.prefetcher?.room();
+  }
+
   /** Starts the prefetch worker now rather than on the first warm-up. */
   startPrefetcher(): void {
     this.prefetcher?.start();
@@ -165,6 +182,7 @@ export class Fetcher {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     this.prefetching.clear();
     await this.prefetcher?.stop();
   }

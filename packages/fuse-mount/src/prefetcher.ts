@@ -51,6 +51,7 @@ export class Prefetcher {
   private worker: Worker | undefined;
   private outstanding = 0;
   private waiters: Array<() => void> = [];
+  private roomWaiters: Array<() => void> = [];
   /** Tasks not yet posted, from `next` on. */
   private backlog: PrefetchTask[] = [];
   private next = 0;
@@ -78,14 +79,19 @@ export class Prefetcher {
       this.posted += tasks.length;
       this.ensureWorker().postMessage({ type: 'fetch', tasks } satisfies ToWorker);
     }
-    if (this.next === this.backlog.length) { this.backlog = []; this.next = 0; }
+    if (this.next === this.backlog.length) this.resetBacklog();
+  }
+
+  private resetBacklog(): void {
+    this.backlog = [];
+    this.next = 0;
+    for (const resolve of this.roomWaiters.splice(0)) resolve();
   }
 
   /** Answers the tasks never posted as cleared (the fetcher forgets them). */
   private dropBacklog(): void {
     const names = this.backlog.slice(this.next).map((t) => t.name);
-    this.backlog = [];
-    this.next = 0;
+    this.resetBacklog();
     if (names.length === 0) return;
     this.settle(names.length);
     this.opts.onMessage({ type: 'cleared', names });
@@ -94,6 +100,12 @@ export class Prefetcher {
   /** Starts the worker ahead of the first warm-up (it loads the S3 client, which takes a moment). */
   start(): void {
     this.ensureWorker();
+  }
+
+  /** Resolves once every task sent so far has been handed to the worker (or dropped): a caller paces what it sends by it. */
+  room(): Promise<void> {
+    if (this.next === this.backlog.length) return Promise.resolve();
+    return new Promise((resolve) => this.roomWaiters.push(resolve));
   }
 
   /** Resolves once every task sent so far has been answered. */
@@ -105,8 +117,7 @@ export class Prefetcher {
   async stop(): Promise<void> {
     const w = this.worker;
     this.worker = undefined;
-    this.backlog = [];
-    this.next = 0;
+    this.resetBacklog();
     this.posted = 0;
     this.settle(this.outstanding);
     await w?.terminate();
