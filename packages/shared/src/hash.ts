@@ -96,23 +96,20 @@ async function readAll(fd: number, size: number): Promise<Buffer> {
  * streamed in chunks.
  */
 export async function hashFileStable(file: string, attempts = 5): Promise<StableHash> {
-  const { value, stat } = await untilStable(file, attempts, (fd, size) => (size <= SYNC_READ_LIMIT ? hashSync(fd) : hashChunks(fd)));
+  const { value, stat } = await untilStable(file, attempts, (fd, size) => (size <= SYNC_READ_LIMIT ? hashSync(fd, size) : hashChunks(fd)));
   return { sha256: value, stat };
 }
 
 /** Shared by every small-file hash: filled and hashed within one synchronous step. */
 const scratch = Buffer.allocUnsafe(SYNC_READ_LIMIT);
 
-function hashSync(fd: number): string {
-  const h = createHash('sha256');
-  let pos = 0;
-  for (;;) {
-    const n = readSync(fd, scratch, 0, scratch.length, pos);
-    if (n === 0) break;
-    h.update(scratch.subarray(0, n));
-    pos += n;
-  }
-  return h.digest('hex');
+/**
+ * Reads the `size` bytes fstat reported, not on to end of file: that last read finds nothing and
+ * costs a system call per file, and a file that grew meanwhile fails the stat after the read anyway.
+ */
+function hashSync(fd: number, size: number): string {
+  const n = readFullySync(fd, scratch, 0, size, 0);
+  return createHash('sha256').update(scratch.subarray(0, n)).digest('hex');
 }
 
 async function hashChunks(fd: number): Promise<string> {
