@@ -15,7 +15,7 @@
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import {
-  decodeTree, decodeTreeObject, isSyncError, joinParts, sha256Hex, SyncError, treePackKey, type Logger, type ObjectStore, type TreeEntry,
+  decodeSplit, decodeTreeObject, isSyncError, sha256Hex, SyncError, treePackKey, type Logger, type ObjectStore, type TreeEntry,
   type TreeReader, type TreeRef,
 } from '@workspace-sync/shared';
 import type { ContentCache } from './content-cache.js';
@@ -107,11 +107,8 @@ export class TreeStore {
     const { bytes, where } = await this.fetchObject(ws, ref);
     const obj = decodeTreeObject(bytes, where);
     if (obj.entries) return { entries: obj.entries };
-    const parts = await Promise.all(obj.parts.map(async (p) => {
-      const part = await this.fetchObject(ws, p);
-      return decodeTree(part.bytes, part.where);
-    }));
-    return { entries: joinParts(parts, where) };
+    const parts = await Promise.all(obj.parts.map((p) => this.fetchObject(ws, p)));
+    return { entries: decodeSplit(parts, where) };
   }
 
   /** The bytes of the tree object `ref` names, verified against its sha256. */

@@ -16,6 +16,11 @@ const OLDEST_READ_VERSION = 2;
 export const CHUNK_SIZE = 4 * 1024 * 1024;
 /** What one tree object may expand to: far above any real directory, far below a decompression bomb. */
 const MAX_TREE_BYTES = 64 * 1024 * 1024;
+/**
+ * A split directory's parts together, compressed and as JSON: about 1.7 million entries. Bounds what
+ * a hostile index can make a reader fetch and decode (parts are checked one by one, the sum here).
+ */
+const MAX_SPLIT_BYTES = 256 * 1024 * 1024;
 const MAX_COMMIT_BYTES = 4 * 1024 * 1024;
 /** Paths listed in a commit's `changes` (the counts are always complete). */
 export const MAX_CHANGE_PATHS = 1000;
@@ -194,8 +199,8 @@ export type TreeObject = { entries: TreeEntry[]; parts?: undefined } | { parts: 
 
 /**
  * Decodes and validates a tree object (either kind) whose bytes were already checked against its
- * ref's sha256. A split directory's parts must each be an ordinary tree object: the caller reads
- * them with `decodeTree` and joins them with `joinParts`.
+ * ref's sha256. A split directory's parts must each be an ordinary tree object: the caller fetches
+ * and checks them, and `decodeSplit` decodes and joins them.
  */
 export function decodeTreeObject(body: Buffer, where: string): TreeObject {
   const raw = parseTree(body, where);
@@ -206,19 +211,39 @@ export function decodeTreeObject(body: Buffer, where: string): TreeObject {
   for (const p of packs) if (!isPackName(p)) bad(`pack name ${JSON.stringify(p)}`);
   const list = raw.s as unknown[];
   if (list.length < 2 || list.length > MAX_PARTS) return bad(`${list.length} parts`);
-  return {
-    parts: list.map((item, i) => {
-      if (!Array.isArray(item) || item.length !== 4) return bad(`part ${i}`);
-      const [pack, offset, length, sha256] = item as unknown[];
-      if (!isInt(pack) || (pack as number) < 0 || (pack as number) >= packs.length || !isCount(offset)) return bad(`part ${i}: location`);
-      if (!isCount(length) || (length as number) === 0 || (length as number) > MAX_TREE_BYTES || !isSha(sha256)) return bad(`part ${i}: ref`);
-      return [packs[pack as number]!, offset as number, length as number, sha256 as string] as TreeRef;
-    }),
-  };
+  let total = 0;
+  const parts = list.map((item, i) => {
+    if (!Array.isArray(item) || item.length !== 4) return bad(`part ${i}`);
+    const [pack, offset, length, sha256] = item as unknown[];
+    if (!isInt(pack) || (pack as number) < 0 || (pack as number) >= packs.length || !isCount(offset)) return bad(`part ${i}: location`);
+    if (!isCount(length) || (length as number) === 0 || (length as number) > MAX_TREE_BYTES || !isSha(sha256)) return bad(`part ${i}: ref`);
+    total += length as number;
+    return [packs[pack as number]!, offset as number, length as number, sha256 as string] as TreeRef;
+  });
+  // Checked before any part is fetched.
+  if (total > MAX_SPLIT_BYTES) return bad(`its parts hold ${total} bytes, more than ${MAX_SPLIT_BYTES}`);
+  return { parts };
+}
+
+/**
+ * The entries of a split directory from its parts' bytes (each already checked against its ref),
+ * decoded within one budget of JSON for the whole directory: an index naming many small parts that
+ * inflate hugely cannot make a reader decode gigabytes.
+ */
+export function decodeSplit(parts: ReadonlyArray<{ bytes: Buffer; where: string }>, where: string, maxBytes = MAX_SPLIT_BYTES): TreeEntry[] {
+  let budget = maxBytes;
+  const decoded = parts.map((p) => {
+    if (budget <= 0) return badTree(where)(`its parts hold more than ${maxBytes} bytes of entries`);
+    const { raw, size } = parseTreeSized(p.bytes, p.where, Math.min(budget, MAX_TREE_BYTES));
+    budget -= size;
+    if (raw.s !== undefined) badTree(p.where)('a split index where a part was expected');
+    return decodeEntries(raw, p.where);
+  });
+  return joinParts(decoded, where);
 }
 
 /** The entries of a split directory from its decoded parts, checked to be in order across parts. */
-export function joinParts(parts: readonly (readonly TreeEntry[])[], where: string): TreeEntry[] {
+function joinParts(parts: readonly (readonly TreeEntry[])[], where: string): TreeEntry[] {
   const out: TreeEntry[] = [];
   for (const [i, part] of parts.entries()) {
     if (part.length === 0) badTree(where)(`part ${i} is empty`);
@@ -226,13 +251,6 @@ export function joinParts(parts: readonly (readonly TreeEntry[])[], where: strin
     for (const e of part) out.push(e);
   }
   return out;
-}
-
-/** Decodes and validates an ordinary tree object (not a split index) already checked against its sha256. */
-export function decodeTree(body: Buffer, where: string): TreeEntry[] {
-  const raw = parseTree(body, where);
-  if (raw.s !== undefined) badTree(where)('a split index where a part was expected');
-  return decodeEntries(raw, where);
 }
 
 function badTree(where: string): (why: string) => never {
@@ -244,14 +262,20 @@ function badTree(where: string): (why: string) => never {
 }
 
 function parseTree(body: Buffer, where: string): Record<string, unknown> {
+  return parseTreeSized(body, where, MAX_TREE_BYTES).raw;
+}
+
+function parseTreeSized(body: Buffer, where: string, max: number): { raw: Record<string, unknown>; size: number } {
+  let json: Buffer;
   let raw: unknown;
   try {
-    raw = JSON.parse(gunzipSync(body, { maxOutputLength: MAX_TREE_BYTES }).toString('utf8'));
+    json = gunzipSync(body, { maxOutputLength: max });
+    raw = JSON.parse(json.toString('utf8'));
   } catch {
-    return badTree(where)('not gzip-compressed JSON (or larger than 64 MiB)');
+    return badTree(where)(`not gzip-compressed JSON (or more than the ${max} bytes left for its directory)`);
   }
   if (!isObject(raw)) return badTree(where)('not an object');
-  return raw;
+  return { raw, size: json.length };
 }
 
 function decodeEntries(raw: Record<string, unknown>, where: string): TreeEntry[] {

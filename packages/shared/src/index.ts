@@ -26,7 +26,7 @@ export {
 } from './paths.js';
 export {
   COMMIT_FORMAT, FORMAT_VERSION, CHUNK_SIZE, MAX_CHANGE_PATHS, commitStem, isCommitStem, isPackName, isValidName,
-  SPLIT_ABOVE, encodeTree, decodeTree, splitEntries, encodeSplitTree, decodeTreeObject, joinParts, encodeCommit, decodeCommit,
+  SPLIT_ABOVE, encodeTree, splitEntries, encodeSplitTree, decodeTreeObject, decodeSplit, encodeCommit, decodeCommit,
   type TreeObject, type Commit, type CommitChanges, type TreeRef, type TreeEntry, type FileTreeEntry, type DirTreeEntry, type SymlinkTreeEntry,
 } from './format.js';
 export {

@@ -7,7 +7,7 @@
  * Concurrency rules: one fetch per pack at a time (single-flight); decoded trees are shared.
  */
 import { SyncError } from './errors.js';
-import { decodeTree, decodeTreeObject, joinParts, type TreeEntry, type TreeRef } from './format.js';
+import { decodeSplit, decodeTreeObject, type TreeEntry, type TreeRef } from './format.js';
 import { sha256Hex } from './hash.js';
 import { treePackKey } from './paths.js';
 import type { ObjectStore } from './s3.js';
@@ -90,11 +90,8 @@ export function createTreeReader(opts: TreeReaderOptions): TreeReader {
     const { bytes, where } = await bytesOf(ref);
     const obj = decodeTreeObject(bytes, where);
     if (obj.entries) return { entries: obj.entries, parts: [] };
-    const parts = await Promise.all(obj.parts.map(async (p) => {
-      const part = await bytesOf(p);
-      return decodeTree(part.bytes, part.where);
-    }));
-    return { entries: joinParts(parts, where), parts: obj.parts };
+    const parts = await Promise.all(obj.parts.map((p) => bytesOf(p)));
+    return { entries: decodeSplit(parts, where), parts: obj.parts };
   };
 
   return {

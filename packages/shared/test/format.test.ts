@@ -1,7 +1,7 @@
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import {
-  decodeCommit, decodeTree, decodeTreeObject, encodeCommit, encodeSplitTree, encodeTree, joinParts, sha256Hex, splitEntries,
+  decodeCommit, decodeSplit, decodeTreeObject, encodeCommit, encodeSplitTree, encodeTree, sha256Hex, splitEntries,
   type Commit, type TreeEntry, type TreeRef,
 } from '../src/index.js';
 
@@ -11,6 +11,7 @@ const file = (name: string): TreeEntry => ({
 const names = (n: number, tag = 'f') => Array.from({ length: n }, (_, i) => `${tag}${String(i).padStart(6, '0')}.ts`);
 const ref = (i: number): TreeRef => ['0123456789abcdef', i * 100, 100, sha256Hex(String(i))];
 const gz = (v: unknown) => gzipSync(Buffer.from(JSON.stringify(v)));
+const partBodies = (...lists: TreeEntry[][]) => lists.map((l, i) => ({ bytes: encodeTree(l), where: `part ${i}` }));
 
 describe('splitEntries', () => {
   it('cuts by the names themselves: inserting one entry changes at most the parts next to it', () => {
@@ -43,7 +44,7 @@ describe('split tree objects', () => {
     const a = names(3).map(file);
     const b = names(3, 'g').map(file);
     expect(decodeTreeObject(encodeTree(a), 'x')).toEqual({ entries: a });
-    expect(joinParts([a, b], 'x').map((e) => e.name)).toEqual([...names(3), ...names(3, 'g')]);
+    expect(decodeSplit(partBodies(a, b), 'x').map((e) => e.name)).toEqual([...names(3), ...names(3, 'g')]);
   });
 
   it('refuses hostile indexes and parts with MANIFEST_INVALID', () => {
@@ -55,13 +56,24 @@ describe('split tree objects', () => {
     bad(gz({ t: ['../../etc'], s: [[0, 0, 10, sha256Hex('a')], [0, 0, 10, sha256Hex('b')]] }));
     bad(gz({ t: [], d: [], e: [], s: [] })); // both kinds at once
     bad(gz({ t: ['0123456789abcdef'], s: Array.from({ length: 70000 }, (_, i) => [0, i, 1, sha256Hex(String(i))]) }));
+    // Parts that together would be more than a directory may hold, refused before any is fetched.
+    bad(gz({ t: ['0123456789abcdef'], s: Array.from({ length: 5 }, (_, i) => [0, i, 60 * 1024 * 1024, sha256Hex(String(i))]) }));
     // An index where an ordinary tree (a part) is expected.
-    expect(() => decodeTree(encodeSplitTree([ref(0), ref(1)]), 'x')).toThrow(expect.objectContaining({ code: 'MANIFEST_INVALID' }));
+    const invalid = (fn: () => unknown, why: RegExp) => expect(fn).toThrow(expect.objectContaining({ code: 'MANIFEST_INVALID', message: expect.stringMatching(why) }));
+    invalid(() => decodeSplit([{ bytes: encodeSplitTree([ref(0), ref(1)]), where: 'p' }, ...partBodies([file('z')])], 'x'), /split index where a part/);
     // Parts out of order, overlapping or empty.
     const a = names(3).map(file);
-    expect(() => joinParts([a, a], 'x')).toThrow(/out of order/);
-    expect(() => joinParts([names(3, 'g').map(file), a], 'x')).toThrow(/out of order/);
-    expect(() => joinParts([a, []], 'x')).toThrow(/empty/);
+    invalid(() => decodeSplit(partBodies(a, a), 'x'), /out of order/);
+    invalid(() => decodeSplit(partBodies(names(3, 'g').map(file), a), 'x'), /out of order/);
+    invalid(() => decodeSplit(partBodies(a, []), 'x'), /empty/);
+  });
+
+  it('decodes a split directory within one budget: parts that inflate hugely are refused, not decoded', () => {
+    // Each part is a few KiB compressed and 4 MiB of JSON; with a 10 MiB budget the third one is refused.
+    const body = gzipSync(Buffer.from(JSON.stringify({ t: [], d: [], e: [], pad: 'ab'.repeat(2 * 1024 * 1024) })));
+    expect(body.length).toBeLessThan(64 * 1024);
+    const many = Array.from({ length: 1000 }, (_, i) => ({ bytes: body, where: `part ${i}` }));
+    expect(() => decodeSplit(many, 'x', 10 * 1024 * 1024)).toThrow(expect.objectContaining({ code: 'MANIFEST_INVALID', message: expect.stringMatching(/^tree object part 2 is invalid: .*bytes left/) }));
   });
 });
 

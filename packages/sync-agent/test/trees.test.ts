@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeTree, decodeTreeObject, joinParts, sha256Hex, type TreeEntry, type TreeRef } from '@workspace-sync/shared';
+import { decodeSplit, decodeTreeObject, sha256Hex, type TreeEntry, type TreeRef } from '@workspace-sync/shared';
 import { buildTrees } from '../src/trees.js';
 import { applyCommit, emptyView, type View, type ViewEntry } from '../src/view.js';
 
@@ -28,7 +28,7 @@ function readBack(packs: Map<string, Buffer>, root: TreeRef): Map<string, TreeEn
   };
   const walk = (ref: TreeRef, dir: string) => {
     const obj = decodeTreeObject(bytes(ref), 'test');
-    const entries = obj.entries ?? joinParts(obj.parts.map((p) => decodeTree(bytes(p), 'part')), 'test');
+    const entries = obj.entries ?? decodeSplit(obj.parts.map((p) => ({ bytes: bytes(p), where: 'part' })), 'test');
     for (const e of entries) {
       const p = dir ? `${dir}/${e.name}` : e.name;
       out.set(p, e);
@@ -132,6 +132,6 @@ describe('buildTrees', () => {
   it('writes an empty root for an empty workspace', () => {
     const b = buildTrees(emptyView(), new Map(), new Set(), 1, names);
     expect(b.stats).toEqual({ files: 0, dirs: 0, bytes: 0 });
-    expect(decodeTree(b.packs[0]!.body, 'root')).toEqual([]);
+    expect(decodeTreeObject(b.packs[0]!.body, 'root')).toEqual({ entries: [] });
   });
 });
