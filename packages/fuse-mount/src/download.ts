@@ -73,7 +73,7 @@ async function fallback(store: ObjectStore, ref: ContentRef, index: number, caus
   if (ref.chunks) throw damaged();
   let res: GetResult;
   try {
-    res = await store.get(ref.plainKey);
+    res = await store.get(ref.plainKey, { maxBytes: ref.size });
   } catch (err) {
     if (isSyncError(err, 'OBJECT_NOT_FOUND')) throw damaged();
     throw err;

@@ -11,7 +11,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import {
-  commitKey, commitsPrefix, decodeCommit, isCommitStem, isSyncError, type Logger, type ObjectStore,
+  commitKey, commitsPrefix, decodeCommit, isCommitStem, isSyncError, MAX_COMMIT_BYTES, type Logger, type ObjectStore,
 } from '@workspace-sync/shared';
 import type { RemoteStatus } from './remote-status.js';
 import type { TreeStore } from './tree-store.js';
@@ -126,7 +126,7 @@ export class History {
     const key = commitKey(prefix, ws, stem);
     let body: Buffer;
     try {
-      const res = await store.get(key);
+      const res = await store.get(key, { maxBytes: MAX_COMMIT_BYTES });
       if (res.notModified) throw new Error(`GET s3://${store.bucket}/${key} answered 304 without If-None-Match`);
       body = res.body;
       status.ok();

@@ -23,7 +23,7 @@
  */
 import PQueue from 'p-queue';
 import {
-  CONTROL_DIR, decodeCommit, headKey, headsPrefix, isOutage, isSyncError, isValidWorkspaceName, manifestKey, realClock,
+  CONTROL_DIR, decodeCommit, headKey, headsPrefix, isOutage, isSyncError, isValidWorkspaceName, manifestKey, MAX_COMMIT_BYTES, realClock,
   type Clock, type Commit, type ListEntry, type Logger, type ObjectStore,
 } from '@workspace-sync/shared';
 import { decodeInline, type DecodeFn } from './manifest-decoder.js';
@@ -248,7 +248,7 @@ export class Poller {
     const key = headKey(prefix, name);
     let res;
     try {
-      res = await store.get(key, { ifNoneMatch: state.view?.source === 'commit' ? state.etag : undefined });
+      res = await store.get(key, { ifNoneMatch: state.view?.source === 'commit' ? state.etag : undefined, maxBytes: MAX_COMMIT_BYTES });
       status.ok();
     } catch (err) {
       if (isSyncError(err, 'OBJECT_NOT_FOUND')) {

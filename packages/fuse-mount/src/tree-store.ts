@@ -15,7 +15,7 @@
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import {
-  decodeSplit, decodeTreeObject, isSyncError, sha256Hex, SyncError, treePackKey, type Logger, type ObjectStore, type TreeEntry,
+  decodeSplit, decodeTreeObject, isSyncError, MAX_TREE_PACK_BYTES, sha256Hex, SyncError, treePackKey, type Logger, type ObjectStore, type TreeEntry,
   type TreeReader, type TreeRef,
 } from '@workspace-sync/shared';
 import type { ContentCache } from './content-cache.js';
@@ -163,7 +163,7 @@ export class TreeStore {
     status.gate(`s3://${store.bucket}/${key}`);
     let body: Buffer;
     try {
-      const res = await store.get(key);
+      const res = await store.get(key, { maxBytes: MAX_TREE_PACK_BYTES });
       if (res.notModified) throw new Error(`GET s3://${store.bucket}/${key} answered 304 without If-None-Match`);
       body = res.body;
       status.ok();

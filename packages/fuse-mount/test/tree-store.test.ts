@@ -1,6 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { decodeCommit, headKey, isSyncError, type Commit } from '@workspace-sync/shared';
+import { decodeCommit, headKey, isSyncError, MAX_TREE_PACK_BYTES, type Commit } from '@workspace-sync/shared';
 import { createMemoryStore, withFaults, writeCommitFixture } from '@workspace-sync/testkit';
 import { ContentCache } from '../src/content-cache.js';
 import { RemoteStatus } from '../src/remote-status.js';
@@ -143,5 +143,21 @@ describe('TreeStore', () => {
     const err = await third.trees.load('ws', commit.root).catch((e: unknown) => e);
     expect(isSyncError(err, 'MANIFEST_INVALID')).toBe(true);
     expect((err as Error).message).toContain(key);
+  });
+
+  it('refuses a tree pack larger than any writer makes before reading it', async () => {
+    const prefix = `ts${++n}/`;
+    await writeCommitFixture(store, prefix, 'ws', [{ path: 'x/y.txt', content: 'y' }]);
+    const commit = await head(prefix, 'ws');
+    const key = `${prefix}.sync/ws/trees/${commit.root[0]}.pack`;
+    const res = await store.get(key);
+    if (res.notModified) throw new Error('304');
+    // The real pack with 64 MiB of padding after it: every ref in it still matches.
+    await store.put(key, Buffer.concat([res.body, Buffer.alloc(MAX_TREE_PACK_BYTES)]));
+    const { trees, dir } = await open(prefix);
+    cleanups.push(() => removeDir(dir));
+    const err = await trees.load('ws', commit.root).catch((e: unknown) => e);
+    expect(isSyncError(err, 'MANIFEST_INVALID')).toBe(true);
+    expect((err as Error).message).toMatch(/more than the 67108864 it may be/);
   });
 });

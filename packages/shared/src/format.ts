@@ -21,7 +21,13 @@ const MAX_TREE_BYTES = 64 * 1024 * 1024;
  * a hostile index can make a reader fetch and decode (parts are checked one by one, the sum here).
  */
 const MAX_SPLIT_BYTES = 256 * 1024 * 1024;
-const MAX_COMMIT_BYTES = 4 * 1024 * 1024;
+/** A commit or head object; readers refuse a larger one before reading it. */
+export const MAX_COMMIT_BYTES = 4 * 1024 * 1024;
+/**
+ * A tree pack: writers close one at 4 MiB, plus the one tree object that overflowed it (an index of
+ * 65,536 parts is ~7 MiB). Readers fetch packs whole, so a larger one is refused before it is read.
+ */
+export const MAX_TREE_PACK_BYTES = 64 * 1024 * 1024;
 /** Paths listed in a commit's `changes` (the counts are always complete). */
 export const MAX_CHANGE_PATHS = 1000;
 

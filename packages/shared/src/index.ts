@@ -10,7 +10,7 @@ export {
   type OptionDef, type OptionGroup, type PatternSource, type Shorthand, type Scope, type AgentConfig, type MountConfig, type CommonConfig, type ResolveInput,
 } from './config.js';
 export {
-  createS3Client, createObjectStore, translateS3Error, stripEtag, httpStatus, encryptionLabel, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_MAX_ATTEMPTS,
+  createS3Client, createObjectStore, translateS3Error, refuseLarger, stripEtag, httpStatus, encryptionLabel, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_MAX_ATTEMPTS,
   type ObjectStore, type S3Settings, type GetOptions, type GetResult, type ObjectInfo, type PutOptions, type CopyOptions,
   type ListEntry, type UploadInfo, type Encryption,
 } from './s3.js';
@@ -25,7 +25,7 @@ export {
   blobsPrefix, blobKey, workspaceOfKey, keyOutline,
 } from './paths.js';
 export {
-  COMMIT_FORMAT, FORMAT_VERSION, CHUNK_SIZE, MAX_CHANGE_PATHS, commitStem, isCommitStem, isPackName, isValidName,
+  COMMIT_FORMAT, FORMAT_VERSION, CHUNK_SIZE, MAX_COMMIT_BYTES, MAX_TREE_PACK_BYTES, MAX_CHANGE_PATHS, commitStem, isCommitStem, isPackName, isValidName,
   SPLIT_ABOVE, encodeTree, splitEntries, encodeSplitTree, decodeTreeObject, decodeSplit, encodeCommit, decodeCommit,
   type TreeObject, type Commit, type CommitChanges, type TreeRef, type TreeEntry, type FileTreeEntry, type DirTreeEntry, type SymlinkTreeEntry,
 } from './format.js';

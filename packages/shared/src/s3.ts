@@ -68,6 +68,8 @@ export interface GetOptions {
   ifNoneMatch?: string;
   ifMatch?: string;
   signal?: AbortSignal;
+  /** Refuse a body larger than this (MANIFEST_INVALID) before reading it: for objects whose format bounds them. */
+  maxBytes?: number;
 }
 
 export interface ObjectInfo {
@@ -243,7 +245,11 @@ export function createObjectStore(settings: S3Settings, client: S3Client = creat
           IfNoneMatch: opts.ifNoneMatch ? `"${opts.ifNoneMatch}"` : undefined,
           IfMatch: opts.ifMatch ? `"${opts.ifMatch}"` : undefined,
         }), { abortSignal: opts.signal });
-        const body = await readBody(res.Body as Readable, res.ContentLength, `GET s3://${Bucket}/${key}`);
+        const what = `GET s3://${Bucket}/${key}`;
+        if (res.ContentLength !== undefined) {
+          try { refuseLarger(what, res.ContentLength, opts.maxBytes); } catch (err) { (res.Body as Readable).destroy(); throw err; }
+        }
+        const body = await readBody(res.Body as Readable, res.ContentLength, what, opts.maxBytes);
         return {
           notModified: false, body, etag: stripEtag(res.ETag),
           size: opts.range ? parseTotalSize(res.ContentRange, body.length) : (res.ContentLength ?? body.length),
@@ -549,10 +555,16 @@ function errorName(err: unknown): string {
  * A GET's body in one buffer, copied once: into a buffer of the announced length as it arrives
  * (the SDK's byte-array helper copies twice more, which costs a big read more CPU than the wire).
  */
-async function readBody(stream: Readable, length: number | undefined, what: string): Promise<Buffer> {
+async function readBody(stream: Readable, length: number | undefined, what: string, maxBytes: number | undefined): Promise<Buffer> {
   if (length === undefined) {
     const chunks: Buffer[] = [];
-    for await (const chunk of stream) chunks.push(chunk as Buffer);
+    let total = 0;
+    for await (const chunk of stream) {
+      total += (chunk as Buffer).length;
+      // Leaving the loop destroys the stream.
+      refuseLarger(what, total, maxBytes);
+      chunks.push(chunk as Buffer);
+    }
     return Buffer.concat(chunks);
   }
   // Never the shared pool: cached bodies would pin its slabs.
@@ -572,6 +584,14 @@ async function readBody(stream: Readable, length: number | undefined, what: stri
     });
   }
   return out;
+}
+
+/** Throws MANIFEST_INVALID when an object is larger than its format allows (`max` undefined: no bound). */
+export function refuseLarger(what: string, size: number, max: number | undefined): void {
+  if (max === undefined || size <= max) return;
+  throw new SyncError('MANIFEST_INVALID', `${what}: the object is ${size} bytes, more than the ${max} it may be`, {
+    hint: 'the bucket holds a damaged or foreign object; push the workspace again to write a fresh commit',
+  });
 }
 
 /** Maps SDK and socket errors to the coded errors users see. The one place that reads SDK error names. */

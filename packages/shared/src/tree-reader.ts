@@ -7,7 +7,7 @@
  * Concurrency rules: one fetch per pack at a time (single-flight); decoded trees are shared.
  */
 import { SyncError } from './errors.js';
-import { decodeSplit, decodeTreeObject, type TreeEntry, type TreeRef } from './format.js';
+import { decodeSplit, decodeTreeObject, MAX_TREE_PACK_BYTES, type TreeEntry, type TreeRef } from './format.js';
 import { sha256Hex } from './hash.js';
 import { treePackKey } from './paths.js';
 import type { ObjectStore } from './s3.js';
@@ -38,7 +38,7 @@ export function createTreeReader(opts: TreeReaderOptions): TreeReader {
   let held = 0;
   let fetches = 0;
   const fetchPack = opts.fetchPack ?? (async (key: string) => {
-    const res = await opts.store.get(key);
+    const res = await opts.store.get(key, { maxBytes: MAX_TREE_PACK_BYTES });
     if (res.notModified) throw new Error('unconditional GET answered 304');
     return res.body;
   });

@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import {
   commitKey, commitStem, COMMIT_FORMAT, createTreeReader, decodeCommit, diffTrees, encodeCommit, FORMAT_VERSION, headKey, isSyncError,
-  MAX_CHANGE_PATHS, SyncError, treePackKey, type Commit, type CommitChanges, type Logger, type ObjectStore, type TreeRef,
+  MAX_CHANGE_PATHS, MAX_COMMIT_BYTES, SyncError, treePackKey, type Commit, type CommitChanges, type Logger, type ObjectStore, type TreeRef,
 } from '@workspace-sync/shared';
 import { headOf } from './remote.js';
 import type { TreeBuild } from './trees.js';
@@ -76,7 +76,7 @@ async function publish(t: CommitTarget, commit: Commit, base: HeadInfo | undefin
       throw err;
     }
   }
-  const res = await t.store.get(key);
+  const res = await t.store.get(key, { maxBytes: MAX_COMMIT_BYTES });
   if (res.notModified) throw new Error('unconditional GET answered 304');
   const current = decodeCommit(res.body, `s3://${t.store.bucket}/${key}`);
   if (current.id === commit.id) return { ok: true, head: headOf(current, res.etag) };

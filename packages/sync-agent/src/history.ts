@@ -5,7 +5,7 @@
  */
 import PQueue from 'p-queue';
 import {
-  commitKey, commitsPrefix, decodeCommit, headKey, isCommitStem, isSyncError, SyncError,
+  commitKey, commitsPrefix, decodeCommit, headKey, isCommitStem, isSyncError, MAX_COMMIT_BYTES, SyncError,
   type Commit, type ObjectStore,
 } from '@workspace-sync/shared';
 
@@ -32,7 +32,7 @@ export async function loadHistory(store: ObjectStore, prefix: string, workspace:
 export async function readHead(store: ObjectStore, prefix: string, workspace: string): Promise<{ commit: Commit; etag: string } | undefined> {
   const key = headKey(prefix, workspace);
   try {
-    const res = await store.get(key);
+    const res = await store.get(key, { maxBytes: MAX_COMMIT_BYTES });
     if (res.notModified) throw new Error('unconditional GET answered 304');
     return { commit: decodeCommit(res.body, `s3://${store.bucket}/${key}`), etag: res.etag };
   } catch (err) {
@@ -57,7 +57,7 @@ export async function listCommits(store: ObjectStore, prefix: string, workspace:
 
 export async function readCommit(store: ObjectStore, prefix: string, workspace: string, stem: string): Promise<Commit> {
   const key = commitKey(prefix, workspace, stem);
-  const res = await store.get(key);
+  const res = await store.get(key, { maxBytes: MAX_COMMIT_BYTES });
   if (res.notModified) throw new Error('unconditional GET answered 304');
   const commit = decodeCommit(res.body, `s3://${store.bucket}/${key}`);
   if (commit.workspace !== workspace || `${String(commit.generation).padStart(12, '0')}-${commit.id}` !== stem) {

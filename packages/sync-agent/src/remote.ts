@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import PQueue from 'p-queue';
 import {
-  createTreeReader, decodeCommit, decodeManifest, headKey, isSafeRelativePath, isSyncError, manifestKey, SyncError, walkTree, workspacePrefix,
+  createTreeReader, decodeCommit, decodeManifest, headKey, isSafeRelativePath, isSyncError, manifestKey, MAX_COMMIT_BYTES, SyncError, walkTree, workspacePrefix,
   type Commit, type ObjectStore,
 } from '@workspace-sync/shared';
 import type { HashedEntry, PlainObject } from './planner.js';
@@ -44,7 +44,7 @@ export async function loadBase(opts: LoadOptions): Promise<RemoteBase> {
   const { store, prefix, workspace, saved } = opts;
   const key = headKey(prefix, workspace);
   let requests = 1;
-  const res = await store.get(key, saved?.view.head ? { ifNoneMatch: saved.view.head.etag } : {}).catch((err: unknown) => {
+  const res = await store.get(key, { maxBytes: MAX_COMMIT_BYTES, ...(saved?.view.head ? { ifNoneMatch: saved.view.head.etag } : {}) }).catch((err: unknown) => {
     if (isSyncError(err, 'OBJECT_NOT_FOUND')) return undefined;
     throw err;
   });

@@ -15,7 +15,7 @@
  * than one part has arrived, and completes or aborts it when the stream ends or fails.
  */
 import { createHash } from 'node:crypto';
-import { compareUtf8, stripEtag, translateS3Error, type ObjectInfo, type ObjectStore } from '@workspace-sync/shared';
+import { compareUtf8, refuseLarger, stripEtag, translateS3Error, type ObjectInfo, type ObjectStore } from '@workspace-sync/shared';
 import { realClock, type Clock } from './clock.js';
 
 export interface StoredObject {
@@ -111,6 +111,7 @@ export function createMemoryStore(opts: MemoryStoreOptions = {}): MemoryStore {
           if (o.range.start >= body.length) throw invalidRange();
           body = body.subarray(o.range.start, o.range.end + 1);
         }
+        refuseLarger(`GET s3://${bucket}/${key}`, body.length, o.maxBytes);
         return { notModified: false as const, body: Buffer.from(body), ...info(obj) };
       });
     },

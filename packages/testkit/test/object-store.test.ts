@@ -65,3 +65,17 @@ describe('ObjectStore.put on a custom endpoint', () => {
     await expect(down.put('direct/x', Buffer.from('x'))).rejects.toMatchObject({ code: 'ENDPOINT_UNREACHABLE' });
   });
 });
+
+describe('ObjectStore.get with a size bound', () => {
+  it('refuses an object larger than its format allows before reading it, and reads one within it', async () => {
+    const body = randomBytes(4096);
+    await store.put('bounded/obj', body);
+    const refused = await store.get('bounded/obj', { maxBytes: 4095 }).catch((e: unknown) => e);
+    expect(isSyncError(refused, 'MANIFEST_INVALID')).toBe(true);
+    expect((refused as Error).message).toMatch(/4096 bytes, more than the 4095/);
+    const ok = await store.get('bounded/obj', { maxBytes: 4096 });
+    expect(!ok.notModified && ok.body.equals(body)).toBe(true);
+    // The connection is still good for the next request.
+    expect((await store.head('bounded/obj'))?.size).toBe(4096);
+  });
+});
