@@ -245,11 +245,7 @@ export function createObjectStore(settings: S3Settings, client: S3Client = creat
           IfNoneMatch: opts.ifNoneMatch ? `"${opts.ifNoneMatch}"` : undefined,
           IfMatch: opts.ifMatch ? `"${opts.ifMatch}"` : undefined,
         }), { abortSignal: opts.signal });
-        const what = `GET s3://${Bucket}/${key}`;
-        if (res.ContentLength !== undefined) {
-          try { refuseLarger(what, res.ContentLength, opts.maxBytes); } catch (err) { (res.Body as Readable).destroy(); throw err; }
-        }
-        const body = await readBody(res.Body as Readable, res.ContentLength, what, opts.maxBytes);
+        const body = await readBody(res.Body as Readable, res.ContentLength, `GET s3://${Bucket}/${key}`, opts.maxBytes);
         return {
           notModified: false, body, etag: stripEtag(res.ETag),
           size: opts.range ? parseTotalSize(res.ContentRange, body.length) : (res.ContentLength ?? body.length),
@@ -554,6 +550,7 @@ function errorName(err: unknown): string {
 /**
  * A GET's body in one buffer, copied once: into a buffer of the announced length as it arrives
  * (the SDK's byte-array helper copies twice more, which costs a big read more CPU than the wire).
+ * A body larger than `maxBytes` is refused: from the announced length, or as it arrives without one.
  */
 async function readBody(stream: Readable, length: number | undefined, what: string, maxBytes: number | undefined): Promise<Buffer> {
   if (length === undefined) {
@@ -567,6 +564,8 @@ async function readBody(stream: Readable, length: number | undefined, what: stri
     }
     return Buffer.concat(chunks);
   }
+  // Refused from the announced length, before a byte is read.
+  try { refuseLarger(what, length, maxBytes); } catch (err) { stream.destroy(); throw err; }
   // Never the shared pool: cached bodies would pin its slabs.
   const out = Buffer.allocUnsafeSlow(length);
   let at = 0;
