@@ -15,17 +15,16 @@
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import {
-  decodeSplit, decodeTreeObject, isSyncError, MAX_TREE_PACK_BYTES, sha256Hex, SyncError, treePackKey, type Logger, type ObjectStore, type TreeEntry,
+  decodeSplit, decodeTreeObject, isSyncError, MAX_TREE_PACK_BYTES, sha256Hex, SyncError, treePackKey, type Logger, type ObjectStore,
   type TreeReader, type TreeRef,
 } from '@workspace-sync/shared';
+import { CompactTree } from './compact-tree.js';
 import type { ContentCache } from './content-cache.js';
 import type { MountMetrics } from './metrics.js';
 import type { RemoteStatus } from './remote-status.js';
 
-export interface DecodedTree {
-  /** Sorted by name in UTF-8 byte order. */
-  readonly entries: readonly TreeEntry[];
-}
+/** A directory's entries, sorted by name in UTF-8 byte order, held compactly. */
+export type DecodedTree = CompactTree;
 
 export interface TreeStoreOptions {
   store: ObjectStore;
@@ -40,8 +39,6 @@ export interface TreeStoreOptions {
   maxPackBytes?: number;
 }
 
-/** Rough memory of one decoded entry (object, strings, arrays). */
-const ENTRY_BYTES = 320;
 /** Preloads (subdirectories of a listed directory) running at once. */
 const PRELOAD_CONCURRENCY = 16;
 
@@ -55,7 +52,7 @@ export class TreeStore {
 
   constructor(private readonly opts: TreeStoreOptions) {
     this.decoded = new LRUCache<string, DecodedTree>({
-      maxSize: opts.maxDecodedBytes ?? 48 * 1024 * 1024, sizeCalculation: (t) => 64 + t.entries.length * ENTRY_BYTES,
+      maxSize: opts.maxDecodedBytes ?? 48 * 1024 * 1024, sizeCalculation: (t) => t.bytes,
     });
     this.packs = new LRUCache<string, Buffer>({
       maxSize: opts.maxPackBytes ?? 16 * 1024 * 1024, sizeCalculation: (b) => Math.max(1, b.length),
@@ -91,7 +88,7 @@ export class TreeStore {
 
   /** The shared tree walkers (walkTree, diffTrees) over this store, for workspace `ws`. */
   reader(ws: string): TreeReader {
-    const readWithParts = async (ref: TreeRef) => ({ entries: [...(await this.load(ws, ref)).entries], parts: [] });
+    const readWithParts = async (ref: TreeRef) => ({ entries: (await this.load(ws, ref)).entries(), parts: [] });
     return { read: async (ref) => (await readWithParts(ref)).entries, readWithParts, fetches: 0 };
   }
 
@@ -106,9 +103,9 @@ export class TreeStore {
   private async fetchTree(ws: string, ref: TreeRef): Promise<DecodedTree> {
     const { bytes, where } = await this.fetchObject(ws, ref);
     const obj = decodeTreeObject(bytes, where);
-    if (obj.entries) return { entries: obj.entries };
+    if (obj.entries) return new CompactTree(obj.entries);
     const parts = await Promise.all(obj.parts.map((p) => this.fetchObject(ws, p)));
-    return { entries: decodeSplit(parts, where) };
+    return new CompactTree(decodeSplit(parts, where));
   }
 
   /** The bytes of the tree object `ref` names, verified against its sha256. */

@@ -6,7 +6,7 @@
  *
  * A view never changes once made; a new push is a new view, installed in one step (tree.ts).
  */
-import { blobKey, compareUtf8, objectKey, packKey, type Commit, type TreeEntry, type TreeRef } from '@workspace-sync/shared';
+import { blobKey, objectKey, packKey, type Commit, type TreeEntry, type TreeRef } from '@workspace-sync/shared';
 import { inodeOf } from './inode.js';
 import type { DecodedTree, TreeStore } from './tree-store.js';
 import type { DirNode, FileNode, Node } from './tree.js';
@@ -93,7 +93,7 @@ export class CommitView implements View {
     for (let i = 0; ; i++) {
       const tree = treeOf(dir.ref!);
       if (!tree) return { missing: dir.ref! };
-      const entry = findEntry(tree, segs[i]!);
+      const entry = tree.find(segs[i]!);
       if (!entry) return null;
       at = at === '' ? entry.name : `${at}/${entry.name}`;
       const node = this.nodeOf(at, entry);
@@ -106,7 +106,8 @@ export class CommitView implements View {
   async list(rel: string, dir: DirNode): Promise<Array<{ name: string; node: Node }>> {
     const tree = await this.opts.trees.load(this.workspace, dir.ref!);
     const out: Array<{ name: string; node: Node }> = [];
-    for (const e of tree.entries) {
+    for (let i = 0; i < tree.length; i++) {
+      const e = tree.at(i);
       out.push({ name: e.name, node: this.nodeOf(rel === '' ? e.name : `${rel}/${e.name}`, e) });
       // A walk (find, ls -R, cp -r) lists the subdirectories next: load them meanwhile, in parallel.
       if (e.kind === 'dir') this.opts.trees.preload(this.workspace, e.ref);
@@ -136,19 +137,4 @@ export class CommitView implements View {
       }
     }
   }
-}
-
-/** Binary search: tree entries are sorted by name in UTF-8 byte order (format.ts checks it). */
-function findEntry(tree: DecodedTree, name: string): TreeEntry | undefined {
-  const { entries } = tree;
-  let lo = 0;
-  let hi = entries.length - 1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >>> 1;
-    const c = compareUtf8(entries[mid]!.name, name);
-    if (c === 0) return entries[mid];
-    if (c < 0) lo = mid + 1;
-    else hi = mid - 1;
-  }
-  return undefined;
 }

@@ -35,7 +35,8 @@ export async function warmCommit(view: CommitView, trees: TreeStore, fetcher: Pi
   };
 
   const visit = async (ref: TreeRef, dir: string): Promise<boolean> => {
-    const { entries } = await trees.load(ws, ref);
+    // Materialized for the walk of this directory only (the tree store keeps it compact).
+    const entries = (await trees.load(ws, ref)).entries();
     for (const e of entries) if (e.kind === 'dir') trees.preload(ws, e.ref);
     for (const e of entries) {
       const path = dir === '' ? e.name : `${dir}/${e.name}`;

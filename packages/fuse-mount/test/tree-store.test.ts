@@ -71,7 +71,7 @@ describe('TreeStore', () => {
     const { trees, faulty, dir } = await open(prefix);
     cleanups.push(() => removeDir(dir));
     const root1 = await trees.load('one', c1.root);
-    const lib = root1.entries.find((e) => e.name === 'lib')!;
+    const lib = root1.find('lib')!;
     expect(lib.kind).toBe('dir');
     await trees.load('one', (lib as { ref: Commit['root'] }).ref);
     expect(trees.size).toBe(2);
@@ -89,9 +89,9 @@ describe('TreeStore', () => {
     const { trees, dir } = await open(prefix);
     cleanups.push(() => removeDir(dir));
     const root = await trees.load('ws', commit.root);
-    const big = root.entries.find((e) => e.name === 'big') as { ref: Commit['root'] };
+    const big = root.find('big') as { ref: Commit['root'] };
     const loaded = await trees.load('ws', big.ref);
-    expect(loaded.entries.map((e) => e.name)).toEqual(files.map((f) => f.path.slice(4)));
+    expect(loaded.entries().map((e) => e.name)).toEqual(files.map((f) => f.path.slice(4)));
     const view = new CommitView({ prefix, workspace: 'ws', commit, namespace: 'ws', trees });
     expect(await view.lookup('big/f0699.ts')).toMatchObject({ kind: 'file', size: 3 });
 
@@ -128,7 +128,7 @@ describe('TreeStore', () => {
     const { logger, lines } = captureLogger();
     const second = await open(prefix, dir, logger);
     const root = await second.trees.load('ws', commit.root);
-    expect(root.entries.map((e) => e.name)).toEqual(['x']);
+    expect(root.entries().map((e) => e.name)).toEqual(['x']);
     expect(second.faulty.calls.filter((c) => c.op === 'get').map((c) => c.key)).toEqual([key]);
     expect(lines().some((l) => l.msg.includes('cached tree pack does not match'))).toBe(true);
 
