@@ -78,11 +78,16 @@ export class CompactTree {
     });
   }
 
-  /** Bytes this directory holds, roughly (what the tree store's budget counts). */
+  /**
+   * Bytes this directory holds, roughly (what the tree store's budget counts), never less: strings
+   * as two bytes a character (V8 keeps non-Latin-1 names that way), and every chunk hash of a large
+   * file as the 64-character string it is.
+   */
   get bytes(): number {
-    let names = 0;
-    for (const name of this.names) names += 24 + name.length;
-    return 160 + names + this.length * (8 + 1 + 2 + 4 + STRIDE * 8 + SHA_BYTES) + this.extra.size * 96;
+    let total = 160 + this.length * (8 + 1 + 2 + 4 + STRIDE * 8 + SHA_BYTES);
+    for (const name of this.names) total += 24 + name.length * 2;
+    for (const x of this.extra.values()) total += typeof x === 'string' ? 24 + x.length * 2 : 32 + x.length * 96;
+    return total;
   }
 
   /** Entry `i` in name order. */

@@ -45,7 +45,15 @@ describe('CompactTree', () => {
     }));
     const tree = new CompactTree(entries);
     expect(tree.entries()).toEqual(entries);
-    // The old estimate was 320 bytes an entry; names of 14 characters make this about 110.
-    expect(tree.bytes / entries.length).toBeLessThan(140);
+    // The old estimate was 320 bytes an entry; names of 14 characters make this about 130.
+    expect(tree.bytes / entries.length).toBeLessThan(160);
+  });
+
+  it('counts what large files and long symlinks add to a directory', () => {
+    const plain = new CompactTree(sample());
+    const withChunks = new CompactTree(sample().map((e) => (e.kind === 'file' && e.chunks ? { ...e, chunks: Array.from({ length: 400 }, (_, i) => sha(String(i))) } : e)));
+    expect(withChunks.bytes - plain.bytes).toBeGreaterThanOrEqual(397 * 80);
+    const longLink = new CompactTree(sample().map((e) => (e.kind === 'symlink' ? { ...e, target: 'x'.repeat(4000) } : e)));
+    expect(longLink.bytes - plain.bytes).toBeGreaterThanOrEqual(2 * 3990);
   });
 });

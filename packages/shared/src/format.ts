@@ -301,7 +301,7 @@ function decodeEntries(raw: Record<string, unknown>, where: string): TreeEntry[]
     switch (item[1]) {
       case 'f': {
         const [, , size, mtimeMs, mode, sha256, pack, offset, chunks] = item as unknown[];
-        if (!isCount(size) || !isTime(mtimeMs) || !isInt(mode) || (mode as number) > 0o7777 || !isSha(sha256)) return bad(`${at}: file fields`);
+        if (!isCount(size) || !isTime(mtimeMs) || !isCount(mode) || (mode as number) > 0o7777 || !isSha(sha256)) return bad(`${at}: file fields`);
         if (!isInt(pack) || (pack as number) < -1 || (pack as number) >= dataPacks.length || !isCount(offset)) return bad(`${at}: file location`);
         const n = Math.ceil((size as number) / CHUNK_SIZE);
         if (chunks !== undefined && (!isStringArray(chunks) || chunks.length !== n || !chunks.every(isSha))) return bad(`${at}: chunk hashes`);

@@ -68,6 +68,14 @@ describe('split tree objects', () => {
     invalid(() => decodeSplit(partBodies(a, []), 'x'), /empty/);
   });
 
+  it('refuses file modes outside 0..0o7777 (a negative one would alias a valid one in 16 bits)', () => {
+    const tree = (mode: number) => gz({ t: [], d: [], e: [['a', 'f', 1, 1, mode, sha256Hex('a'), -1, 0]] });
+    expect(decodeTreeObject(tree(0o644), 'x').entries).toHaveLength(1);
+    for (const mode of [-1, -65116, 0o10000, 1.5]) {
+      expect(() => decodeTreeObject(tree(mode), 'x'), String(mode)).toThrow(expect.objectContaining({ code: 'MANIFEST_INVALID', message: expect.stringMatching(/file fields/) }));
+    }
+  });
+
   it('decodes a split directory within one budget: parts that inflate hugely are refused, not decoded', () => {
     // Each part is a few KiB compressed and 4 MiB of JSON; with a 10 MiB budget the third one is refused.
     const body = gzipSync(Buffer.from(JSON.stringify({ t: [], d: [], e: [], pad: 'ab'.repeat(2 * 1024 * 1024) })));
