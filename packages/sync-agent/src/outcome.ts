@@ -62,7 +62,11 @@ export function decideOutcome(input: OutcomeInput): Outcome {
   }
   for (const [p, l] of transfers.landed) {
     local.set(p, l.entry);
-    if (l.stat && l.entry.type === 'file') records.set(p, { ...l.stat, sha256: l.entry.sha256, hashedAtMs: l.stat.readAtMs });
+    if (l.stat && l.entry.type === 'file') {
+      // A literal, not a spread: the state keeps one per file, and each spread-built one had its own hidden class.
+      const st = l.stat;
+      records.set(p, { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, sha256: l.entry.sha256, hashedAtMs: st.readAtMs });
+    }
     const old = view.entries.get(p);
     // What the plain object holds: written now, or known from the journal or a verified listing, or the view's.
     // (An mtime-only change leaves the plain object right: its bytes and mode are what it holds.)

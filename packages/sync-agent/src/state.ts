@@ -165,7 +165,7 @@ function replay(state: AgentState, line: Line): void {
       state.plain.set(line.p, line.o);
       return;
     case 'b':
-      state.pending.set(line.s, { ...line.l, at: line.at });
+      state.pending.set(line.s, { pack: line.l.pack, offset: line.l.offset, chunks: line.l.chunks, at: line.at });
       return;
     case 'c': {
       const upserts = new Map(line.up.map(decEntry));

@@ -140,7 +140,7 @@ export async function syncSnapshot(
   const journal: TransferContext['journal'] = {
     intent(ps) { stateStore.intent(ps); for (const p of ps) st.plain.set(p, undefined); },
     plain(p, o) { stateStore.plain(p, o); st.plain.set(p, o); },
-    content(s, l) { stateStore.content(s, l); st.pending.set(s, { ...l, at: Date.now() }); },
+    content(s, l) { stateStore.content(s, l); st.pending.set(s, { pack: l.pack, offset: l.offset, chunks: l.chunks, at: Date.now() }); },
   };
   const packs = new PackWriter({
     ...target, landed: (pack) => { for (const [s, offset] of pack.members) journal.content(s, { pack: pack.name, offset, chunks: undefined }); },
