@@ -7,7 +7,7 @@
 import { sha256Hex } from '@workspace-sync/shared';
 import { sameContent, sameTreeEntry, type ContentLocation, type HashedEntry, type Plan, type PlainObject } from './planner.js';
 import type { MutableMap } from './overlay.js';
-import type { HashRecord } from './state.js';
+import { hashRecord, type HashRecord } from './state.js';
 import type { TransferResult } from './uploader.js';
 import type { View, ViewEntry } from './view.js';
 
@@ -62,11 +62,7 @@ export function decideOutcome(input: OutcomeInput): Outcome {
   }
   for (const [p, l] of transfers.landed) {
     local.set(p, l.entry);
-    if (l.stat && l.entry.type === 'file') {
-      // A literal, not a spread: the state keeps one per file, and each spread-built one had its own hidden class.
-      const st = l.stat;
-      records.set(p, { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, sha256: l.entry.sha256, hashedAtMs: st.readAtMs });
-    }
+    if (l.stat && l.entry.type === 'file') records.set(p, hashRecord(l.stat, l.entry.sha256, l.stat.readAtMs));
     const old = view.entries.get(p);
     // What the plain object holds: written now, or known from the journal or a verified listing, or the view's.
     // (An mtime-only change leaves the plain object right: its bytes and mode are what it holds.)

@@ -9,6 +9,7 @@ import { readlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Filter } from '@workspace-sync/shared';
 import { isValidName } from '@workspace-sync/shared';
+import type { HashedFile } from './planner.js';
 
 export interface LocalFile {
   type: 'file';
@@ -42,6 +43,14 @@ export interface ScanResult {
 
 export function fileFromStats(rel: string, st: Stats): LocalFile {
   return { type: 'file', path: rel, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, mode: st.mode & 0o7777 };
+}
+
+/**
+ * The entry of a file read under `st` whose bytes hash to `sha256`. A literal, never a spread of
+ * another object: a push keeps one per file, and each spread-built one had its own hidden class.
+ */
+export function hashedFile(rel: string, st: Stats, sha256: string): HashedFile {
+  return { type: 'file', path: rel, size: st.size, mtimeMs: st.mtimeMs, mode: st.mode & 0o7777, sha256 };
 }
 
 /**

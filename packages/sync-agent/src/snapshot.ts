@@ -6,9 +6,9 @@ import path from 'node:path';
 import PQueue from 'p-queue';
 import { hashFileStable, isSyncError, sha256Hex } from '@workspace-sync/shared';
 import type { HashedEntry } from './planner.js';
-import type { LocalEntry, Skipped } from './scan.js';
+import { hashedFile, type LocalEntry, type Skipped } from './scan.js';
 import { jobsOn } from './settle.js';
-import { cachedHash, type HashRecord } from './state.js';
+import { cachedHash, hashRecord, type HashRecord } from './state.js';
 
 export interface HashedSnapshot {
   entries: Map<string, HashedEntry>;
@@ -46,8 +46,8 @@ export async function hashSnapshot(
       try {
         const { sha256, stat } = await hashFileStable(abs);
         out.hashed++;
-        out.entries.set(e.path, { type: 'file', path: e.path, size: stat.size, mtimeMs: stat.mtimeMs, mode: stat.mode & 0o7777, sha256 });
-        out.records.set(e.path, { size: stat.size, mtimeMs: stat.mtimeMs, ctimeMs: stat.ctimeMs, ino: stat.ino, sha256, hashedAtMs: now() });
+        out.entries.set(e.path, hashedFile(e.path, stat, sha256));
+        out.records.set(e.path, hashRecord(stat, sha256, now()));
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         if (code === 'ENOENT') return; // deleted since the scan: simply not part of this snapshot

@@ -45,6 +45,11 @@ export interface HashRecord {
   hashedAtMs: number;
 }
 
+/** The record of a file hashed to `sha256` under `st` at `hashedAtMs` (a literal: the state keeps one per file). */
+export function hashRecord(st: { size: number; mtimeMs: number; ctimeMs: number; ino: number }, sha256: string, hashedAtMs: number): HashRecord {
+  return { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, sha256, hashedAtMs };
+}
+
 /** The cached sha256 for this stat, if it can be trusted. */
 export function cachedHash(rec: HashRecord | undefined, st: { size: number; mtimeMs: number; ctimeMs: number; ino: number }): string | undefined {
   if (!rec) return undefined;

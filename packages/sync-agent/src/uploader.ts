@@ -27,7 +27,7 @@ import {
 } from '@workspace-sync/shared';
 import { PACK_MAX_FILE, type PackWriter } from './packer.js';
 import type { ContentLocation, HashedEntry, HashedFile, Plan, PlainObject } from './planner.js';
-import type { Skipped } from './scan.js';
+import { hashedFile, type Skipped } from './scan.js';
 import type { StateStore } from './state.js';
 
 /** S3's limit on a key's length in bytes. */
@@ -372,17 +372,9 @@ class ChunkHasher {
 
 const sameVersion = (a: Stats, b: Stats) => a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.ino === b.ino;
 
-/*
- * The per-file objects a push keeps until it commits are built as literals, not spreads: a heap
- * snapshot mid-push showed one hidden class per landed file for each spread-built object (three
- * per file, ~0.75 KB of maps and descriptors a file).
- */
+/** The stat a file was read under (a literal, like `hashedFile`). */
 function statOf(st: Stats, readAtMs: number): StatLike {
   return { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, readAtMs };
-}
-
-function hashedFile(p: string, st: Stats, sha256: string): HashedFile {
-  return { type: 'file', path: p, size: st.size, mtimeMs: st.mtimeMs, mode: st.mode & 0o7777, sha256 };
 }
 
 /** Parts of at least 8 MiB, and few enough to stay under S3's 10,000-part limit. */
