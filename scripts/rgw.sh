@@ -15,7 +15,9 @@
 # beast frontend (e.g. "ssl_endpoint=127.0.0.1:P ssl_certificate=F ssl_private_key=K" for TLS) and passes
 # RGW_EXTRA_ARGS (space-separated) to radosgw (e.g. encryption settings). `start` prints `ready http://127.0.0.1:PORT` and writes
 # DIR/env with the credentials and S3_ENDPOINT. The OSD keeps its data in RAM (memstore: faster and
-# with fewer moving parts than a file-backed bluestore), so a full stop discards it.
+# with fewer moving parts than a file-backed bluestore), so a full stop discards it. Its size is
+# RGW_MEMSTORE_BYTES (default 4 GiB, read when the cluster is created); deleted data stays in it until
+# RGW's garbage collection, so a lane that writes gigabytes (bench/scale.mjs at 100k files) needs more.
 set -euo pipefail
 
 # Fixed, loopback-only test credentials of a throwaway cluster.
@@ -206,7 +208,7 @@ mon data = $DIR/mon/\$cluster-\$id
 [osd]
 osd data = $DIR/osd/\$cluster-\$id
 osd objectstore = memstore
-memstore device bytes = 4294967296
+memstore device bytes = ${RGW_MEMSTORE_BYTES:-4294967296}
 
 [client]
 rgw data = $DIR/rgw
@@ -282,6 +284,7 @@ cmd_start() {
   cmd_stop
   port=${RGW_PORT:-7480}
   [[ $port =~ ^[0-9]+$ ]] || die "RGW_PORT must be a port number, not '$port'"
+  [[ ${RGW_MEMSTORE_BYTES:-4294967296} =~ ^[1-9][0-9]*$ ]] || die "RGW_MEMSTORE_BYTES must be a byte count, not '${RGW_MEMSTORE_BYTES}'"
   for p in "${MON_PORTS[@]}" "$port"; do
     port_free "$p" || die "port $p on 127.0.0.1 is in use (another Ceph cluster or server?); stop it or set RGW_PORT"
   done
