@@ -13,6 +13,12 @@ import type { ContentLocation } from './planner.js';
 export const PACK_MAX_FILE = 256 * 1024;
 /** A pack is written once it holds this much. */
 const PACK_SIZE = 4 * 1024 * 1024;
+/**
+ * Packs being written at once. Plain PUTs of the same files share the link, so on a slow uplink a
+ * pack's PUT is slower than the files filling the next one: without a bound, every pack of an
+ * initial push (400 MiB at 100k files) would wait in memory.
+ */
+const MAX_FLIGHTS = 4;
 
 export function newObjectName(): string {
   return randomBytes(8).toString('hex');
@@ -31,6 +37,7 @@ export interface PackWriterOptions {
   /** Called once a pack has landed (the journal records it so a crashed push does not send it again). */
   landed: (pack: PackRecord) => void;
   packSize?: number;
+  maxFlights?: number;
 }
 
 interface OpenPack { name: string; buf: Buffer; size: number; members: PackRecord['members'] }
@@ -41,6 +48,8 @@ export class PackWriter {
   bytes = 0;
   private current: OpenPack | undefined;
   private readonly flights: Array<Promise<void>> = [];
+  private inFlight = 0;
+  private readonly waiting: Array<() => void> = [];
   private failure: unknown;
 
   constructor(private readonly opts: PackWriterOptions) {}
@@ -61,6 +70,14 @@ export class PackWriter {
     return loc;
   }
 
+  /**
+   * Resolves once fewer than the bound of packs are being written. Callers wait here before reading
+   * more content, so a slow server holds back reading, not memory.
+   */
+  async room(): Promise<void> {
+    while (this.inFlight >= (this.opts.maxFlights ?? MAX_FLIGHTS)) await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+
   /** Writes what is still open and waits for every pack; throws the first failure. */
   async finish(): Promise<void> {
     this.flush();
@@ -74,10 +91,14 @@ export class PackWriter {
     if (!pack || pack.size === 0) return;
     const { store, prefix, workspace } = this.opts;
     const body = pack.buf.subarray(0, pack.size);
+    this.inFlight++;
     this.flights.push(store.put(packKey(prefix, workspace, pack.name), body, { contentType: 'application/octet-stream' }).then(() => {
       this.written.push(pack.name);
       this.bytes += body.length;
       this.opts.landed({ name: pack.name, members: pack.members });
-    }, (err: unknown) => { this.failure ??= err; }));
+    }, (err: unknown) => { this.failure ??= err; }).finally(() => {
+      this.inFlight--;
+      for (const wake of this.waiting.splice(0)) wake();
+    }));
   }
 }

@@ -162,6 +162,7 @@ export async function executeTransfers(plan: Pick<Plan, 'changed' | 'newContent'
       result.landed.set(p, { entry: planned, location: known, plain: undefined, stat: undefined });
       return;
     }
+    if (!known && planned.size > 0) await ctx.packs.room();
     const readAtMs = Date.now();
     const read = await readFileStable(abs);
     const entry = hashedFile(p, read.stat, read.sha256);
