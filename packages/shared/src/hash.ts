@@ -52,9 +52,23 @@ async function untilStable<T>(file: string, attempts: number, body: (fd: number,
 /** Files up to this size are read with synchronous calls: five thread-pool round trips cost more than the read. */
 const SYNC_READ_LIMIT = 1024 * 1024;
 
+export interface ReadOptions {
+  attempts?: number;
+  /**
+   * Read into this buffer when the file fits: `data` is then a view of it, valid until the caller
+   * reuses it. A push reading 100k small files would otherwise leave one buffer per file for the
+   * GC, tens of MiB of external memory at any time.
+   */
+  scratch?: Buffer;
+}
+
 /** Whole file in memory plus its sha256, consistent with one version of the file. */
-export async function readFileStable(file: string, attempts = 5): Promise<StableRead> {
-  const { value, stat } = await untilStable(file, attempts, (fd, size) => (size <= SYNC_READ_LIMIT ? readAllSync(fd, size) : readAll(fd, size)));
+export async function readFileStable(file: string, opts: ReadOptions = {}): Promise<StableRead> {
+  const { scratch } = opts;
+  const { value, stat } = await untilStable(file, opts.attempts ?? 5, (fd, size) => {
+    if (scratch && size <= scratch.length) return scratch.subarray(0, readFullySync(fd, scratch, 0, size, 0));
+    return size <= SYNC_READ_LIMIT ? readAllSync(fd, size) : readAll(fd, size);
+  });
   return { data: value, sha256: sha256Hex(value), stat };
 }
 

@@ -32,4 +32,21 @@ describe('hashFileStable and readFileStable', () => {
     await hashFileStable(big);
     expect((await hashFileStable(small)).sha256).toBe(sha256Hex('ab'));
   });
+
+  it('reads into the caller\'s scratch buffer when the file fits, and into a buffer of its own when not', async () => {
+    const scratch = Buffer.alloc(8, 0x78);
+    const fits = path.join(dir, 'fits');
+    const larger = path.join(dir, 'larger');
+    writeFileSync(fits, Buffer.from('abc'));
+    writeFileSync(larger, Buffer.from('0123456789'));
+    const a = await readFileStable(fits, { scratch });
+    expect(a.data.toString()).toBe('abc');
+    expect(a.data.buffer).toBe(scratch.buffer);
+    expect(a.sha256).toBe(sha256Hex('abc'));
+    const b = await readFileStable(larger, { scratch });
+    expect(b.data.toString()).toBe('0123456789');
+    expect(b.data.buffer).not.toBe(scratch.buffer);
+    // The earlier view was of the scratch buffer: still 'abc', the larger file never went there.
+    expect(a.data.toString()).toBe('abc');
+  });
 });

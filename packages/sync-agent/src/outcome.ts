@@ -7,7 +7,7 @@
 import { sha256Hex } from '@workspace-sync/shared';
 import { sameContent, sameTreeEntry, type ContentLocation, type HashedEntry, type Plan, type PlainObject } from './planner.js';
 import type { MutableMap } from './overlay.js';
-import { hashRecord, type HashRecord } from './state.js';
+import type { HashRecord } from './state.js';
 import type { TransferResult } from './uploader.js';
 import type { View, ViewEntry } from './view.js';
 
@@ -62,7 +62,7 @@ export function decideOutcome(input: OutcomeInput): Outcome {
   }
   for (const [p, l] of transfers.landed) {
     local.set(p, l.entry);
-    if (l.stat && l.entry.type === 'file') records.set(p, hashRecord(l.stat, l.entry.sha256, l.stat.readAtMs));
+    if (l.record && l.entry.type === 'file') records.set(p, l.record);
     const old = view.entries.get(p);
     // What the plain object holds: written now, or known from the journal or a verified listing, or the view's.
     // (An mtime-only change leaves the plain object right: its bytes and mode are what it holds.)

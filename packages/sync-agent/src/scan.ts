@@ -54,6 +54,15 @@ export function hashedFile(rel: string, st: Stats, sha256: string): HashedFile {
 }
 
 /**
+ * The entry for a file as read now: `planned` itself when nothing differs (a push holds one entry
+ * per file, not two), a new one otherwise.
+ */
+export function readAs(planned: HashedFile, st: Stats, sha256: string): HashedFile {
+  const same = planned.sha256 === sha256 && planned.size === st.size && planned.mtimeMs === st.mtimeMs && planned.mode === (st.mode & 0o7777);
+  return same ? planned : hashedFile(planned.path, st, sha256);
+}
+
+/**
  * Symlink target as stored: relative, and inside the workspace; undefined when it points outside.
  * Absolute targets inside the workspace are rewritten relative so they still resolve under a mount.
  */

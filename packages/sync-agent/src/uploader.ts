@@ -27,8 +27,8 @@ import {
 } from '@workspace-sync/shared';
 import { PACK_MAX_FILE, type PackWriter } from './packer.js';
 import type { ContentLocation, HashedEntry, HashedFile, Plan, PlainObject } from './planner.js';
-import { hashedFile, type Skipped } from './scan.js';
-import type { StateStore } from './state.js';
+import { hashedFile, readAs, type Skipped } from './scan.js';
+import { hashRecord, type HashRecord, type StateStore } from './state.js';
 
 /** S3's limit on a key's length in bytes. */
 const MAX_KEY_BYTES = 1024;
@@ -51,8 +51,6 @@ export interface TransferContext {
   signal?: AbortSignal | undefined;
 }
 
-export interface StatLike { size: number; mtimeMs: number; ctimeMs: number; ino: number; readAtMs: number }
-
 export interface Landed {
   /** The entry as read now. */
   entry: HashedEntry;
@@ -60,8 +58,8 @@ export interface Landed {
   location: ContentLocation | undefined;
   /** What its plain object holds now, when it was written by this run. */
   plain: PlainObject | undefined;
-  /** The stat the file was read under, for the state index. */
-  stat: StatLike | undefined;
+  /** The file's stat record as read now (files this run read), for the state index. */
+  record: HashRecord | undefined;
 }
 
 export interface TransferResult {
@@ -145,11 +143,13 @@ export async function executeTransfers(plan: Pick<Plan, 'changed' | 'newContent'
     return plain;
   };
 
+  // One read buffer per running job, reused (see readFileStable's `scratch`).
+  const scratches: Buffer[] = [];
   const job = async (planned: HashedEntry) => {
     const p = planned.path;
     if (planned.type === 'symlink') {
       const plain = needsPlain.has(p) ? await putPlain(planned, Buffer.from(planned.target)) : undefined;
-      result.landed.set(p, { entry: planned, location: undefined, plain, stat: undefined });
+      result.landed.set(p, { entry: planned, location: undefined, plain, record: undefined });
       return;
     }
     const abs = path.join(ctx.wsDir, p);
@@ -159,36 +159,43 @@ export async function executeTransfers(plan: Pick<Plan, 'changed' | 'newContent'
     }
     const known = planned.size === 0 ? undefined : ctx.contentOf(planned.sha256);
     if (!needsPlain.has(p) && !needsContent.has(p) && (known || planned.size === 0)) {
-      result.landed.set(p, { entry: planned, location: known, plain: undefined, stat: undefined });
+      result.landed.set(p, { entry: planned, location: known, plain: undefined, record: undefined });
       return;
     }
     if (!known && planned.size > 0) await ctx.packs.room();
     const readAtMs = Date.now();
-    const read = await readFileStable(abs);
-    const entry = hashedFile(p, read.stat, read.sha256);
-    let location: ContentLocation | undefined;
-    if (entry.size > PACK_MAX_FILE) {
-      // It grew past the pack limit since it was hashed: store it as a blob instead.
-      await largeFile(entry, abs);
-      return;
+    // The bytes stay in the scratch buffer only until the pack has copied them and the plain PUT
+    // (signed with their sha256, so the server refuses anything else) has answered.
+    const scratch = scratches.pop() ?? Buffer.allocUnsafeSlow(PACK_MAX_FILE);
+    try {
+      const read = await readFileStable(abs, { scratch });
+      const entry = readAs(planned, read.stat, read.sha256);
+      let location: ContentLocation | undefined;
+      if (entry.size > PACK_MAX_FILE) {
+        // It grew past the pack limit since it was hashed: store it as a blob instead.
+        await largeFile(entry, abs);
+        return;
+      }
+      if (entry.size > 0) location = ctx.contentOf(entry.sha256) ?? ctx.packs.add(entry.sha256, read.data);
+      const changed = entry.sha256 !== planned.sha256 || entry.mode !== planned.mode;
+      const plain = (needsPlain.has(p) || changed) && !tooLong.has(p) ? await putPlain(entry, read.data, read.sha256) : undefined;
+      result.landed.set(p, { entry, location, plain, record: hashRecord(read.stat, entry.sha256, readAtMs) });
+    } finally {
+      scratches.push(scratch);
     }
-    if (entry.size > 0) location = ctx.contentOf(entry.sha256) ?? ctx.packs.add(entry.sha256, read.data);
-    const changed = entry.sha256 !== planned.sha256 || entry.mode !== planned.mode;
-    const plain = (needsPlain.has(p) || changed) && !tooLong.has(p) ? await putPlain(entry, read.data, read.sha256) : undefined;
-    result.landed.set(p, { entry, location, plain, stat: statOf(read.stat, readAtMs) });
   };
 
   const largeFile = async (planned: HashedFile, abs: string) => {
     const p = planned.path;
     let entry = planned;
-    let stat: StatLike | undefined;
+    let record: HashRecord | undefined;
     let location = ctx.contentOf(planned.sha256);
     let sourceEtag: string | undefined;
     if (!location) {
       const blob = planned.size < ctx.multipartThreshold ? await putBlob(ctx, planned, abs) : await uploadBlob(ctx, planned, abs);
       result.blobs++;
       result.bytes += blob.entry.size;
-      ({ entry, stat } = blob);
+      ({ entry, record } = blob);
       sourceEtag = blob.etag;
       location = { pack: undefined, offset: 0, chunks: blob.chunks };
       ctx.journal.content(entry.sha256, location);
@@ -203,7 +210,7 @@ export async function executeTransfers(plan: Pick<Plan, 'changed' | 'newContent'
         plain = await copyFromBlob(entry, sourceEtag);
       }
     }
-    result.landed.set(p, { entry, location, plain, stat });
+    result.landed.set(p, { entry, location, plain, record });
   };
 
   const copyFromBlob = async (entry: HashedFile, sourceEtag: string | undefined): Promise<PlainObject> => {
@@ -261,7 +268,7 @@ export async function executeTransfers(plan: Pick<Plan, 'changed' | 'newContent'
  * A blob small enough for one PUT: the bytes read (as one stable version of the file) are named by
  * their own sha256, which the request is signed with, so the server refuses anything else.
  */
-async function putBlob(ctx: TransferContext, planned: HashedFile, abs: string): Promise<{ entry: HashedFile; etag: string; chunks: string[] | undefined; stat: StatLike }> {
+async function putBlob(ctx: TransferContext, planned: HashedFile, abs: string): Promise<{ entry: HashedFile; etag: string; chunks: string[] | undefined; record: HashRecord }> {
   const readAtMs = Date.now();
   const read = await readFileStable(abs);
   const { etag } = await ctx.store.put(blobKey(ctx.prefix, ctx.workspace, read.sha256), read.data, { contentType: 'application/octet-stream', sha256: read.sha256 });
@@ -269,8 +276,8 @@ async function putBlob(ctx: TransferContext, planned: HashedFile, abs: string): 
   const chunks = new ChunkHasher(CHUNK_SIZE);
   chunks.update(read.data);
   return {
-    entry: hashedFile(planned.path, read.stat, read.sha256), etag,
-    chunks: read.data.length > CHUNK_SIZE ? chunks.digests() : undefined, stat: statOf(read.stat, readAtMs),
+    entry: readAs(planned, read.stat, read.sha256), etag,
+    chunks: read.data.length > CHUNK_SIZE ? chunks.digests() : undefined, record: hashRecord(read.stat, read.sha256, readAtMs),
   };
 }
 
@@ -279,7 +286,7 @@ async function putBlob(ctx: TransferContext, planned: HashedFile, abs: string): 
  * the streamed bytes hash to that name and the file's stat did not change; otherwise the stream
  * fails, which aborts the upload, and the file is hashed again under its new content.
  */
-async function uploadBlob(ctx: TransferContext, planned: HashedFile, abs: string, attempts = 3): Promise<{ entry: HashedFile; etag: string; chunks: string[] | undefined; stat: StatLike }> {
+async function uploadBlob(ctx: TransferContext, planned: HashedFile, abs: string, attempts = 3): Promise<{ entry: HashedFile; etag: string; chunks: string[] | undefined; record: HashRecord }> {
   let expected = planned.sha256;
   for (let i = 0; i < attempts; i++) {
     if (i > 0) expected = (await hashFileStable(abs)).sha256;
@@ -312,8 +319,8 @@ async function uploadBlob(ctx: TransferContext, planned: HashedFile, abs: string
         const { etag } = await ctx.store.upload(blobKey(ctx.prefix, ctx.workspace, expected), body, {
           contentType: 'application/octet-stream', partSize: partSizeFor(before.size), queueSize: 4,
         });
-        const entry = hashedFile(planned.path, before, expected);
-        return { entry, etag, chunks: before.size > CHUNK_SIZE ? chunks.digests() : undefined, stat: statOf(before, readAtMs) };
+        const entry = readAs(planned, before, expected);
+        return { entry, etag, chunks: before.size > CHUNK_SIZE ? chunks.digests() : undefined, record: hashRecord(before, expected, readAtMs) };
       } catch (err) {
         if (!changed) throw err;
         ctx.log.debug({ path: planned.path }, 'file changed during upload; upload aborted, hashing it again');
@@ -372,11 +379,6 @@ class ChunkHasher {
 }
 
 const sameVersion = (a: Stats, b: Stats) => a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.ino === b.ino;
-
-/** The stat a file was read under (a literal, like `hashedFile`). */
-function statOf(st: Stats, readAtMs: number): StatLike {
-  return { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, readAtMs };
-}
 
 /** Parts of at least 8 MiB, and few enough to stay under S3's 10,000-part limit. */
 function partSizeFor(size: number): number {

@@ -16,7 +16,7 @@ function committed(...entries: Array<Extract<HashedEntry, { type: 'file' }>>): V
 }
 
 const landed = (entry: HashedEntry, plainEtag?: string): Landed => ({
-  entry, location: { pack: 'bbbbbbbbbbbbbbbb', offset: 0, chunks: undefined }, stat: undefined,
+  entry, location: { pack: 'bbbbbbbbbbbbbbbb', offset: 0, chunks: undefined }, record: undefined,
   plain: plainEtag ? { etag: plainEtag, sha256: entry.sha256, mode: entry.type === 'file' ? entry.mode : 0o777 } : undefined,
 });
 
@@ -98,7 +98,7 @@ describe('decideOutcome, an mtime-only change', () => {
     const view = committed(before);
     const out = decideOutcome({
       ...base, view, local: new Map([['big.bin', after]]), plan: noChanges,
-      transfers: { landed: new Map([['big.bin', { entry: after, location: undefined, plain: undefined, stat: undefined }]]), skipped: [], vanished: [] },
+      transfers: { landed: new Map([['big.bin', { entry: after, location: undefined, plain: undefined, record: undefined }]]), skipped: [], vanished: [] },
       contentOf: () => ({ pack: undefined, offset: 0, chunks: undefined }),
     });
     expect(out.treeUpserts.get('big.bin')).toMatchObject({ mtimeMs: 2, etag: 'etag-big.bin' });

@@ -2,14 +2,15 @@
  * Large files go to blobs named by their sha256 and are completed only if what streamed hashes to
  * that name: a file rewritten during its upload never completes torn bytes at any key.
  */
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PassThrough, type Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { blobsPrefix, createLogger, resolveConfig, sha256Hex, type ObjectStore } from '@workspace-sync/shared';
+import { blobsPrefix, createLogger, objectKey, resolveConfig, sha256Hex, type ObjectStore } from '@workspace-sync/shared';
 import { createMemoryStore, readCommitted, readCommittedFile } from '@workspace-sync/testkit';
 import { pushWorkspace } from '../src/push.js';
+import { hashedFile, readAs } from '../src/scan.js';
 
 const log = createLogger({ level: 'silent', name: 'test' });
 
@@ -65,5 +66,54 @@ describe('large files', () => {
     const uploads = [];
     for await (const u of inner.listUploads('')) uploads.push(u);
     expect(uploads).toEqual([]);
+  });
+});
+
+describe('small files', () => {
+  it('each lands with its own bytes in its pack and its plain object (read buffers are reused between files)', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'wsync-small-'));
+    const root = path.join(dir, 'root');
+    mkdirSync(path.join(root, 'w/d'), { recursive: true });
+    const bodies = new Map<string, Buffer>();
+    for (let i = 0; i < 300; i++) {
+      // Sizes that go up and down, so a shorter file read after a longer one would show the longer one's tail.
+      const body = Buffer.alloc((i * 7919) % 5000, `${i};`);
+      bodies.set(`d/f${i}.txt`, body);
+      writeFileSync(path.join(root, 'w', `d/f${i}.txt`), body);
+    }
+    const store = createMemoryStore({ bucket: 'b' });
+    const config = resolveConfig('agent', { env: {}, cwd: dir, flags: { root, stateDir: path.join(dir, 'state'), prefix: 'p/', concurrency: '8', gcEvery: 0 } });
+
+    const r = await pushWorkspace({ config, store, log, workspace: 'w' });
+    expect(r.uploaded).toBe(300);
+    const c = await readCommitted(store, 'p/', 'w');
+    for (const [rel, body] of bodies) {
+      const e = c!.entries.get(rel)!;
+      expect(e).toMatchObject({ kind: 'file', sha256: sha256Hex(body), size: body.length });
+      expect((await readCommittedFile(store, 'p/', 'w', e)).equals(body)).toBe(true);
+      const plain = await store.get(objectKey('p/', 'w', rel));
+      expect(!plain.notModified && plain.body.equals(body)).toBe(true);
+    }
+  });
+});
+
+describe('readAs', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'wsync-readas-'));
+  const file = path.join(dir, 'f');
+  writeFileSync(file, 'x');
+  const st = statSync(file);
+  const planned = hashedFile('f', st, sha256Hex('x'));
+
+  it('is the planned entry itself when the read found the same file', () => {
+    expect(readAs(planned, st, sha256Hex('x'))).toBe(planned);
+  });
+
+  it('is a new entry, as read, when the content, size, mtime or mode differ', () => {
+    const other = readAs(planned, st, sha256Hex('y'));
+    expect(other).not.toBe(planned);
+    expect(other).toEqual({ ...planned, sha256: sha256Hex('y') });
+    expect(readAs({ ...planned, mtimeMs: planned.mtimeMs - 1000 }, st, planned.sha256)).toEqual(planned);
+    expect(readAs({ ...planned, mode: planned.mode ^ 0o100 }, st, planned.sha256).mode).toBe(st.mode & 0o7777);
+    expect(readAs({ ...planned, size: 2 }, st, planned.sha256).size).toBe(1);
   });
 });
