@@ -15,7 +15,7 @@ export interface Outcome {
   /** Entries whose tree entry or known plain ETag changes. */
   upserts: Map<string, ViewEntry>;
   /** The part of `upserts` that changes the tree. */
-  treeUpserts: Map<string, ViewEntry>;
+  treeUpserts: ReadonlyMap<string, ViewEntry>;
   removes: Set<string>;
   plainDeletes: Set<string>;
   /** Stat records to save, and paths whose records go. */
@@ -78,10 +78,15 @@ export function decideOutcome(input: OutcomeInput): Outcome {
     const mine = local.get(p);
     if (old && mine && sameTreeEntry(old, mine) && old.etag !== o.etag && plainEtag(o, mine) === o.etag) upserts.set(p, { ...old, etag: o.etag });
   }
-  const treeUpserts = new Map<string, ViewEntry>();
-  for (const [p, e] of upserts) {
-    const old = view.entries.get(p);
-    if (view.head === undefined || !old || !sameTreeEntry(old, asHashed(p, e))) treeUpserts.set(p, e);
+  // Before the first commit every upsert changes the tree: the same map (100k files are megabytes of map).
+  let treeUpserts: ReadonlyMap<string, ViewEntry> = upserts;
+  if (view.head !== undefined) {
+    const changed = new Map<string, ViewEntry>();
+    for (const [p, e] of upserts) {
+      const old = view.entries.get(p);
+      if (!old || !sameTreeEntry(old, asHashed(p, e))) changed.set(p, e);
+    }
+    treeUpserts = changed;
   }
   const { added, modified } = input.plan.changes;
   const bytes = [...added, ...modified].reduce((n, p) => {

@@ -149,7 +149,7 @@ export async function syncSnapshot(
     (view.head !== undefined ? contentAt(view, sha) : undefined) ?? st.pending.get(sha) ?? packs.locations.get(sha);
   const ctx: TransferContext = {
     ...target, wsDir: snap.wsDir, concurrency: config.concurrency, multipartThreshold: config.multipartThreshold, packs, contentOf, journal,
-    onBytes: opts.onBytes, onFile: opts.onFile, log, signal: opts.signal,
+    onBytes: opts.onBytes, onFile: opts.onFile, log, signal: opts.signal, recordOf: (p) => snap.records.get(p),
   };
   // When the oldest content this commit may name landed: this sync's start, or an interrupted run's upload.
   let oldestContentAt = Date.now() - (performance.now() - started);

@@ -45,6 +45,8 @@ export interface TransferContext {
   /** Where the store already holds bytes with this sha256 (committed, or landed in an earlier run). */
   contentOf: (sha256: string) => ContentLocation | undefined;
   journal: Pick<StateStore, 'intent' | 'plain' | 'content'>;
+  /** The record this run hashed the file under, if any: kept when the read finds the same file. */
+  recordOf?: ((path: string) => HashRecord | undefined) | undefined;
   onBytes?: ((bytes: number) => void) | undefined;
   onFile?: ((entry: HashedEntry, how: 'uploaded' | 'copied') => void) | undefined;
   log: Logger;
@@ -143,6 +145,11 @@ export async function executeTransfers(plan: Pick<Plan, 'changed' | 'newContent'
     return plain;
   };
 
+  // The hash's own record when the file read is the one hashed: a push holds one record per file, not two.
+  const recordFor = (p: string, st: Stats, sha256: string, readAtMs: number): HashRecord => {
+    const prev = ctx.recordOf?.(p);
+    return prev && prev.sha256 === sha256 && sameStat(prev, st) ? prev : hashRecord(st, sha256, readAtMs);
+  };
   // One read buffer per running job, reused (see readFileStable's `scratch`).
   const scratches: Buffer[] = [];
   const job = async (planned: HashedEntry) => {
@@ -179,7 +186,7 @@ export async function executeTransfers(plan: Pick<Plan, 'changed' | 'newContent'
       if (entry.size > 0) location = ctx.contentOf(entry.sha256) ?? ctx.packs.add(entry.sha256, read.data);
       const changed = entry.sha256 !== planned.sha256 || entry.mode !== planned.mode;
       const plain = (needsPlain.has(p) || changed) && !tooLong.has(p) ? await putPlain(entry, read.data, read.sha256) : undefined;
-      result.landed.set(p, { entry, location, plain, record: hashRecord(read.stat, entry.sha256, readAtMs) });
+      result.landed.set(p, { entry, location, plain, record: recordFor(p, read.stat, entry.sha256, readAtMs) });
     } finally {
       scratches.push(scratch);
     }
@@ -306,7 +313,7 @@ async function uploadBlob(ctx: TransferContext, planned: HashedFile, abs: string
           cb(null, chunk);
         },
         flush(cb) {
-          if (!sameVersion(before, fstatSync(fd)) || whole.digest('hex') !== expected) {
+          if (!sameStat(before, fstatSync(fd)) || whole.digest('hex') !== expected) {
             changed = true;
             cb(new Error('the file changed while it was uploaded'));
           } else {
@@ -378,7 +385,8 @@ class ChunkHasher {
   }
 }
 
-const sameVersion = (a: Stats, b: Stats) => a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.ino === b.ino;
+const sameStat = (a: Pick<Stats, 'size' | 'mtimeMs' | 'ctimeMs' | 'ino'>, b: Stats) =>
+  a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.ino === b.ino;
 
 /** Parts of at least 8 MiB, and few enough to stay under S3's 10,000-part limit. */
 function partSizeFor(size: number): number {

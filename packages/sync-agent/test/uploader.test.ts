@@ -10,7 +10,10 @@ import { describe, expect, it } from 'vitest';
 import { blobsPrefix, createLogger, objectKey, resolveConfig, sha256Hex, type ObjectStore } from '@workspace-sync/shared';
 import { createMemoryStore, readCommitted, readCommittedFile } from '@workspace-sync/testkit';
 import { pushWorkspace } from '../src/push.js';
+import { PackWriter } from '../src/packer.js';
 import { hashedFile, readAs } from '../src/scan.js';
+import { hashRecord } from '../src/state.js';
+import { executeTransfers, type TransferContext } from '../src/uploader.js';
 
 const log = createLogger({ level: 'silent', name: 'test' });
 
@@ -115,5 +118,31 @@ describe('readAs', () => {
     expect(readAs({ ...planned, mtimeMs: planned.mtimeMs - 1000 }, st, planned.sha256)).toEqual(planned);
     expect(readAs({ ...planned, mode: planned.mode ^ 0o100 }, st, planned.sha256).mode).toBe(st.mode & 0o7777);
     expect(readAs({ ...planned, size: 2 }, st, planned.sha256).size).toBe(1);
+  });
+});
+
+describe('stat records of the files read', () => {
+  it('keep the record the file was hashed under when the read finds that file, and make a new one when it changed', async () => {
+    const wsDir = mkdtempSync(path.join(tmpdir(), 'wsync-records-'));
+    writeFileSync(path.join(wsDir, 'same.txt'), 'same');
+    writeFileSync(path.join(wsDir, 'edited.txt'), 'before');
+    const hashedAt = Date.now() - 60_000;
+    const planned = ['same.txt', 'edited.txt'].map((p) => hashedFile(p, statSync(path.join(wsDir, p)), sha256Hex(p === 'same.txt' ? 'same' : 'before')));
+    const records = new Map(planned.map((e) => [e.path, hashRecord(statSync(path.join(wsDir, e.path)), e.sha256, hashedAt)]));
+    writeFileSync(path.join(wsDir, 'edited.txt'), 'after, longer');
+    const store = createMemoryStore({ bucket: 'b' });
+    const target = { store, prefix: 'p/', workspace: 'w' };
+    const ctx: TransferContext = {
+      ...target, wsDir, concurrency: 2, multipartThreshold: 8 * 1024 * 1024, packs: new PackWriter({ ...target, landed: () => {} }),
+      contentOf: () => undefined, journal: { intent: () => {}, plain: () => {}, content: () => {} }, log, recordOf: (p) => records.get(p),
+    };
+    const r = await executeTransfers({ changed: planned, newContent: planned, plainWrites: planned }, ctx);
+    expect(r.landed.get('same.txt')!.record).toBe(records.get('same.txt'));
+    expect(r.landed.get('same.txt')!.entry).toBe(planned[0]);
+    const edited = r.landed.get('edited.txt')!;
+    expect(edited.record).not.toBe(records.get('edited.txt'));
+    expect(edited.record).toMatchObject({ sha256: sha256Hex('after, longer'), size: 13 });
+    expect(edited.record!.hashedAtMs).toBeGreaterThan(hashedAt);
+    expect(edited.entry).toMatchObject({ sha256: sha256Hex('after, longer'), size: 13 });
   });
 });
