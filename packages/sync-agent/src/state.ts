@@ -20,7 +20,7 @@ import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, write
 import path from 'node:path';
 import { SyncError, type Logger, type TreeRef } from '@workspace-sync/shared';
 import type { ContentLocation, PlainObject } from './planner.js';
-import { applyCommit, emptyView, indexEntry, type DirInfo, type HeadInfo, type View, type ViewChange, type ViewEntry } from './view.js';
+import { applyCommit, emptyView, reindex, type DirInfo, type HeadInfo, type View, type ViewChange, type ViewEntry } from './view.js';
 
 const STATE_VERSION = 3;
 /** Content landed by a run that did not commit is reused only this long (garbage collection's grace is longer). */
@@ -285,8 +285,8 @@ export function openStateStore(dir: string, workspace: string, log?: Logger): St
       } catch {
         return undefined;
       }
-      // Names and content index follow from the entries.
-      for (const [p, e] of state.view.entries) indexEntry(state.view, p, e);
+      // The content index follows from the entries; so do the name sets, built when first needed.
+      reindex(state.view);
       const now = Date.now();
       for (const [s, l] of state.pending) if (now - l.at > PENDING_CONTENT_TTL_MS) state.pending.delete(s);
       return state;

@@ -6,7 +6,7 @@
 import {
   compareUtf8, encodeSplitTree, encodeTree, sha256Hex, SPLIT_ABOVE, splitEntries, type TreeEntry, type TreeRef,
 } from '@workspace-sync/shared';
-import { nameOf, parentOf, type DirInfo, type View, type ViewEntry } from './view.js';
+import { childrenOf, nameOf, parentOf, type DirInfo, type View, type ViewEntry } from './view.js';
 
 /** A tree pack is written once it holds this much. */
 const TREE_PACK_SIZE = 4 * 1024 * 1024;
@@ -29,11 +29,12 @@ export function buildTrees(
   newPackName: () => string,
 ): TreeBuild {
   const children = new Map<string, Set<string> | null>();
+  const committed = childrenOf(view);
   const dirty = new Set<string>();
   const own = (dir: string): Set<string> => {
     let set = children.get(dir);
     if (set === undefined) {
-      set = new Set(view.children.get(dir));
+      set = new Set(committed.get(dir));
       children.set(dir, set);
     } else if (set === null) {
       set = new Set();
@@ -43,7 +44,7 @@ export function buildTrees(
   };
   const isDir = (p: string): boolean => {
     const c = children.get(p);
-    return c === undefined ? view.children.has(p) : c !== null;
+    return c === undefined ? committed.has(p) : c !== null;
   };
   const markUp = (dir: string) => {
     for (let d = dir; ; d = parentOf(d)) {
@@ -97,7 +98,7 @@ export function buildTrees(
   };
   for (const d of [...dirty].sort(byDepthDesc)) {
     if (d !== '' && !isDir(d)) { if (view.dirs.has(d)) dirs.set(d, null); continue; }
-    const names = children.get(d) ?? view.children.get(d) ?? new Set<string>();
+    const names = children.get(d) ?? committed.get(d) ?? new Set<string>();
     const entries: TreeEntry[] = [];
     let files = 0;
     let bytes = 0;

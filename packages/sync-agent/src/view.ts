@@ -55,14 +55,17 @@ export interface View {
   entries: Map<string, ViewEntry>;
   /** Directory path ('' is the workspace) → its tree. */
   dirs: Map<string, DirInfo>;
-  /** Directory path → names of what it holds (files, symlinks and directories). */
-  children: Map<string, Set<string>>;
+  /**
+   * Directory path → names of what it holds (files, symlinks and directories), derived from
+   * `entries`; undefined until first needed (`childrenOf`): a push that changes nothing never is.
+   */
+  names: Map<string, Set<string>> | undefined;
   /** Content sha256 → a path whose entry says where those bytes are stored. */
   bySha: Map<string, string>;
 }
 
 export function emptyView(): View {
-  return { head: undefined, v1Generation: 0, entries: new Map(), dirs: new Map(), children: new Map(), bySha: new Map() };
+  return { head: undefined, v1Generation: 0, entries: new Map(), dirs: new Map(), names: new Map(), bySha: new Map() };
 }
 
 export function parentOf(p: string): string {
@@ -87,15 +90,35 @@ export function addEntry(view: View, path: string, entry: ViewEntry): void {
   indexEntry(view, path, entry);
 }
 
-/** Records an entry already in `view.entries` in the name sets and the content index. */
-export function indexEntry(view: View, path: string, entry: ViewEntry): void {
+/** Records an entry already in `view.entries` in the content index and, when built, the name sets. */
+function indexEntry(view: View, path: string, entry: ViewEntry): void {
   if (entry.type === 'file' && entry.size > 0) view.bySha.set(entry.sha256, path);
+  if (view.names) addName(view.names, path);
+}
+
+/** The content index of every entry; the name sets are dropped, to be built when first needed. */
+export function reindex(view: View): void {
+  for (const [p, e] of view.entries) if (e.type === 'file' && e.size > 0) view.bySha.set(e.sha256, p);
+  view.names = undefined;
+}
+
+/** The view's name sets, built from its entries on first use. The workspace root is always there. */
+export function childrenOf(view: View): Map<string, Set<string>> {
+  if (!view.names) {
+    const names = new Map<string, Set<string>>([['', new Set()]]);
+    for (const p of view.entries.keys()) addName(names, p);
+    view.names = names;
+  }
+  return view.names;
+}
+
+function addName(names: Map<string, Set<string>>, path: string): void {
   let child = path;
   for (;;) {
     const dir = parentOf(child);
-    let set = view.children.get(dir);
+    let set = names.get(dir);
     const fresh = !set;
-    if (!set) { set = new Set(); view.children.set(dir, set); }
+    if (!set) { set = new Set(); names.set(dir, set); }
     set.add(nameOf(child));
     if (!fresh || dir === '') break;
     child = dir;
@@ -125,9 +148,12 @@ export function applyCommit(view: View, change: ViewChange): void {
     if (info) view.dirs.set(d, info);
     else view.dirs.delete(d);
   }
-  for (const [d, set] of change.children) {
-    if (set) view.children.set(d, set);
-    else view.children.delete(d);
+  // Name sets not built yet are built later from the entries, which now include this change.
+  if (view.names) {
+    for (const [d, set] of change.children) {
+      if (set) view.names.set(d, set);
+      else view.names.delete(d);
+    }
   }
   view.head = change.head;
   view.v1Generation = 0;

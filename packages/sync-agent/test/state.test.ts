@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { sha256Hex } from '@workspace-sync/shared';
 import { openStateStore } from '../src/state.js';
-import type { ViewEntry } from '../src/view.js';
+import { childrenOf, type ViewEntry } from '../src/view.js';
 
 const dir = () => mkdtempSync(path.join(tmpdir(), 'wsync-state-'));
 const entry = (content: string, etag?: string): ViewEntry => ({
@@ -35,7 +35,7 @@ describe('state index', () => {
     const st = openStateStore(d, 'ws').load()!;
     expect(st.view.head).toEqual(head(2));
     expect([...st.view.entries.keys()].sort()).toEqual(['a', 'd']);
-    expect(st.view.children.get('')).toEqual(new Set(['a', 'd']));
+    expect(childrenOf(st.view).get('')).toEqual(new Set(['a', 'd']));
     expect(st.view.bySha.get(sha256Hex('d'))).toBe('d');
     // 'a' was written (result recorded) but not part of a commit since: its plain state stays known apart from the view.
     expect(st.plain.get('a')).toEqual({ etag: 'ea2', sha256: sha256Hex('a'), mode: 0o644 });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decodeSplit, decodeTreeObject, sha256Hex, type TreeEntry, type TreeRef } from '@workspace-sync/shared';
 import { buildTrees } from '../src/trees.js';
-import { applyCommit, emptyView, type View, type ViewEntry } from '../src/view.js';
+import { applyCommit, childrenOf, emptyView, type View, type ViewEntry } from '../src/view.js';
 
 const f = (content: string, mtimeMs = 1): ViewEntry => ({
   type: 'file', size: content.length, mtimeMs, mode: 0o644, sha256: sha256Hex(content), pack: '1111111111111111', offset: 0, chunks: undefined, etag: undefined,
@@ -80,7 +80,7 @@ describe('buildTrees', () => {
     expect(tree.get('lnk')).toMatchObject({ kind: 'dir', files: 1 });
     expect(view.dirs.has('gone')).toBe(false);
     expect(view.dirs.has('gone/a')).toBe(false);
-    expect(view.children.get('')).toEqual(new Set(['keep', 'lnk']));
+    expect(childrenOf(view).get('')).toEqual(new Set(['keep', 'lnk']));
   });
 
   it('turns a directory into a file of the same name', () => {
@@ -133,5 +133,28 @@ describe('buildTrees', () => {
     const b = buildTrees(emptyView(), new Map(), new Set(), 1, names);
     expect(b.stats).toEqual({ files: 0, dirs: 0, bytes: 0 });
     expect(decodeTreeObject(b.packs[0]!.body, 'root')).toEqual({ entries: [] });
+  });
+
+  it('builds the same trees from name sets derived from the entries (a view loaded from the state index) as from kept ones', () => {
+    const kept = emptyView();
+    commit(kept, { 'a/b/c.txt': f('c'), 'a/d.txt': f('d'), 'e.txt': f('e'), 'x/y/z.txt': f('z') });
+    commit(kept, { 'a/b/c2.txt': f('c2') }, ['x/y/z.txt']);
+    const copy = (): View => ({ ...kept, entries: new Map(kept.entries), dirs: new Map(kept.dirs), names: undefined, bySha: new Map(kept.bySha) });
+    const derived = copy();
+    expect(childrenOf(derived)).toEqual(kept.names);
+    // A commit applied before the sets are built leaves them to be built from the entries it changed.
+    const lazy = copy();
+    const fresh = copy();
+    const change = { 'a/b/c.txt': f('c, edited', 2), 'n/new.txt': f('new') };
+    const gone = ['e.txt'];
+    const start = seq;
+    const a = commit(kept, change, gone);
+    seq = start;
+    const b = commit(fresh, change, gone);
+    expect(b.root).toEqual(a.root);
+    expect(b.packs.map((p) => p.body)).toEqual(a.packs.map((p) => p.body));
+    applyCommit(lazy, { upserts: new Map(Object.entries(change)), removes: new Set(gone), dirs: a.dirs, children: a.children, head: { etag: 'e', stem: 's', generation: 2 } });
+    expect(lazy.names).toBeUndefined();
+    expect(childrenOf(lazy)).toEqual(kept.names);
   });
 });
