@@ -24,8 +24,13 @@ export interface StableHash {
   stat: Stats;
 }
 
-const sameVersion = (a: Stats, b: Stats) =>
-  a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.ino === b.ino;
+/** The fields that tell one version of a file from another, as git's index compares them. */
+export type StatVersion = Pick<Stats, 'size' | 'mtimeMs' | 'ctimeMs' | 'ino'>;
+
+/** Same size, mtime, ctime and inode: the same version of the file, as far as a stat can tell. */
+export function sameStat(a: StatVersion, b: StatVersion): boolean {
+  return a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.ino === b.ino;
+}
 
 /**
  * Runs `body` on the open file until one run sees a single version of it (same stat before and
@@ -38,7 +43,7 @@ async function untilStable<T>(file: string, attempts: number, body: (fd: number,
       const before = fstatSync(fd);
       const value = await body(fd, before.size);
       const after = fstatSync(fd);
-      if (sameVersion(before, after)) return { value, stat: after };
+      if (sameStat(before, after)) return { value, stat: after };
     } finally {
       closeSync(fd);
     }

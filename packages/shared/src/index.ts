@@ -32,7 +32,7 @@ export {
 export {
   DEFAULT_EXCLUDES, createFilter, trackedChanges, dockerignoreMatcher, type Filter, type FilterOptions, type Rule, type Verdict,
 } from './filter/index.js';
-export { sha256Hex, readFileStable, hashFileStable, readFullySync, type StableRead, type StableHash } from './hash.js';
+export { sha256Hex, readFileStable, hashFileStable, readFullySync, sameStat, type StableRead, type StableHash, type StatVersion } from './hash.js';
 export {
   startHealthServer, createRegistry, Counter, Gauge, Histogram, Registry,
   type Health, type HealthStatus, type HealthServer, type Route,

@@ -18,7 +18,7 @@ import {
 import type { HashedEntry, PlainObject } from './planner.js';
 import { jobsOn } from './settle.js';
 import { emptyState, type AgentState } from './state.js';
-import { addEntry, childrenOf, type HeadInfo, type ViewEntry } from './view.js';
+import { addEntry, type HeadInfo, type ViewEntry } from './view.js';
 
 export interface RemoteBase {
   state: AgentState;
@@ -96,8 +96,6 @@ async function loadCommitView(state: AgentState, opts: LoadOptions, commit: Comm
     const info = view.dirs.get(path);
     if (info) info.parts = parts;
   });
-  const names = childrenOf(view);
-  if (!names.has('')) names.set('', new Set());
   return reader.fetches;
 }
 

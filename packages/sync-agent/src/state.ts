@@ -18,7 +18,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
-import { SyncError, type Logger, type TreeRef } from '@workspace-sync/shared';
+import { sameStat, SyncError, type Logger, type StatVersion, type TreeRef } from '@workspace-sync/shared';
 import type { ContentLocation, PlainObject } from './planner.js';
 import { applyCommit, emptyView, reindex, type DirInfo, type HeadInfo, type View, type ViewChange, type ViewEntry } from './view.js';
 
@@ -46,14 +46,14 @@ export interface HashRecord {
 }
 
 /** The record of a file hashed to `sha256` under `st` at `hashedAtMs` (a literal: the state keeps one per file). */
-export function hashRecord(st: { size: number; mtimeMs: number; ctimeMs: number; ino: number }, sha256: string, hashedAtMs: number): HashRecord {
+export function hashRecord(st: StatVersion, sha256: string, hashedAtMs: number): HashRecord {
   return { size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, sha256, hashedAtMs };
 }
 
 /** The cached sha256 for this stat, if it can be trusted. */
-export function cachedHash(rec: HashRecord | undefined, st: { size: number; mtimeMs: number; ctimeMs: number; ino: number }): string | undefined {
+export function cachedHash(rec: HashRecord | undefined, st: StatVersion): string | undefined {
   if (!rec) return undefined;
-  if (rec.size !== st.size || rec.mtimeMs !== st.mtimeMs || rec.ctimeMs !== st.ctimeMs || rec.ino !== st.ino) return undefined;
+  if (!sameStat(rec, st)) return undefined;
   if (rec.hashedAtMs - rec.mtimeMs < racyWindowMs(rec.mtimeMs)) return undefined;
   return rec.sha256;
 }

@@ -22,7 +22,7 @@ import { promisify } from 'node:util';
 import PQueue from 'p-queue';
 import mime from 'mime-types';
 import {
-  blobKey, CHUNK_SIZE, hashFileStable, isSyncError, objectKey, readFileStable, SyncError,
+  blobKey, CHUNK_SIZE, hashFileStable, isSyncError, objectKey, readFileStable, sameStat, SyncError,
   type Logger, type ObjectStore,
 } from '@workspace-sync/shared';
 import { PACK_MAX_FILE, type PackWriter } from './packer.js';
@@ -384,9 +384,6 @@ class ChunkHasher {
     return this.filled > 0 ? [...this.done, this.hash.digest('hex')] : this.done;
   }
 }
-
-const sameStat = (a: Pick<Stats, 'size' | 'mtimeMs' | 'ctimeMs' | 'ino'>, b: Stats) =>
-  a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs && a.ino === b.ino;
 
 /** Parts of at least 8 MiB, and few enough to stay under S3's 10,000-part limit. */
 function partSizeFor(size: number): number {

@@ -65,7 +65,7 @@ export interface View {
 }
 
 export function emptyView(): View {
-  return { head: undefined, v1Generation: 0, entries: new Map(), dirs: new Map(), names: new Map(), bySha: new Map() };
+  return { head: undefined, v1Generation: 0, entries: new Map(), dirs: new Map(), names: new Map([['', new Set()]]), bySha: new Map() };
 }
 
 export function parentOf(p: string): string {
@@ -102,7 +102,7 @@ export function reindex(view: View): void {
   view.names = undefined;
 }
 
-/** The view's name sets, built from its entries on first use. The workspace root is always there. */
+/** The view's name sets, built from its entries on first use. The workspace root is always there (as in `emptyView`). */
 export function childrenOf(view: View): Map<string, Set<string>> {
   if (!view.names) {
     const names = new Map<string, Set<string>>([['', new Set()]]);
