@@ -6,7 +6,8 @@
  * A blob is named by 64 hex characters whatever the key holds, so no key can escape the cache
  * directory: format-v2 content by its own sha256 (one copy serves every path, generation and
  * workspace with those bytes; chunks of large files by the chunk's sha256), format-v1 content by the
- * sha256 of (bucket, key, ETag, chunk), tree packs by the sha256 of their bucket and key.
+ * sha256 of (bucket, key, ETag, chunk), tree packs and prefetched data packs by the sha256 of their
+ * bucket and key (and ETag, for v1 packs).
  *
  * Nothing on disk is trusted blindly: a blob whose expected sha256 the reader knows (v2 content,
  * whole v1 files) is hashed the first time this process serves it from disk; a mismatch (a
@@ -17,7 +18,7 @@
  * written to `tmp/` and renamed into place, so a blob file is complete or absent. Room for a blob
  * is made before it is written, counting the blobs still being written, so the directory stays
  * within the budget at every moment. Blobs the prefetch worker writes are counted when they are
- * adopted, so those may overshoot by the worker's downloads in flight (a few small files). A blob is
+ * adopted, so those may overshoot by the worker's downloads in flight (at most four packs). A blob is
  * readable from memory (`pending`) from `put` until its file is indexed. Eviction unlinks the file;
  * a reader that loses that race gets ENOENT and reports a miss. On start, blobs left by an earlier
  * run are indexed again (oldest first, so the LRU order roughly survives); blobs older than the
@@ -51,6 +52,11 @@ export interface ContentCacheOptions {
 
 export function blobName(bucket: string, key: string, etag: string, chunk: number): string {
   return createHash('sha256').update(`${bucket}\0${key}\0${etag}\0${chunk}`).digest('hex');
+}
+
+/** Cache name of a whole data pack (v1 packs: of the version with that ETag). */
+export function dataPackName(bucket: string, key: string, etag: string | undefined): string {
+  return createHash('sha256').update(`data-pack\0${bucket}\0${key}\0${etag ?? ''}`).digest('hex');
 }
 
 /** `<root>/blobs/<first two hex>/<name>`; only blob names are accepted, so nothing escapes `root`. */
@@ -215,6 +221,34 @@ export class ContentCache {
     }
   }
 
+  /**
+   * `length` bytes at `position` of blob `name` on disk (a data pack the prefetch worker wrote),
+   * unchecked: the caller verifies them. undefined on a miss or when the blob is shorter.
+   */
+  readRange(name: string, position: number, length: number): Buffer | undefined {
+    const stored = this.disk?.get(name);
+    if (stored === undefined || stored < position + length) return undefined;
+    let fd: number;
+    try {
+      fd = openSync(this.blobPath(name), 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      this.disk!.delete(name);
+      return undefined;
+    }
+    try {
+      const data = Buffer.allocUnsafe(length);
+      return readFullySync(fd, data, 0, length, position) === length ? data : undefined;
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** Keeps checked bytes in the memory tier only (they are on disk inside another blob). */
+  remember(name: string, data: Buffer): void {
+    this.mem?.set(name, data);
+  }
+
   /** Forgets a blob (a damaged copy) in memory and on disk. */
   drop(name: string): void {
     this.mem?.delete(name);
@@ -237,7 +271,7 @@ export class ContentCache {
   /** Indexes a blob another thread wrote with `writeBlobFile` (enforcing the budget like `put`). */
   adopt(name: string, size: number): void {
     if (!this.disk || this.disk.has(name)) return;
-    // The worker checked the bytes before it wrote them.
+    // The worker checked a file's bytes before it wrote them; a pack's are checked per file on every read.
     this.verified.add(name);
     this.disk.set(name, size);
     this.updateGauges();

@@ -88,12 +88,17 @@ export async function downloadPinned(store: ObjectStore, obj: PinnedObject & { s
   return downloadPinnedRange(store, obj, start, Math.min(chunkSize, obj.size - start));
 }
 
-/** `length` bytes at `start` of the object; the whole object (checked against its sha256) when that is all of it. */
-export async function downloadPinnedRange(store: ObjectStore, obj: PinnedObject, start: number, length: number): Promise<Buffer> {
+/**
+ * `length` bytes at `start` of the object; the whole object (checked against its sha256) when that
+ * is all of it. `into` gives a buffer to read them into (see GetOptions).
+ */
+export async function downloadPinnedRange(
+  store: ObjectStore, obj: PinnedObject, start: number, length: number, into?: (length: number) => Buffer,
+): Promise<Buffer> {
   const whole = start === 0 && length === obj.size;
   let res: GetResult;
   try {
-    res = await store.get(obj.key, { ifMatch: obj.etag, range: whole ? undefined : { start, end: start + length - 1 } });
+    res = await store.get(obj.key, { ifMatch: obj.etag, range: whole ? undefined : { start, end: start + length - 1 }, into });
   } catch (err) {
     // The range lies past the end of what S3 holds: another, shorter version. A server that
     // honours If-Match (S3, Ceph RGW, the embedded server) says 412 first; one that ignores it says 416.

@@ -6,20 +6,25 @@
  * A file is read in pieces: v2 by the format's chunks (CHUNK_SIZE), v1 by `chunkSize`. Small files
  * are one piece; larger ones are fetched by ranges, so the first byte never waits for the whole
  * file, and a sequential reader gets the next pieces ahead.
+ *
  * `warm` hands a workspace's small files to the prefetch worker (prefetcher.ts), which downloads
- * them with --prefetch-concurrency off the main event loop, by ranges of their packs where the
- * manifest has packs.
+ * them with --prefetch-concurrency off the main event loop. Files in a data pack are fetched as
+ * whole packs (a source tree of 100,000 files is about a hundred GETs, not one per file), each
+ * cached as one blob: the cache then indexes a blob per pack instead of one per file. A read of such
+ * a file takes its bytes from the cached pack and checks them against the file's sha256 first (a
+ * damaged pack is never served: the file is fetched on its own instead). Files without a pack (v1
+ * without one, v2 blobs up to 1 MiB) are fetched one by one.
  *
  * Concurrency rules: on this thread, at most one download per blob (single-flight on the blob
  * name); readers needing a blob being downloaded join that download. Demand reads never wait for
- * the prefetch worker: a blob it has not finished is fetched here (the worker skips blobs that
- * reached the cache meanwhile), so a reader is never queued behind thousands of prefetches.
+ * the prefetch worker: a file whose pack has not landed is fetched here on its own, so a reader is
+ * never queued behind a warm-up.
  */
-import { CHUNK_SIZE, isOutageCode, isSyncError, SyncError, type ErrorCode, type Logger, type ObjectStore, type S3Settings } from '@workspace-sync/shared';
-import { blobName, type ContentCache } from './content-cache.js';
+import { CHUNK_SIZE, isOutageCode, isSyncError, sha256Hex, SyncError, type ErrorCode, type Logger, type ObjectStore, type S3Settings } from '@workspace-sync/shared';
+import { blobName, dataPackName, type ContentCache } from './content-cache.js';
 import { downloadContent, downloadPinned, pieceSha } from './download.js';
 import type { MountMetrics } from './metrics.js';
-import { Prefetcher, type FromWorker, type PrefetchTask } from './prefetcher.js';
+import { MAX_PREFETCH_PACK, Prefetcher, type FromWorker, type PrefetchTask } from './prefetcher.js';
 import type { RemoteStatus } from './remote-status.js';
 import type { FileNode } from './tree.js';
 
@@ -31,7 +36,7 @@ const PREFETCH_MAX_FILE = 1024 * 1024;
 export interface PrefetchOptions {
   /** How the worker reaches S3 (it builds its own client). */
   settings: S3Settings;
-  /** Parallel prefetch GETs. */
+  /** Parallel prefetch GETs (whole packs: at most two at once). */
   concurrency: number;
   /** Bytes one warm-up may request, so prefetching never flushes the whole cache. */
   budget: number;
@@ -39,9 +44,23 @@ export interface PrefetchOptions {
   window?: number | undefined;
 }
 
-/** Bytes a warm-up may still request; 0 once spent. */
+/** A data pack a file's bytes can be read from once the pack is cached whole. */
+interface PackSource {
+  /** Cache name of the whole pack. */
+  name: string;
+  key: string;
+  /** v1 packs are pinned to an ETag and size; v2 packs are immutable. */
+  etag: string | undefined;
+  size: number | undefined;
+  offset: number;
+  /** What the file's bytes must hash to (a file without one is never read from a pack). */
+  sha256: string;
+}
+
+/** Bytes a warm-up may still request (0 once spent), and the packs it asked for. */
 export interface WarmBudget {
   left: number;
+  packs: Set<string>;
 }
 
 export interface FetcherOptions {
@@ -61,8 +80,10 @@ export class Fetcher {
   private readonly inflight = new Map<string, Promise<Buffer>>();
   private readonly readAheadChunks: number;
   private readonly prefetcher: Prefetcher | undefined;
-  /** Blobs handed to the worker and not answered yet. */
-  private readonly prefetching = new Set<string>();
+  /** Data packs handed to the worker and not answered yet, with how many files each was asked for. */
+  private readonly packsQueued = new Map<string, { files: number }>();
+  /** Single files handed to the worker and not answered yet. */
+  private readonly filesQueued = new Set<string>();
   private warnedOutage = false;
   /** After `stop`, warm-ups still walking hand over nothing (that would start a new worker). */
   private stopped = false;
@@ -76,7 +97,8 @@ export class Fetcher {
         settings: pf.settings, cacheRoot: opts.cache.root, concurrency: pf.concurrency, chunkSize: this.chunkSize, window: pf.window,
         onMessage: (msg) => this.onPrefetched(msg),
         onCrash: (err) => {
-          this.prefetching.clear();
+          this.packsQueued.clear();
+          this.filesQueued.clear();
           opts.logger.error({ err }, 'prefetch worker crashed; prefetching restarts with the next workspace used');
         },
       });
@@ -107,7 +129,8 @@ export class Fetcher {
       const want = Math.min(end - pos, chunkLength - inChunk);
       const name = this.blobName(node, index);
       if (!live()) throw abandoned();
-      let n = await this.opts.cache.readInto(name, chunkLength, target, pos - offset, inChunk, want, this.expectedSha(node, index));
+      let n = this.readFromPack(node, name, target, pos - offset, inChunk, want)
+        ?? await this.opts.cache.readInto(name, chunkLength, target, pos - offset, inChunk, want, this.expectedSha(node, index));
       if (n === undefined) {
         const data = await this.fetchChunk(node, index, 'demand');
         if (!live()) throw abandoned();
@@ -133,37 +156,56 @@ export class Fetcher {
 
   /**
    * Hands the small files among `nodes` that are not cached yet to the prefetch worker, in the
-   * given order, within `budget` (spent here; a warm-up sent in batches shares one). Returns how
-   * many, or -1 when refused because S3 is down.
+   * given order, within `budget` (spent here by the files' sizes; a warm-up sent in batches shares
+   * one): the whole data pack of a file that has one, else the file. Returns how many files (a
+   * file in a pack this warm-up already asked for counts), or -1 when refused because S3 is down.
    */
   warm(nodes: Iterable<FileNode>, budget: WarmBudget = this.warmBudget()): number {
     if (!this.prefetcher || this.stopped) { budget.left = 0; return 0; }
     if (this.opts.status.down) return -1;
+    const { cache } = this.opts;
     const tasks: PrefetchTask[] = [];
+    let queued = 0;
     for (const node of nodes) {
       if (node.size === 0 || node.size > PREFETCH_MAX_FILE || node.size > this.pieceSize(node)) continue;
       if (budget.left < node.size) { budget.left = 0; break; }
       const name = this.blobName(node, 0);
-      if (this.prefetching.has(name) || this.inflight.has(name) || this.opts.cache.has(name)) continue;
-      budget.left -= node.size;
-      this.prefetching.add(name);
-      const c = node.content;
-      tasks.push(c.format === 1
-        ? { name, size: node.size, sha256: c.sha256, own: { key: c.key, etag: c.etag, size: node.size, sha256: c.sha256 }, pack: c.pack }
-        : {
-          name, size: node.size, sha256: c.sha256,
-          // A blob is the file's own object; a piece of a pack falls back to the plain mirror, checked.
-          own: { key: c.inPack ? c.plainKey : c.key, etag: undefined, size: node.size, sha256: c.sha256 },
-          pack: c.inPack ? { key: c.key, etag: undefined, size: undefined, offset: c.offset } : undefined,
+      if (this.inflight.has(name) || cache.has(name)) continue;
+      const pack = this.packOf(node);
+      // A pack larger than writers make (v1 names its size) is not fetched whole; its files go one by one.
+      if (pack && (pack.size ?? 0) <= MAX_PREFETCH_PACK) {
+        const job = this.packsQueued.get(pack.name);
+        if (job) {
+          // A pack this warm-up asked for: one more of its files. Another's: nothing to do.
+          if (!budget.packs.has(pack.name)) continue;
+          job.files++;
+        } else {
+          if (cache.has(pack.name)) continue;
+          this.packsQueued.set(pack.name, { files: 1 });
+          budget.packs.add(pack.name);
+          tasks.push({ kind: 'pack', name: pack.name, key: pack.key, etag: pack.etag, size: pack.size });
+        }
+      } else {
+        if (this.filesQueued.has(name)) continue;
+        this.filesQueued.add(name);
+        const c = node.content;
+        tasks.push({
+          kind: 'file', name,
+          own: c.format === 1
+            ? { key: c.key, etag: c.etag, size: node.size, sha256: c.sha256 }
+            : { key: c.inPack ? c.plainKey : c.key, etag: undefined, size: node.size, sha256: c.sha256 },
         });
+      }
+      budget.left -= node.size;
+      queued++;
     }
     this.prefetcher.send(tasks);
-    return tasks.length;
+    return queued;
   }
 
   /** What one warm-up may request. */
   warmBudget(): WarmBudget {
-    return { left: this.prefetcher ? this.opts.prefetch!.budget : 0 };
+    return { left: this.prefetcher ? this.opts.prefetch!.budget : 0, packs: new Set() };
   }
 
   /** Resolves once the prefetch worker has been handed everything warmed so far (pacing a long warm-up). */
@@ -183,24 +225,25 @@ export class Fetcher {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    this.prefetching.clear();
+    this.packsQueued.clear();
+    this.filesQueued.clear();
     await this.prefetcher?.stop();
   }
 
   private onPrefetched(msg: FromWorker): void {
     const { cache, status, metrics, logger } = this.opts;
     if (msg.type === 'cleared') {
-      for (const name of msg.names) this.prefetching.delete(name);
+      for (const name of msg.names) this.forget(name);
       return;
     }
-    this.prefetching.delete(msg.name);
+    const files = this.forget(msg.name);
     if (msg.type === 'done') {
       cache.adopt(msg.name, msg.size);
       if (msg.downloaded) {
         status.ok();
         this.warnedOutage = false;
-        metrics?.prefetched.inc();
-        if (msg.gets > 0) metrics?.s3Gets.inc({ kind: 'prefetch' }, msg.gets);
+        metrics?.prefetched.inc(files);
+        metrics?.s3Gets.inc({ kind: 'prefetch' });
         metrics?.s3GetBytes.inc(msg.size);
       }
       return;
@@ -212,7 +255,56 @@ export class Fetcher {
       this.warnedOutage = true;
       return;
     }
+    // The files are left to demand reads.
     logger.debug({ blob: msg.name, code: msg.code, err: msg.message }, 'prefetch failed');
+  }
+
+  /** Drops an answered task; returns how many files it was for. */
+  private forget(name: string): number {
+    const job = this.packsQueued.get(name);
+    if (job) {
+      this.packsQueued.delete(name);
+      return job.files;
+    }
+    this.filesQueued.delete(name);
+    return 1;
+  }
+
+  /**
+   * The file's bytes from its data pack when the pack is cached whole and the file itself is not,
+   * checked against its sha256 (then kept in the memory tier, so the rest of a file read in
+   * pieces costs no second check); undefined otherwise, or when they do not match.
+   */
+  private readFromPack(node: FileNode, name: string, target: Buffer, targetOffset: number, position: number, length: number): number | undefined {
+    const { cache, logger, metrics } = this.opts;
+    if (cache.has(name)) return undefined;
+    const pack = this.packOf(node);
+    if (!pack || !cache.has(pack.name)) return undefined;
+    const data = cache.readRange(pack.name, pack.offset, node.size);
+    if (!data) return undefined;
+    if (sha256Hex(data) !== pack.sha256) {
+      // Never served; the file is fetched on its own (and then cached under its own name).
+      metrics?.errors.inc({ op: 'cache' });
+      logger.warn({ pack: pack.key, offset: pack.offset, size: node.size }, 'cached data pack does not match a file in it; fetching the file on its own');
+      return undefined;
+    }
+    cache.remember(name, data);
+    metrics?.cacheHits.inc({ tier: 'pack' });
+    return data.copy(target, targetOffset, position, Math.min(data.length, position + length));
+  }
+
+  /** Where a single-piece file's bytes are in a data pack, when it has one and they can be checked. */
+  private packOf(node: FileNode): PackSource | undefined {
+    if (node.size > this.pieceSize(node)) return undefined;
+    const c = node.content;
+    const bucket = this.opts.store.bucket;
+    if (c.format === 2) {
+      return c.inPack
+        ? { name: dataPackName(bucket, c.key, undefined), key: c.key, etag: undefined, size: undefined, offset: c.offset, sha256: c.sha256 }
+        : undefined;
+    }
+    if (!c.pack || c.sha256 === undefined) return undefined;
+    return { name: dataPackName(bucket, c.pack.key, c.pack.etag), key: c.pack.key, etag: c.pack.etag, size: c.pack.size, offset: c.pack.offset, sha256: c.sha256 };
   }
 
   private chunkLength(node: FileNode, index: number): number {
@@ -245,7 +337,7 @@ export class Fetcher {
     return p;
   }
 
-  private async download(node: FileNode, index: number, why: string): Promise<Buffer> {
+  private async download(node: FileNode, index: number, why: 'demand' | 'readahead'): Promise<Buffer> {
     const { store, status, metrics, logger } = this.opts;
     const c = node.content;
     status.gate(`s3://${store.bucket}/${c.key}`);

@@ -1,11 +1,11 @@
 /**
- * Main-thread side of the prefetch worker (prefetch-worker.ts): sends it files to download and
- * hears back which blobs landed in the cache directory. Every task gets exactly one answer
+ * Main-thread side of the prefetch worker (prefetch-worker.ts): sends it data packs and files to
+ * download and hears back which blobs landed in the cache directory. Every task gets exactly one answer
  * (done, failed, or listed as cleared), so `idle` knows when nothing is outstanding.
  *
  * Tasks go to the worker a slice at a time, with a bounded number unanswered: warming a
- * 100,000-file workspace as one message cloned every task into the worker at once (hundreds of
- * megabytes between the two heaps, for work that drains over tens of seconds).
+ * 100,000-file workspace as one message (when there was a task per file) cloned every task into the
+ * worker at once, hundreds of megabytes between the two heaps.
  */
 import { Worker } from 'node:worker_threads';
 import type { S3Settings } from '@workspace-sync/shared';
@@ -13,23 +13,25 @@ import type { PinnedObject } from './download.js';
 import type { WorkerConfig } from './prefetch-worker.js';
 import { workerUrl } from './worker-url.js';
 
-export interface PrefetchTask {
-  /** Blob name in the content cache. */
-  name: string;
-  size: number;
-  /** What the bytes must hash to (a piece of a pack without one is never used). */
-  sha256: string | undefined;
-  /** The file's own object: fetched when there is no pack, or the piece of the pack is bad. */
-  own: PinnedObject & { size: number };
-  /** A pack holding the bytes at `offset`: fetched with its neighbours in one range GET. */
-  pack?: (Omit<PinnedObject, 'sha256'> & { offset: number }) | undefined;
-}
+export type PrefetchTask =
+  /**
+   * A whole data pack, cached as one blob (`name`); reads check each file cut from it against
+   * the file's sha256. v1 packs are pinned to an ETag and size, v2 packs are immutable.
+   */
+  | { kind: 'pack'; name: string; key: string; etag: string | undefined; size: number | undefined }
+  /** A file without a pack: its own object, cached under the file's blob name. */
+  | { kind: 'file'; name: string; own: PinnedObject & { size: number } };
+
+/**
+ * Largest data pack fetched whole: writers close a pack at 4 MiB plus the one file that overflowed
+ * it (at most 256 KiB). The files of a larger v2 pack are left to demand reads.
+ */
+export const MAX_PREFETCH_PACK = 8 * 1024 * 1024;
 
 export type ToWorker = { type: 'fetch'; tasks: PrefetchTask[] };
 
 export type FromWorker =
-  /** `gets`: GET requests this blob accounts for (0 for all but one blob of a pack range). */
-  | { type: 'done'; name: string; size: number; downloaded: boolean; gets: number }
+  | { type: 'done'; name: string; size: number; downloaded: boolean }
   | { type: 'failed'; name: string; code: string; message: string }
   | { type: 'cleared'; names: string[] };
 
@@ -47,9 +49,9 @@ export interface PrefetcherOptions {
 const WORKER_URL = workerUrl('prefetch-worker.js');
 const DEFAULT_WINDOW = 2000;
 /**
- * The worker's garbage is request plumbing, short-lived; bodies live outside the V8 heap. A young
- * generation of 8 MiB (V8's default is several times that) measured ~20 MiB less mount RSS while a
- * 100,000-file workspace is prefetched, at the same download rate (docs/scale.md).
+ * The worker's heap garbage is request plumbing, short-lived (bodies live outside the V8 heap). A
+ * young generation of 8 MiB (V8's default is several times that) measured ~20 MiB less mount RSS
+ * while a 100,000-file workspace is prefetched, at the same download rate (docs/scale.md).
  */
 const WORKER_YOUNG_GENERATION_MB = 8;
 

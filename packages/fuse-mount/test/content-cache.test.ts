@@ -135,6 +135,23 @@ describe('ContentCache', () => {
     expect((err as Error).message).toContain(`in use by process ${process.ppid}`);
   });
 
+  it('reads ranges of a blob another thread wrote (a data pack), and none past its end', async () => {
+    const cache = await open({ maxSize: 100_000, memSize: 10_000 });
+    const pack = Buffer.from(Array.from({ length: 5_000 }, (_, i) => i % 251));
+    await writeBlobFile(cache.root, name('pack'), pack);
+    expect(cache.readRange(name('pack'), 0, 1)).toBeUndefined();
+    cache.adopt(name('pack'), pack.length);
+    expect(cache.readRange(name('pack'), 100, 50)!.equals(pack.subarray(100, 150))).toBe(true);
+    expect(cache.readRange(name('pack'), 4_990, 10)!.equals(pack.subarray(4_990))).toBe(true);
+    expect(cache.readRange(name('pack'), 4_990, 11)).toBeUndefined();
+    // A range remembered under a file's own name is served from memory, not written to disk.
+    const piece = cache.readRange(name('pack'), 200, 40)!;
+    cache.remember(name('file'), piece);
+    expect(cache.has(name('file'))).toBe(true);
+    expect(existsSync(cache.blobPath(name('file')))).toBe(false);
+    expect((await read(cache, name('file'), 40))!.equals(piece)).toBe(true);
+  });
+
   it('adopts blobs written by another thread, within the budget', async () => {
     const cache = await open({ maxSize: 5_000 });
     await writeBlobFile(cache.root, name('w1'), Buffer.alloc(3_000, 1));

@@ -1,7 +1,7 @@
 /**
  * The Fetcher's decisions (single flight, pinned ETags, sha256 checks, ranges, read-ahead, format v2
- * content), on the in-memory store. The prefetch worker, which opens its own S3 client, is tested
- * over the wire in prefetch.int.test.ts.
+ * content, files read from a cached data pack), on the in-memory store. The prefetch worker, which
+ * opens its own S3 client, is tested over the wire in prefetch.int.test.ts.
  */
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
@@ -10,7 +10,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { CHUNK_SIZE, decodeCommit, headKey, isSyncError, objectKey, sha256Hex } from '@workspace-sync/shared';
 import { createMemoryStore, writeCommitFixture } from '@workspace-sync/testkit';
 import { CommitView } from '../src/views.js';
-import { blobName } from '../src/content-cache.js';
+import { blobName, dataPackName, writeBlobFile } from '../src/content-cache.js';
 import type { FileNode } from '../src/tree.js';
 import { fetcherFixture, readAll, v1, v1Node } from './fetcher-fixture.js';
 import { captureLogger, openTrees, tempDir } from './helpers.js';
@@ -201,5 +201,31 @@ describe('Fetcher (format v2)', () => {
     expect(lines().some((l) => l.level === 40 && l.msg.includes('does not match its sha256'))).toBe(true);
     await second.cache.flush();
     expect(sha256Hex(readFileSync(file))).toBe(sha256Hex(body));
+  });
+
+  it('serves a file from its cached data pack only when its bytes there match its sha256; otherwise it is fetched on its own', async () => {
+    const bodies = Array.from({ length: 5 }, () => randomBytes(2000));
+    const { node } = await commitView(bodies.map((content, i) => ({ path: `f${i}`, content })));
+    const nodes = await Promise.all(bodies.map((_, i) => node(`f${i}`)));
+    const c = nodes[3]!.content as { key: string; offset: number };
+    // The pack as the prefetch worker leaves it in the cache, with file 3's copy damaged.
+    const res = await store.get(c.key);
+    if (res.notModified) throw new Error('304');
+    const damaged = Buffer.from(res.body);
+    damaged[c.offset + 10] ^= 0xff;
+    const { logger, lines } = captureLogger();
+    const { fetcher, cache, gets } = await setup({ logger });
+    const packName = dataPackName(store.bucket, c.key, undefined);
+    await writeBlobFile(cache.root, packName, damaged);
+    cache.adopt(packName, damaged.length);
+    for (const [i, n] of nodes.entries()) expect((await readAll(fetcher, n)).equals(bodies[i]!), `file ${i}`).toBe(true);
+    // Only the damaged file needed a GET; the others came from the pack.
+    expect(gets()).toBe(1);
+    expect(lines().filter((l) => l.level === 40 && l.msg.includes('cached data pack does not match')).length).toBe(1);
+    // Its good copy is now cached under its own name and served from there.
+    await cache.flush();
+    expect(cache.has(sha256Hex(bodies[3]!))).toBe(true);
+    expect((await readAll(fetcher, nodes[3]!)).equals(bodies[3]!)).toBe(true);
+    expect(gets()).toBe(1);
   });
 });

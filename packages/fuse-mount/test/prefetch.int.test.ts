@@ -1,13 +1,14 @@
-/** The prefetch worker (its own S3 client, in a worker thread) against a real S3 server. */
+/** The prefetch worker (its own S3 client, in a worker thread) against a real S3 server: whole data packs, or single files. */
 import { randomBytes } from 'node:crypto';
 import { createServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { isSyncError, packKey, sha256Hex, stripEtag, type ObjectStore } from '@workspace-sync/shared';
-import { startCountingProxy, unreachable, withFaults, type EmbeddedS3 } from '@workspace-sync/testkit';
-import { blobName } from '../src/content-cache.js';
+import { decodeCommit, headKey, isSyncError, packKey, sha256Hex, stripEtag, type ObjectStore } from '@workspace-sync/shared';
+import { startCountingProxy, unreachable, withFaults, writeCommitFixture, type EmbeddedS3 } from '@workspace-sync/testkit';
+import { blobName, dataPackName } from '../src/content-cache.js';
+import { CommitView } from '../src/views.js';
 import type { FileNode } from '../src/tree.js';
 import { fetcherFixture, readAll, v1 } from './fetcher-fixture.js';
-import { settingsFor, useTestS3 } from './helpers.js';
+import { openTrees, settingsFor, useTestS3 } from './helpers.js';
 
 let s3: EmbeddedS3;
 let store: ObjectStore;
@@ -20,7 +21,7 @@ afterEach(async () => {
 });
 
 describe('Fetcher prefetch', () => {
-  it('prefetches small files in a worker, within the budget, and skips cached ones', async () => {
+  it('prefetches small files without a pack one by one in a worker, within the budget, and skips cached ones', async () => {
     const nodes: FileNode[] = [];
     for (let i = 0; i < 20; i++) nodes.push(await upload(`pre/f${i}.txt`, randomBytes(1000 + i)));
     const big = await upload('pre/big.bin', randomBytes(2 * 1024 * 1024));
@@ -44,7 +45,7 @@ describe('Fetcher prefetch', () => {
     expect(fetcher.warm(nodes.slice(0, 15))).toBe(0);
   });
 
-  it('prefetches packed files by range GETs of their pack, and falls back to each object when a piece does not match', async () => {
+  it('prefetches packed files as one GET of their pack, and never serves a file whose copy in it does not match', async () => {
     const bodies = Array.from({ length: 30 }, (_, i) => randomBytes(2000 + i * 10));
     const nodes: FileNode[] = [];
     for (let i = 0; i < bodies.length; i++) nodes.push(await upload(`packed/f${i}.txt`, bodies[i]!));
@@ -62,21 +63,71 @@ describe('Fetcher prefetch', () => {
     cleanups.push(() => proxy.close());
     const { fetcher, cache, gets } = await setup({
       prefetch: { settings: { ...settingsFor(s3), endpoint: proxy.endpoint }, concurrency: 4, budget: 1e6 },
-      chunkSize: 32 * 1024,
     });
     expect(fetcher.warm(nodes)).toBe(30);
     await fetcher.idle();
-    expect(nodes.every((n) => cache.has(blobName(store.bucket, v1(n).key, v1(n).etag, 0)))).toBe(true);
-    // ~64 kB of pack in ranges of at most 32 kB: three GETs of the pack, one of file 5's own object.
-    expect(proxy.count('GET', pKey)).toBe(3);
-    expect(proxy.count('GET', 'packed/f5.txt')).toBe(1);
-    expect(proxy.requests.filter((r) => r.method === 'GET').length).toBe(4);
+    expect(cache.has(dataPackName(store.bucket, pKey, stripEtag(etag)))).toBe(true);
+    // One blob in the cache for the thirty files.
+    expect(cache.entries).toBe(1);
+    expect(proxy.count('GET', pKey)).toBe(1);
+    expect(proxy.requests.filter((r) => r.method === 'GET').length).toBe(1);
     const before = gets();
     for (const [i, node] of nodes.entries()) expect((await readAll(fetcher, node)).equals(bodies[i]!), `file ${i}`).toBe(true);
-    expect(gets()).toBe(before);
+    // File 5 alone was fetched, from its own object.
+    expect(gets()).toBe(before + 1);
+    // Asking again queues nothing.
+    expect(fetcher.warm(nodes)).toBe(0);
   });
 
-  it('prefetches from the files themselves when their pack is gone', async () => {
+  it('prefetches a format-v2 workspace by whole packs; files too large for one are never prefetched', async () => {
+    const bodies = Array.from({ length: 40 }, (_, i) => randomBytes(1000 + 37 * i));
+    const prefix = 'v2pf/';
+    await writeCommitFixture(store, prefix, 'ws', [...bodies.map((content, i) => ({ path: `src/f${i}.ts`, content })), { path: 'big.bin', content: randomBytes(2 * 1024 * 1024) }]);
+    const res = await store.get(headKey(prefix, 'ws'));
+    if (res.notModified) throw new Error('304');
+    const t = await openTrees(store, prefix);
+    cleanups.push(t.close);
+    const view = new CommitView({ prefix, workspace: 'ws', commit: decodeCommit(res.body, 'head'), namespace: 'ws', trees: t.trees });
+    const nodes = await Promise.all(bodies.map(async (_, i) => (await view.lookup(`src/f${i}.ts`)) as FileNode));
+    const big = (await view.lookup('big.bin')) as FileNode;
+    const packs = new Set(nodes.map((n) => (n.content as { key: string }).key));
+    const proxy = await startCountingProxy(s3.endpoint);
+    cleanups.push(() => proxy.close());
+    const { fetcher, cache, gets } = await setup({
+      prefetch: { settings: { ...settingsFor(s3), endpoint: proxy.endpoint }, concurrency: 4, budget: 1e9 },
+    });
+    expect(fetcher.warm([...nodes, big])).toBe(40);
+    await fetcher.idle();
+    for (const key of packs) expect(proxy.count('GET', key)).toBe(1);
+    expect(proxy.requests.filter((r) => r.method === 'GET').length).toBe(packs.size);
+    expect(cache.entries).toBe(packs.size);
+    for (const [i, n] of nodes.entries()) expect((await readAll(fetcher, n)).equals(bodies[i]!), `file ${i}`).toBe(true);
+    expect(gets()).toBe(0);
+  });
+
+  it('reads packs of a megabyte and more into reused buffers without mixing their bytes', async () => {
+    // Three workspaces of one 1.5 MiB pack each: with two pack downloads at a time, the third reuses a buffer.
+    const prefix = 'v2big/';
+    const all: Array<{ node: FileNode; body: Buffer }> = [];
+    for (const ws of ['w1', 'w2', 'w3']) {
+      const bodies = Array.from({ length: 6 }, () => randomBytes(250 * 1024));
+      await writeCommitFixture(store, prefix, ws, bodies.map((content, i) => ({ path: `f${i}`, content })));
+      const res = await store.get(headKey(prefix, ws));
+      if (res.notModified) throw new Error('304');
+      const t = await openTrees(store, prefix);
+      cleanups.push(t.close);
+      const view = new CommitView({ prefix, workspace: ws, commit: decodeCommit(res.body, 'head'), namespace: ws, trees: t.trees });
+      for (const [i, body] of bodies.entries()) all.push({ node: (await view.lookup(`f${i}`)) as FileNode, body });
+    }
+    const { fetcher, cache, gets } = await setup({ prefetch: { settings: settingsFor(s3), concurrency: 4, budget: 1e9 } });
+    expect(fetcher.warm(all.map((f) => f.node))).toBe(18);
+    await fetcher.idle();
+    expect(cache.entries).toBe(3);
+    for (const [i, f] of all.entries()) expect((await readAll(fetcher, f.node)).equals(f.body), `file ${i}`).toBe(true);
+    expect(gets()).toBe(0);
+  });
+
+  it('leaves the files of a pack that is gone to demand reads', async () => {
     const bodies = Array.from({ length: 6 }, () => randomBytes(1500));
     const nodes: FileNode[] = [];
     for (let i = 0; i < bodies.length; i++) nodes.push(await upload(`gone/f${i}.txt`, bodies[i]!));
@@ -85,11 +136,12 @@ describe('Fetcher prefetch', () => {
       v1(node).pack = { key: packKey('', 'ws', 'd'.repeat(64)), etag: 'missing', size: 9000, offset };
       offset += bodies[i]!.length;
     }
-    const { fetcher, cache } = await setup({ prefetch: { settings: settingsFor(s3), concurrency: 2, budget: 1e6 } });
+    const { fetcher, status, gets } = await setup({ prefetch: { settings: settingsFor(s3), concurrency: 2, budget: 1e6 } });
     expect(fetcher.warm(nodes)).toBe(6);
     await fetcher.idle();
-    expect(nodes.every((n) => cache.has(blobName(store.bucket, v1(n).key, v1(n).etag, 0)))).toBe(true);
+    expect(status.down).toBe(false);
     for (const [i, node] of nodes.entries()) expect((await readAll(fetcher, node)).equals(bodies[i]!)).toBe(true);
+    expect(gets()).toBe(6);
   });
 
   it('hands a large warm-up to the worker a few tasks at a time and answers every one', async () => {

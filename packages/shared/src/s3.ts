@@ -70,6 +70,12 @@ export interface GetOptions {
   signal?: AbortSignal;
   /** Refuse a body larger than this (MANIFEST_INVALID) before reading it: for objects whose format bounds them. */
   maxBytes?: number;
+  /**
+   * Gives a buffer of at least the announced length to read the body into: the body returned is
+   * then a view of it, so a caller that reuses one buffer allocates nothing per GET. Not called
+   * when the server announces no length.
+   */
+  into?: (length: number) => Buffer;
 }
 
 export interface ObjectInfo {
@@ -245,7 +251,7 @@ export function createObjectStore(settings: S3Settings, client: S3Client = creat
           IfNoneMatch: opts.ifNoneMatch ? `"${opts.ifNoneMatch}"` : undefined,
           IfMatch: opts.ifMatch ? `"${opts.ifMatch}"` : undefined,
         }), { abortSignal: opts.signal });
-        const body = await readBody(res.Body as Readable, res.ContentLength, `GET s3://${Bucket}/${key}`, opts.maxBytes);
+        const body = await readBody(res.Body as Readable, res.ContentLength, `GET s3://${Bucket}/${key}`, opts.maxBytes, opts.into);
         return {
           notModified: false, body, etag: stripEtag(res.ETag),
           size: opts.range ? parseTotalSize(res.ContentRange, body.length) : (res.ContentLength ?? body.length),
@@ -552,7 +558,9 @@ function errorName(err: unknown): string {
  * (the SDK's byte-array helper copies twice more, which costs a big read more CPU than the wire).
  * A body larger than `maxBytes` is refused: from the announced length, or as it arrives without one.
  */
-async function readBody(stream: Readable, length: number | undefined, what: string, maxBytes: number | undefined): Promise<Buffer> {
+async function readBody(
+  stream: Readable, length: number | undefined, what: string, maxBytes: number | undefined, into: ((length: number) => Buffer) | undefined,
+): Promise<Buffer> {
   if (length === undefined) {
     const chunks: Buffer[] = [];
     let total = 0;
@@ -566,8 +574,9 @@ async function readBody(stream: Readable, length: number | undefined, what: stri
   }
   // Refused from the announced length, before a byte is read.
   try { refuseLarger(what, length, maxBytes); } catch (err) { stream.destroy(); throw err; }
+  const given = into?.(length);
   // Never the shared pool: cached bodies would pin its slabs.
-  const out = Buffer.allocUnsafeSlow(length);
+  const out = given && given.length >= length ? given.subarray(0, length) : Buffer.allocUnsafeSlow(length);
   let at = 0;
   let over = false;
   for await (const chunk of stream) {
