@@ -127,6 +127,37 @@ describe('Fetcher prefetch', () => {
     expect(gets()).toBe(0);
   });
 
+  it('never fetches a pack larger than writers make: a v1 one is skipped for the files, a v2 one is refused', async () => {
+    // A hostile or foreign bucket: "packs" of 9 MiB.
+    const huge = randomBytes(9 * 1024 * 1024);
+    const hugeKey = packKey('', 'ws', 'e'.repeat(64));
+    const { etag } = await store.put(hugeKey, huge);
+    const v1Body = huge.subarray(100, 1100);
+    const v1File = await upload('huge/v1.txt', Buffer.from(v1Body));
+    v1(v1File).pack = { key: hugeKey, etag: stripEtag(etag), size: huge.length, offset: 100 };
+    const v2Body = huge.subarray(5000, 7000);
+    const v2File: FileNode = {
+      kind: 'file', ino: 3, size: v2Body.length, mtimeMs: 0, srcMtimeMs: 0, perm: 0o644,
+      content: { format: 2, sha256: sha256Hex(v2Body), key: hugeKey, inPack: true, offset: 5000, chunks: undefined, plainKey: 'huge/v2.txt' },
+    };
+    const proxy = await startCountingProxy(s3.endpoint);
+    cleanups.push(() => proxy.close());
+    const { fetcher, cache, gets } = await setup({
+      prefetch: { settings: { ...settingsFor(s3), endpoint: proxy.endpoint }, concurrency: 2, budget: 1e9 },
+    });
+    expect(fetcher.warm([v1File, v2File])).toBe(2);
+    await fetcher.idle();
+    // The v1 file came from its own object; the v2 pack was refused by its announced length.
+    expect(cache.has(blobName(store.bucket, v1(v1File).key, v1(v1File).etag, 0))).toBe(true);
+    expect(proxy.count('GET', 'huge/v1.txt')).toBe(1);
+    expect(cache.entries).toBe(1);
+    expect(cache.has(dataPackName(store.bucket, hugeKey, undefined))).toBe(false);
+    // Both read right: the v2 file by a range of its pack.
+    expect((await readAll(fetcher, v1File)).equals(v1Body)).toBe(true);
+    expect((await readAll(fetcher, v2File)).equals(v2Body)).toBe(true);
+    expect(gets()).toBe(1);
+  });
+
   it('leaves the files of a pack that is gone to demand reads', async () => {
     const bodies = Array.from({ length: 6 }, () => randomBytes(1500));
     const nodes: FileNode[] = [];
