@@ -18,7 +18,8 @@
  * written to `tmp/` and renamed into place, so a blob file is complete or absent. Room for a blob
  * is made before it is written, counting the blobs still being written, so the directory stays
  * within the budget at every moment. Blobs the prefetch worker writes are counted when they are
- * adopted, so those may overshoot by the worker's downloads in flight (at most four packs). A blob is
+ * adopted, so those may overshoot by the worker's downloads in flight (two packs and a few single
+ * files). A blob is
  * readable from memory (`pending`) from `put` until its file is indexed. Eviction unlinks the file;
  * a reader that loses that race gets ENOENT and reports a miss. On start, blobs left by an earlier
  * run are indexed again (oldest first, so the LRU order roughly survives); blobs older than the
@@ -271,6 +272,12 @@ export class ContentCache {
   /** Indexes a blob another thread wrote with `writeBlobFile` (enforcing the budget like `put`). */
   adopt(name: string, size: number): void {
     if (!this.disk || this.disk.has(name)) return;
+    if (size > this.opts.maxSize) {
+      // Larger than the whole budget (a pack in a tiny cache): the index would refuse it and leave the file behind.
+      const done = unlink(this.blobPath(name)).catch(() => undefined).finally(() => this.unlinking.delete(done));
+      this.unlinking.add(done);
+      return;
+    }
     // The worker checked a file's bytes before it wrote them; a pack's are checked per file on every read.
     this.verified.add(name);
     this.disk.set(name, size);
@@ -282,10 +289,11 @@ export class ContentCache {
     await Promise.all([...this.pending.values()].map((p) => p.done));
   }
 
-  /** Waits for writes in flight and stops the age timer; the lock is released. */
+  /** Waits for writes and removals in flight and stops the age timer; the lock is released. */
   async close(): Promise<void> {
     if (this.purgeTimer) clearInterval(this.purgeTimer);
     await this.flush();
+    await Promise.all(this.unlinking);
     await rm(path.join(this.root, 'lock'), { force: true });
   }
 

@@ -11,7 +11,7 @@
  * (its body is used only if it hashes right), else the read fails with an error naming the object.
  */
 import {
-  CHUNK_SIZE, httpStatus, isSyncError, sha256Hex, stripEtag, SyncError, type GetResult, type ObjectStore,
+  CHUNK_SIZE, httpStatus, isSyncError, sha256Hex, stripEtag, SyncError, type GetOptions, type GetResult, type ObjectStore,
 } from '@workspace-sync/shared';
 
 export interface PinnedObject {
@@ -90,15 +90,16 @@ export async function downloadPinned(store: ObjectStore, obj: PinnedObject & { s
 
 /**
  * `length` bytes at `start` of the object; the whole object (checked against its sha256) when that
- * is all of it. `into` gives a buffer to read them into (see GetOptions).
+ * is all of it. `opts.into` gives a buffer to read them into and `opts.maxBytes` refuses a larger
+ * answer before it is read (see GetOptions).
  */
 export async function downloadPinnedRange(
-  store: ObjectStore, obj: PinnedObject, start: number, length: number, into?: (length: number) => Buffer,
+  store: ObjectStore, obj: PinnedObject, start: number, length: number, opts: Pick<GetOptions, 'into' | 'maxBytes'> = {},
 ): Promise<Buffer> {
   const whole = start === 0 && length === obj.size;
   let res: GetResult;
   try {
-    res = await store.get(obj.key, { ifMatch: obj.etag, range: whole ? undefined : { start, end: start + length - 1 }, into });
+    res = await store.get(obj.key, { ifMatch: obj.etag, range: whole ? undefined : { start, end: start + length - 1 }, ...opts });
   } catch (err) {
     // The range lies past the end of what S3 holds: another, shorter version. A server that
     // honours If-Match (S3, Ceph RGW, the embedded server) says 412 first; one that ignores it says 416.

@@ -57,10 +57,10 @@ interface PackSource {
   sha256: string;
 }
 
-/** Bytes a warm-up may still request (0 once spent), and the packs it asked for. */
+/** Bytes a warm-up may still request (0 once spent), and the packs it asked for with the bytes charged for each. */
 export interface WarmBudget {
   left: number;
-  packs: Set<string>;
+  packs: Map<string, number>;
 }
 
 export interface FetcherOptions {
@@ -156,9 +156,9 @@ export class Fetcher {
 
   /**
    * Hands the small files among `nodes` that are not cached yet to the prefetch worker, in the
-   * given order, within `budget` (spent here by the files' sizes; a warm-up sent in batches shares
-   * one): the whole data pack of a file that has one, else the file. Returns how many files (a
-   * file in a pack this warm-up already asked for counts), or -1 when refused because S3 is down.
+   * given order, within `budget` (spent here; a warm-up sent in batches shares one): the whole data
+   * pack of a file that has one, else the file. Returns how many files (a file in a pack this
+   * warm-up already asked for counts), or -1 when refused because S3 is down.
    */
   warm(nodes: Iterable<FileNode>, budget: WarmBudget = this.warmBudget()): number {
     if (!this.prefetcher || this.stopped) { budget.left = 0; return 0; }
@@ -168,25 +168,32 @@ export class Fetcher {
     let queued = 0;
     for (const node of nodes) {
       if (node.size === 0 || node.size > PREFETCH_MAX_FILE || node.size > this.pieceSize(node)) continue;
-      if (budget.left < node.size) { budget.left = 0; break; }
       const name = this.blobName(node, 0);
       if (this.inflight.has(name) || cache.has(name)) continue;
       const pack = this.packOf(node);
       // A pack larger than writers make (v1 names its size) is not fetched whole; its files go one by one.
       if (pack && (pack.size ?? 0) <= MAX_PREFETCH_PACK) {
+        // The whole pack comes, so it is charged up to the end of the furthest file wanted in it
+        // (all of it when its size is known); files in it superseded since come along uncounted.
+        const charged = budget.packs.get(pack.name);
+        const end = pack.size ?? pack.offset + node.size;
+        const charge = Math.max(0, end - (charged ?? 0));
         const job = this.packsQueued.get(pack.name);
-        if (job) {
-          // A pack this warm-up asked for: one more of its files. Another's: nothing to do.
-          if (!budget.packs.has(pack.name)) continue;
-          job.files++;
-        } else {
-          if (cache.has(pack.name)) continue;
+        if (charged === undefined && (job || cache.has(pack.name))) continue;
+        // Asked for by this warm-up before, and answered: landed (cached, above) or failed (not again).
+        if (charged !== undefined && !job) continue;
+        if (budget.left < charge) { budget.left = 0; break; }
+        budget.left -= charge;
+        budget.packs.set(pack.name, charged === undefined ? end : Math.max(charged, end));
+        if (job) job.files++;
+        else {
           this.packsQueued.set(pack.name, { files: 1 });
-          budget.packs.add(pack.name);
           tasks.push({ kind: 'pack', name: pack.name, key: pack.key, etag: pack.etag, size: pack.size });
         }
       } else {
         if (this.filesQueued.has(name)) continue;
+        if (budget.left < node.size) { budget.left = 0; break; }
+        budget.left -= node.size;
         this.filesQueued.add(name);
         const c = node.content;
         tasks.push({
@@ -196,7 +203,6 @@ export class Fetcher {
             : { key: c.inPack ? c.plainKey : c.key, etag: undefined, size: node.size, sha256: c.sha256 },
         });
       }
-      budget.left -= node.size;
       queued++;
     }
     this.prefetcher.send(tasks);
@@ -205,7 +211,7 @@ export class Fetcher {
 
   /** What one warm-up may request. */
   warmBudget(): WarmBudget {
-    return { left: this.prefetcher ? this.opts.prefetch!.budget : 0, packs: new Set() };
+    return { left: this.prefetcher ? this.opts.prefetch!.budget : 0, packs: new Map() };
   }
 
   /** Resolves once the prefetch worker has been handed everything warmed so far (pacing a long warm-up). */

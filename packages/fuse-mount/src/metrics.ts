@@ -36,7 +36,7 @@ export function createMetrics(registry: Registry): MountMetrics {
     }),
     treeLoads: new Counter({ name: 'fuse_mount_tree_loads_total', help: 'directory objects (format v2) verified and decoded', registers }),
     treesInMemory: new Gauge({ name: 'fuse_mount_trees_in_memory', help: 'decoded directories held in memory', registers }),
-    prefetched: new Counter({ name: 'fuse_mount_prefetched_total', help: 'objects fetched ahead of a read', registers }),
+    prefetched: new Counter({ name: 'fuse_mount_prefetched_total', help: 'files fetched ahead of a read (a prefetched pack counts the files it was fetched for)', registers }),
     errors: new Counter({ name: 'fuse_mount_errors_total', help: 'failed operations by kind', labelNames: ['op'], registers }),
     events: new Counter({ name: 'fuse_mount_events_total', help: 'change events published on /events, by type', labelNames: ['type'], registers }),
     eventClients: new Gauge({ name: 'fuse_mount_event_clients', help: 'open /events streams', registers }),

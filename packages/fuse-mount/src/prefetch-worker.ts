@@ -89,7 +89,8 @@ async function runPack(task: PackTask): Promise<void> {
       if (res.notModified) throw new Error(`GET s3://${store.bucket}/${task.key} answered 304 without If-None-Match`);
       body = res.body;
     } else {
-      body = await downloadPinnedRange(store, { key: task.key, etag: task.etag, size: task.size, sha256: undefined }, 0, task.size!, into);
+      // The size is the manifest's: an object larger than any pack is refused before it is read, whatever the server answers.
+      body = await downloadPinnedRange(store, { key: task.key, etag: task.etag, size: task.size, sha256: undefined }, 0, task.size!, { into, maxBytes: MAX_PREFETCH_PACK });
     }
     await writeBlobFile(config.cacheRoot, task.name, body);
     if (buffer) packBuffers.push(buffer);

@@ -161,5 +161,11 @@ describe('ContentCache', () => {
     expect(cache.has(name('w1'))).toBe(false);
     expect((await read(cache, name('w2'), 3_000))![0]).toBe(2);
     expect(cache.bytes).toBe(3_000);
+    // One larger than the whole budget is removed, not left on disk outside it.
+    await writeBlobFile(cache.root, name('w3'), Buffer.alloc(6_000, 3));
+    cache.adopt(name('w3'), 6_000);
+    await cache.close();
+    expect(existsSync(cache.blobPath(name('w3')))).toBe(false);
+    expect(cache.has(name('w2'))).toBe(true);
   });
 });

@@ -2,9 +2,10 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { decodeCommit, headKey, isSyncError, packKey, sha256Hex, stripEtag, type ObjectStore } from '@workspace-sync/shared';
+import { createRegistry, decodeCommit, headKey, isSyncError, packKey, sha256Hex, stripEtag, type ObjectStore } from '@workspace-sync/shared';
 import { startCountingProxy, unreachable, withFaults, writeCommitFixture, type EmbeddedS3 } from '@workspace-sync/testkit';
 import { blobName, dataPackName } from '../src/content-cache.js';
+import { createMetrics } from '../src/metrics.js';
 import { CommitView } from '../src/views.js';
 import type { FileNode } from '../src/tree.js';
 import { fetcherFixture, readAll, v1 } from './fetcher-fixture.js';
@@ -93,11 +94,16 @@ describe('Fetcher prefetch', () => {
     const packs = new Set(nodes.map((n) => (n.content as { key: string }).key));
     const proxy = await startCountingProxy(s3.endpoint);
     cleanups.push(() => proxy.close());
+    const metrics = createMetrics(createRegistry('t_'));
     const { fetcher, cache, gets } = await setup({
-      prefetch: { settings: { ...settingsFor(s3), endpoint: proxy.endpoint }, concurrency: 4, budget: 1e9 },
+      metrics, prefetch: { settings: { ...settingsFor(s3), endpoint: proxy.endpoint }, concurrency: 4, budget: 1e9 },
     });
-    expect(fetcher.warm([...nodes, big])).toBe(40);
+    // Handed over in batches, as a warm-up walk does: files of a pack asked for earlier still count.
+    const budget = fetcher.warmBudget();
+    expect(fetcher.warm(nodes.slice(0, 15), budget) + fetcher.warm([...nodes.slice(15), big], budget)).toBe(40);
     await fetcher.idle();
+    expect((await metrics.prefetched.get()).values[0]!.value).toBe(40);
+    expect((await metrics.s3Gets.get()).values.find((v) => v.labels.kind === 'prefetch')?.value).toBe(packs.size);
     for (const key of packs) expect(proxy.count('GET', key)).toBe(1);
     expect(proxy.requests.filter((r) => r.method === 'GET').length).toBe(packs.size);
     expect(cache.entries).toBe(packs.size);
@@ -127,6 +133,27 @@ describe('Fetcher prefetch', () => {
     expect(gets()).toBe(0);
   });
 
+  it('charges a warm-up for the packs it fetches whole, up to the furthest file wanted in each', async () => {
+    // Three workspaces of one pack each: six files of 250 KiB, back to back.
+    const prefix = 'v2budget/';
+    const nodes: FileNode[] = [];
+    for (const ws of ['w1', 'w2', 'w3']) {
+      await writeCommitFixture(store, prefix, ws, Array.from({ length: 6 }, (_, i) => ({ path: `f${i}`, content: randomBytes(250 * 1024) })));
+      const res = await store.get(headKey(prefix, ws));
+      if (res.notModified) throw new Error('304');
+      const t = await openTrees(store, prefix);
+      cleanups.push(t.close);
+      const view = new CommitView({ prefix, workspace: ws, commit: decodeCommit(res.body, 'head'), namespace: ws, trees: t.trees });
+      for (let i = 0; i < 6; i++) nodes.push((await view.lookup(`f${i}`)) as FileNode);
+    }
+    const { fetcher, cache } = await setup({ prefetch: { settings: settingsFor(s3), concurrency: 4, budget: 2 * 1024 * 1024 } });
+    // The first pack's six files (1.5 MiB to the end of the last), then the second's first two
+    // (to 500 KiB): 2,000 KiB of the 2,048; the third file would end at 750 KiB.
+    expect(fetcher.warm(nodes)).toBe(8);
+    await fetcher.idle();
+    expect(cache.entries).toBe(2);
+  });
+
   it('never fetches a pack larger than writers make: a v1 one is skipped for the files, a v2 one is refused', async () => {
     // A hostile or foreign bucket: "packs" of 9 MiB.
     const huge = randomBytes(9 * 1024 * 1024);
@@ -147,6 +174,8 @@ describe('Fetcher prefetch', () => {
     });
     expect(fetcher.warm([v1File, v2File])).toBe(2);
     await fetcher.idle();
+    // The worker asked for the v2 pack once and refused it by its announced length.
+    expect(proxy.count('GET', hugeKey)).toBe(1);
     // The v1 file came from its own object; the v2 pack was refused by its announced length.
     expect(cache.has(blobName(store.bucket, v1(v1File).key, v1(v1File).etag, 0))).toBe(true);
     expect(proxy.count('GET', 'huge/v1.txt')).toBe(1);

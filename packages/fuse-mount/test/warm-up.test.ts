@@ -38,7 +38,7 @@ function recordingFetcher(budget: number) {
   let release: (() => void) | undefined;
   let waiting = 0;
   const fetcher = {
-    warmBudget: (): WarmBudget => ({ left: budget, packs: new Set() }),
+    warmBudget: (): WarmBudget => ({ left: budget, packs: new Map() }),
     warm(nodes: Iterable<FileNode>, b: WarmBudget): number {
       const batch: number[] = [];
       for (const node of nodes) {

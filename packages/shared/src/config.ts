@@ -303,7 +303,7 @@ export const OPTIONS: readonly OptionDef[] = [
   },
   {
     key: 'prefetchConcurrency', group: 'mount', flag: '--prefetch-concurrency <n>', env: ['PREFETCH_CONCURRENCY'],
-    help: 'parallel GETs when warming a workspace', scope: ['mount'], expected: 'an integer from 0 to 256',
+    help: 'parallel GETs when warming a workspace (whole data packs: two at a time)', scope: ['mount'], expected: 'an integer from 0 to 256',
     kind: 'number', parse: asInt(0, 256), default: () => 32,
   },
   {

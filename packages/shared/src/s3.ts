@@ -572,11 +572,18 @@ async function readBody(
     }
     return Buffer.concat(chunks);
   }
-  // Refused from the announced length, before a byte is read.
-  try { refuseLarger(what, length, maxBytes); } catch (err) { stream.destroy(); throw err; }
-  const given = into?.(length);
-  // Never the shared pool: cached bodies would pin its slabs.
-  const out = given && given.length >= length ? given.subarray(0, length) : Buffer.allocUnsafeSlow(length);
+  let out: Buffer;
+  try {
+    // Refused from the announced length, before a byte is read.
+    refuseLarger(what, length, maxBytes);
+    const given = into?.(length);
+    // Never the shared pool: cached bodies would pin its slabs.
+    out = given && given.length >= length ? given.subarray(0, length) : Buffer.allocUnsafeSlow(length);
+  } catch (err) {
+    // The body is never read: its socket is not left waiting.
+    stream.destroy();
+    throw err;
+  }
   let at = 0;
   let over = false;
   for await (const chunk of stream) {

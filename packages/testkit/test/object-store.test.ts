@@ -79,3 +79,34 @@ describe('ObjectStore.get with a size bound', () => {
     expect((await store.head('bounded/obj'))?.size).toBe(4096);
   });
 });
+
+describe('ObjectStore.get into a buffer of the caller', () => {
+  it('reads into the buffer given when it is long enough, and into a new one when it is not', async () => {
+    const body = randomBytes(5000);
+    await store.put('into/obj', body);
+    const mine = Buffer.alloc(8000, 7);
+    const asked: number[] = [];
+    const res = await store.get('into/obj', { into: (length) => { asked.push(length); return mine; } });
+    if (res.notModified) throw new Error('304');
+    expect(asked).toEqual([5000]);
+    expect(res.body.equals(body)).toBe(true);
+    expect(res.body.buffer).toBe(mine.buffer);
+    // The rest of the buffer is left alone.
+    expect(mine.subarray(5000).every((b) => b === 7)).toBe(true);
+    const short = Buffer.alloc(100);
+    const again = await store.get('into/obj', { into: () => short });
+    if (again.notModified) throw new Error('304');
+    expect(again.body.equals(body)).toBe(true);
+    expect(again.body.buffer).not.toBe(short.buffer);
+    await store.put('into/empty', Buffer.alloc(0));
+    const empty = await store.get('into/empty', { into: () => mine });
+    expect(!empty.notModified && empty.body.length).toBe(0);
+  });
+
+  it('destroys the answer when the buffer cannot be had, and the next request goes through', async () => {
+    await store.put('into/refused', randomBytes(3000));
+    const err = await store.get('into/refused', { into: () => { throw new Error('no buffer for you'); } }).catch((e: unknown) => e);
+    expect((err as Error).message).toContain('no buffer for you');
+    expect((await store.head('into/refused'))?.size).toBe(3000);
+  });
+});
