@@ -19,8 +19,7 @@
  * is made before it is written, counting the blobs still being written, so the directory stays
  * within the budget at every moment. Blobs the prefetch worker writes are counted when they are
  * adopted, so those may overshoot by the worker's downloads in flight (two packs and a few single
- * files). A blob is
- * readable from memory (`pending`) from `put` until its file is indexed. Eviction unlinks the file;
+ * files). A blob is readable from memory (`pending`) from `put` until its file is indexed. Eviction unlinks the file;
  * a reader that loses that race gets ENOENT and reports a miss. On start, blobs left by an earlier
  * run are indexed again (oldest first, so the LRU order roughly survives); blobs older than the
  * max age and unfinished temporary files are removed.
@@ -167,17 +166,8 @@ export class ContentCache {
       this.disk!.delete(name);
       return this.miss();
     }
-    // Synchronous: a cached blob is on local disk (usually in the page cache) and a read is at most
-    // one FUSE request (128 KiB); three thread-pool round trips (open, read, close) cost more than
-    // the read itself (the mount's read figures: docs/benchmarks.md).
-    let fd: number;
-    try {
-      fd = openSync(this.blobPath(name), 'r');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      this.disk!.delete(name);
-      return this.miss();
-    }
+    const fd = this.openBlob(name);
+    if (fd === undefined) return this.miss();
     try {
       if (sha256 !== undefined && !this.verified.has(name)) {
         const data = readFileSync(fd);
@@ -229,19 +219,30 @@ export class ContentCache {
   readRange(name: string, position: number, length: number): Buffer | undefined {
     const stored = this.disk?.get(name);
     if (stored === undefined || stored < position + length) return undefined;
-    let fd: number;
+    const fd = this.openBlob(name);
+    if (fd === undefined) return undefined;
     try {
-      fd = openSync(this.blobPath(name), 'r');
+      // Never the shared pool: the caller may keep these bytes in the memory tier.
+      const data = Buffer.allocUnsafeSlow(length);
+      return readFullySync(fd, data, 0, length, position) === length ? data : undefined;
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /**
+   * Opens an indexed blob's file for reading; undefined (and forgotten) when it is gone, evicted
+   * under a reader. Synchronous: a cached blob is on local disk (usually in the page cache) and a
+   * read is at most one FUSE request (128 KiB); three thread-pool round trips (open, read, close)
+   * cost more than the read itself (the mount's read figures: docs/benchmarks.md).
+   */
+  private openBlob(name: string): number | undefined {
+    try {
+      return openSync(this.blobPath(name), 'r');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       this.disk!.delete(name);
       return undefined;
-    }
-    try {
-      const data = Buffer.allocUnsafe(length);
-      return readFullySync(fd, data, 0, length, position) === length ? data : undefined;
-    } finally {
-      closeSync(fd);
     }
   }
 
