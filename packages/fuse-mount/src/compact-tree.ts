@@ -114,6 +114,35 @@ export class CompactTree {
     }
   }
 
+  /** Name of entry `i`; `kindAt`, `modeAt`, `sizeAt` and `mtimeAt` read its other columns without building an entry (a listing). */
+  nameAt(i: number): string {
+    return this.names[i]!;
+  }
+
+  kindAt(i: number): TreeEntry['kind'] {
+    const k = this.kinds[i];
+    return k === FILE ? 'file' : k === DIR ? 'dir' : 'symlink';
+  }
+
+  /** Permission bits of a file (0 for the others). */
+  modeAt(i: number): number {
+    return this.modes[i]!;
+  }
+
+  /** A file's size, a symlink's target length in bytes; 0 for a directory. */
+  sizeAt(i: number): number {
+    switch (this.kinds[i]) {
+      case FILE: return this.nums[i * STRIDE]!;
+      case SYMLINK: return Buffer.byteLength(this.extra.get(i) as string);
+      default: return 0;
+    }
+  }
+
+  /** A file's or symlink's mtime, a directory's time of last change. */
+  mtimeAt(i: number): number {
+    return this.nums[i * STRIDE + 1]!;
+  }
+
   /** The entry called `name` (binary search in UTF-8 byte order). */
   find(name: string): TreeEntry | undefined {
     let lo = 0;

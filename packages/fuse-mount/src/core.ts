@@ -33,7 +33,7 @@ import { ROOT_INO, inodeOf } from './inode.js';
 import type { Poller } from './poller.js';
 import type { FileNode, Node, Tree, WorkspaceState } from './tree.js';
 import type { TreeStore } from './tree-store.js';
-import { CommitView, type View } from './views.js';
+import { CommitView, type Listed, type View } from './views.js';
 import { warmCommit } from './warm-up.js';
 
 export interface Stat {
@@ -199,13 +199,12 @@ export class MountCore {
     if (found.node.kind !== 'dir') return ENOTDIR;
     const parentPath = path.slice(0, path.lastIndexOf('/')) || '/';
     const parent = await this.getattr(parentPath);
-    const entries = await found.view.list(found.rel, found.node);
     const names = ['.', '..'];
     const stats = [this.statOf(path, found.node), typeof parent === 'number' ? this.rootStat() : parent];
-    for (const e of entries) {
+    await found.view.list(found.rel, found.node, (e) => {
       names.push(e.name);
-      stats.push(this.statOf(`${path}/${e.name}`, e.node));
-    }
+      stats.push(this.listedStat(e));
+    });
     return { names, stats };
   }
 
@@ -489,6 +488,21 @@ export class MountCore {
         return this.makeStat(S_IFDIR | 0o755, node.ino, 4096, node.subdirs === undefined ? 1 : 2 + node.subdirs, node.mtimeMs);
       case 'symlink':
         return this.makeStat(S_IFLNK | 0o777, node.ino, Buffer.byteLength(node.target), 1, node.mtimeMs);
+    }
+  }
+
+  /**
+   * An entry's attributes in a listing. libfuse 2 passes on only its type and inode (no
+   * READDIRPLUS): the kernel's attributes come from getattr, which reports the nudged mtime.
+   */
+  private listedStat(e: Readonly<Listed>): Stat {
+    switch (e.kind) {
+      case 'file':
+        return this.makeStat(S_IFREG | e.perm, e.ino, e.size, 1, e.mtimeMs);
+      case 'dir':
+        return this.makeStat(S_IFDIR | 0o755, e.ino, 4096, e.subdirs === undefined ? 1 : 2 + e.subdirs, e.mtimeMs);
+      case 'symlink':
+        return this.makeStat(S_IFLNK | 0o777, e.ino, e.size, 1, e.mtimeMs);
     }
   }
 

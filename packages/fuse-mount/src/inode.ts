@@ -28,12 +28,25 @@ const KIND_SEED: Record<InodeKind, number> = { file: 0x9e3779b1, dir: 0x85ebca77
  * CPU there (20 times this).
  */
 export function inodeOf(namespace: string, path: string, kind: InodeKind): number {
+  return inodeOfChild(namespace, '', path, kind);
+}
+
+/**
+ * `inodeOf(namespace, dir ? `${dir}/${name}` : name, kind)` without building the path: a listing
+ * numbers every entry of a directory.
+ */
+export function inodeOfChild(namespace: string, dir: string, name: string, kind: InodeKind): number {
   let h1 = KIND_SEED[kind];
   let h2 = 0x41c6ce57 ^ h1;
   // namespace, a NUL (no name contains one, so pairs never run together), path.
-  const length = namespace.length + 1 + path.length;
+  const a = namespace.length;
+  const b = dir === '' ? a + 1 : a + 1 + dir.length + 1;
+  const length = b + name.length;
   for (let i = 0; i < length; i++) {
-    const code = i < namespace.length ? namespace.charCodeAt(i) : i === namespace.length ? 0 : path.charCodeAt(i - namespace.length - 1);
+    const code = i < a ? namespace.charCodeAt(i)
+      : i === a ? 0
+        : i < b ? (i === b - 1 ? 0x2f : dir.charCodeAt(i - a - 1))
+          : name.charCodeAt(i - b);
     h1 = Math.imul(h1 ^ code, 2654435761);
     h2 = Math.imul(h2 ^ code, 1597334677);
   }

@@ -16,7 +16,7 @@ import {
   isSafeRelativePath, isValidWorkspaceName, packKey, stripEtag, type ListEntry, type Manifest, type TreeRef,
 } from '@workspace-sync/shared';
 import { inodeOf } from './inode.js';
-import type { View } from './views.js';
+import { listedNode, newListed, type View } from './views.js';
 
 /** v1: a plain object, every read pinned to the ETag the manifest (or listing) names. */
 export interface V1Content {
@@ -234,8 +234,9 @@ async function buildSnapshot(
     workspace, source, version, ...meta, builtAt: now, nodes, files, bytes, root,
     async lookup(rel) { return nodes.get(rel); },
     peek(rel) { return nodes.get(rel) ?? null; },
-    async list(rel, dir) {
-      return (dir.names ?? []).map((name) => ({ name, node: nodes.get(rel === '' ? name : `${rel}/${name}`)! }));
+    async list(rel, dir, each) {
+      const e = newListed();
+      for (const name of dir.names ?? []) each(listedNode(e, name, nodes.get(rel === '' ? name : `${rel}/${name}`)!));
     },
   };
 }

@@ -7,7 +7,7 @@
  * A view never changes once made; a new push is a new view, installed in one step (tree.ts).
  */
 import { blobKey, objectKey, packKey, type Commit, type TreeEntry, type TreeRef } from '@workspace-sync/shared';
-import { inodeOf } from './inode.js';
+import { inodeOf, inodeOfChild } from './inode.js';
 import type { DecodedTree, TreeStore } from './tree-store.js';
 import type { DirNode, FileNode, Node } from './tree.js';
 
@@ -29,8 +29,41 @@ export interface View {
   lookup(rel: string): Promise<Node | undefined>;
   /** `lookup` from memory alone: the node, null when there is no such path, undefined when a directory on the way is not loaded. */
   peek(rel: string): Node | null | undefined;
-  /** The entries of directory `dir`, which is at `rel`. */
-  list(rel: string, dir: DirNode): Promise<Array<{ name: string; node: Node }>>;
+  /**
+   * Calls `each` for every entry of directory `dir` (at `rel`), in name order, with what a listing
+   * says of it: no node per entry (a `find` lists every name of the workspace).
+   */
+  list(rel: string, dir: DirNode, each: (e: Readonly<Listed>) => void): Promise<void>;
+}
+
+/** One entry of a listing. `list` passes the same object for every entry: read it, do not keep it. */
+export interface Listed {
+  name: string;
+  kind: Node['kind'];
+  ino: number;
+  /** A file's permission bits. */
+  perm: number;
+  /** A file's size, a symlink's target length in bytes. */
+  size: number;
+  mtimeMs: number;
+  /** A directory's subdirectories, when known. */
+  subdirs: number | undefined;
+}
+
+export function newListed(): Listed {
+  return { name: '', kind: 'file', ino: 0, perm: 0, size: 0, mtimeMs: 0, subdirs: undefined };
+}
+
+/** Fills `e` from a node (views built whole, which have one per entry anyway). */
+export function listedNode(e: Listed, name: string, node: Node): Listed {
+  e.name = name;
+  e.kind = node.kind;
+  e.ino = node.ino;
+  e.mtimeMs = node.mtimeMs;
+  e.perm = node.kind === 'file' ? node.perm : 0;
+  e.size = node.kind === 'file' ? node.size : node.kind === 'symlink' ? Buffer.byteLength(node.target) : 0;
+  e.subdirs = node.kind === 'dir' ? node.subdirs : undefined;
+  return e;
 }
 
 export interface CommitViewOptions {
@@ -103,16 +136,21 @@ export class CommitView implements View {
     }
   }
 
-  async list(rel: string, dir: DirNode): Promise<Array<{ name: string; node: Node }>> {
+  async list(rel: string, dir: DirNode, each: (e: Readonly<Listed>) => void): Promise<void> {
     const tree = await this.opts.trees.load(this.workspace, dir.ref!);
-    const out: Array<{ name: string; node: Node }> = [];
+    const e = newListed();
     for (let i = 0; i < tree.length; i++) {
-      const e = tree.at(i);
-      out.push({ name: e.name, node: this.nodeOf(rel === '' ? e.name : `${rel}/${e.name}`, e) });
+      const kind = tree.kindAt(i);
+      e.name = tree.nameAt(i);
+      e.kind = kind;
+      e.ino = inodeOfChild(this.opts.namespace, rel, e.name, kind);
+      e.perm = tree.modeAt(i) & 0o777;
+      e.size = tree.sizeAt(i);
+      e.mtimeMs = tree.mtimeAt(i);
       // A walk (find, ls -R, cp -r) lists the subdirectories next: load them meanwhile, in parallel.
-      if (e.kind === 'dir') this.opts.trees.preload(this.workspace, e.ref);
+      if (kind === 'dir') this.opts.trees.preload(this.workspace, (tree.at(i) as Extract<TreeEntry, { kind: 'dir' }>).ref);
+      each(e);
     }
-    return out;
   }
 
   /** The node of entry `e` at `path` (inode number, content keys). */

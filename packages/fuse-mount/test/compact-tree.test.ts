@@ -17,6 +17,7 @@ function sample(): TreeEntry[] {
     { name: 'same-pack', kind: 'file', size: 3, mtimeMs: 5, mode: 0o644, sha256: sha('s'), pack: 'p1', offset: 0, chunks: undefined },
     { name: 'é', kind: 'file', size: 2, mtimeMs: 6, mode: 0o644, sha256: sha('e'), pack: undefined, offset: 0, chunks: undefined },
     { name: '日本', kind: 'symlink', target: '', mtimeMs: 7 },
+    { name: 'üp', kind: 'symlink', target: 'ü/日', mtimeMs: 8 },
   ];
   return entries.sort((x, y) => compareUtf8(x.name, y.name));
 }
@@ -28,6 +29,18 @@ describe('CompactTree', () => {
     expect(tree.length).toBe(entries.length);
     expect(tree.entries()).toEqual(entries);
     entries.forEach((e, i) => expect(tree.at(i)).toEqual(e));
+  });
+
+  it('reads a listing\'s columns without building entries', () => {
+    const entries = sample();
+    const tree = new CompactTree(entries);
+    entries.forEach((e, i) => {
+      expect(tree.nameAt(i)).toBe(e.name);
+      expect(tree.kindAt(i)).toBe(e.kind);
+      expect(tree.modeAt(i)).toBe(e.kind === 'file' ? e.mode : 0);
+      expect(tree.sizeAt(i)).toBe(e.kind === 'file' ? e.size : e.kind === 'symlink' ? Buffer.byteLength(e.target) : 0);
+      expect(tree.mtimeAt(i)).toBe(e.kind === 'dir' ? e.changedAtMs : e.mtimeMs);
+    });
   });
 
   it('finds names by UTF-8 order and misses what is not there', () => {

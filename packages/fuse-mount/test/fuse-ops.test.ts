@@ -231,6 +231,27 @@ describe('FUSE handlers over the core', () => {
   });
 });
 
+describe('listings', () => {
+  for (const format of [1, 2] as const) {
+    it(`v${format}: a listing numbers and types every entry as getattr does`, async () => {
+      const { handlers } = await mountCore(FIXTURE, { format });
+      for (const dir of ['/ws', '/ws/src', '/ws/src/deep', '/ws/bin']) {
+        const [code, names, stats] = await call(handlers, 'readdir', dir);
+        expect(code).toBe(0);
+        const listed = (names as string[]).map((name, i) => ({ name, ino: (stats as Stat[])[i]!.ino, mode: (stats as Stat[])[i]!.mode, size: (stats as Stat[])[i]!.size }));
+        const fromGetattr = [];
+        for (const { name } of listed.slice(2)) {
+          const [c, st] = await call(handlers, 'getattr', `${dir}/${name}`);
+          expect(c).toBe(0);
+          fromGetattr.push({ name, ino: (st as Stat).ino, mode: (st as Stat).mode, size: (st as Stat).size });
+        }
+        expect(listed.slice(2)).toEqual(fromGetattr);
+        expect(listed.length).toBeGreaterThan(2);
+      }
+    });
+  }
+});
+
 describe('the core over a format-v2 workspace', () => {
   it('lists, stats and reads it; directories carry the time of their last change', async () => {
     const { handlers } = await mountCore(FIXTURE, { format: 2 });

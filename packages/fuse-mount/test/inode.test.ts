@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { inodeOf } from '../src/inode.js';
+import { inodeOf, inodeOfChild } from '../src/inode.js';
 
 describe('inodeOf', () => {
   it('is a function of (namespace, path, kind) alone', () => {
@@ -7,6 +7,20 @@ describe('inodeOf', () => {
     expect(inodeOf('app', 'src', 'dir')).not.toBe(inodeOf('app', 'src', 'file'));
     expect(inodeOf('app', 'src', 'dir')).not.toBe(inodeOf('ap', 'psrc', 'dir'));
     expect(inodeOf('app', 'x', 'file')).not.toBe(inodeOf('app@000000000042', 'x', 'file'));
+  });
+
+  it('numbers a child without its path built: the same as inodeOf of the joined path, and unchanged values', () => {
+    // Values of the numbering before inodeOfChild existed: a mount upgraded in place keeps its inodes.
+    expect(inodeOf('app', 'src/a.ts', 'file')).toBe(1898323349);
+    expect(inodeOf('app', '', 'dir')).toBe(2156537139);
+    expect(inodeOf('.snapshots/ws/1', 'x/y/zé', 'symlink')).toBe(2362289933);
+    for (const [ns, dir, name] of [['app', '', 'README.md'], ['app', 'src', 'a.ts'], ['w', 'a/b/c', 'd'], ['日本', 'é', 'ü'], ['app', 'x', '']]) {
+      for (const kind of ['file', 'dir', 'symlink'] as const) {
+        expect(inodeOfChild(ns!, dir!, name!, kind)).toBe(inodeOf(ns!, dir ? `${dir}/${name}` : name!, kind));
+      }
+    }
+    // The separator counts: "a" + "/" + "bc" is not "ab" + "/" + "c".
+    expect(inodeOfChild('app', 'a', 'bc', 'file')).not.toBe(inodeOfChild('app', 'ab', 'c', 'file'));
   });
 
   it('spreads 100,000 similar paths over 32 bits as evenly as the collision odds in its header assume', () => {
