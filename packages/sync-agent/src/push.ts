@@ -5,7 +5,8 @@
  */
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { createFilter, SyncError, type Filter } from '@workspace-sync/shared';
+import { createFilter, headKey, isSyncError, MAX_COMMIT_BYTES, SyncError, type Filter } from '@workspace-sync/shared';
+import { digestOfScan, leaveMarker, readMarker } from './clean-marker.js';
 import { scanWorkspace, type ScanResult } from './scan.js';
 import { hashSnapshot } from './snapshot.js';
 import { openStateStore, stateDirFor, type StateStore } from './state.js';
@@ -15,35 +16,89 @@ export type PushOptions = SyncOptions;
 export type { PushReport };
 
 export async function pushWorkspace(opts: PushOptions): Promise<PushReport> {
-  return (await reconcileWorkspace(opts)).report;
-}
-
-/** The push path, returning what watch needs to go on incrementally; `filter` lets it share its own. */
-export async function reconcileWorkspace(opts: SyncOptions & { filter?: Filter; stateStore?: StateStore }): Promise<SyncOutcome> {
   const started = performance.now();
   const { config, workspace } = opts;
   const wsDir = path.join(config.root, workspace);
   await assertWorkspaceDir(config.root, workspace);
+  const filter = createFilter({ root: config.root, workspace, excludes: config.exclude, gitIndex: config.gitIndex });
+  const walked: Walked = { scan: await scanOrThrow(wsDir, filter), started };
+  const stateStore = workspaceStateStore(opts);
+  const unchanged = await answerFromMarker(opts, stateStore, walked.scan!, started);
+  if (unchanged) return unchanged;
+  const outcome = await reconcileWorkspace({ ...opts, filter, stateStore }, walked);
+  if (!opts.dryRun) leaveMarker(stateStore, workspace, outcome.state, outcome.local, outcome.report.skipped.length);
+  return outcome.report;
+}
 
-  const filter = opts.filter ?? createFilter({ root: config.root, workspace, excludes: config.exclude, gitIndex: config.gitIndex });
-  let scan: ScanResult | undefined;
-  try {
-    scan = await scanWorkspace(wsDir, filter);
-  } catch (err) {
-    throw new SyncError('WORKSPACE_UNREADABLE', `cannot read workspace directory ${wsDir} (${(err as NodeJS.ErrnoException).code})`, {
-      hint: 'check its permissions; nothing was changed in the bucket', cause: err,
-    });
+/** A walk already made, handed to `reconcileWorkspace`, which drops it once hashed (100k files are megabytes). */
+interface Walked {
+  scan: ScanResult | undefined;
+  started: number;
+}
+
+/**
+ * The push path, returning what watch needs to go on incrementally; `filter` lets it share its own,
+ * `walked` hands over a walk already made.
+ */
+export async function reconcileWorkspace(opts: SyncOptions & { filter?: Filter; stateStore?: StateStore }, walked?: Walked): Promise<SyncOutcome> {
+  const started = walked?.started ?? performance.now();
+  const { config, workspace } = opts;
+  const wsDir = path.join(config.root, workspace);
+  let scan: ScanResult | undefined = walked?.scan;
+  if (!scan) {
+    await assertWorkspaceDir(config.root, workspace);
+    const filter = opts.filter ?? createFilter({ root: config.root, workspace, excludes: config.exclude, gitIndex: config.gitIndex });
+    scan = await scanOrThrow(wsDir, filter);
   }
   const stateStore = opts.stateStore ?? workspaceStateStore(opts);
   const state = stateStore.load();
   const snap = await hashSnapshot(wsDir, scan.entries, state?.records);
   const skipped = [...scan.skipped, ...snap.skipped];
-  // The scan's entries are hashed copies now: let them go before the sync (100k files are megabytes).
+  // The scan's entries are hashed copies now: let them go before the sync.
   scan = undefined;
+  if (walked) walked.scan = undefined;
   const gone = state ? [...state.records.keys()].filter((p) => !snap.entries.has(p)) : [];
   return syncSnapshot(opts, {
     wsDir, entries: snap.entries, records: snap.records, skipped, hashed: snap.hashed, gone,
   }, stateStore, state, started);
+}
+
+async function scanOrThrow(wsDir: string, filter: Filter): Promise<ScanResult> {
+  try {
+    return await scanWorkspace(wsDir, filter);
+  } catch (err) {
+    throw new SyncError('WORKSPACE_UNREADABLE', `cannot read workspace directory ${wsDir} (${(err as NodeJS.ErrnoException).code})`, {
+      hint: 'check its permissions; nothing was changed in the bucket', cause: err,
+    });
+  }
+}
+
+/**
+ * Nothing to do when the walk matches the last push's clean marker, the state files are as that
+ * push left them and the head is unchanged (one conditional GET): the report a trusted push that
+ * changes nothing would give, without loading the state index. Undefined: go the whole way.
+ */
+async function answerFromMarker(opts: PushOptions, stateStore: StateStore, scan: ScanResult, started: number): Promise<PushReport | undefined> {
+  const { config, store, workspace } = opts;
+  if (scan.skipped.length > 0) return undefined;
+  const marker = readMarker(stateStore, workspace);
+  if (!marker || marker.state !== stateStore.identity()) return undefined;
+  const now = digestOfScan(scan.entries.values());
+  if (now.files !== marker.files || now.digest !== marker.digest) return undefined;
+  const res = await store.get(headKey(config.prefix, workspace), { maxBytes: MAX_COMMIT_BYTES, ifNoneMatch: marker.head }).catch((err: unknown) => {
+    if (isSyncError(err, 'OBJECT_NOT_FOUND')) return undefined;
+    throw err;
+  });
+  if (!res?.notModified) return undefined;
+  opts.onPlan?.({
+    changed: [], removed: [], newContent: [], plainWrites: [], plainDeletes: [], changes: { added: [], modified: [], deleted: [] }, uploadBytes: 0, commit: false,
+  });
+  return {
+    workspace, dryRun: !!opts.dryRun, uploaded: 0, copied: 0, deleted: 0, unchanged: now.files, skipped: [], bytes: 0,
+    seconds: (performance.now() - started) / 1000, hashed: 0, manifestWritten: false, manifestEtag: marker.head, generation: marker.generation,
+    requests: 1, trustedState: true, marker: true, conflicts: 0, changes: { added: 0, modified: 0, deleted: 0 },
+    ...(opts.dryRun ? { plan: { uploads: [], deletes: [], uploadBytes: 0, changed: [] } } : {}),
+  };
 }
 
 export function workspaceStateStore(opts: Pick<SyncOptions, 'config' | 'workspace' | 'log'>): StateStore {

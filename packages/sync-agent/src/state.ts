@@ -16,7 +16,7 @@
  * the sync stop with a clear error.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { sameStat, SyncError, type Logger, type StatVersion, type TreeRef } from '@workspace-sync/shared';
 import type { ContentLocation, PlainObject } from './planner.js';
@@ -98,6 +98,11 @@ export interface StateStore {
   readonly broken: boolean;
   /** The journal has grown enough to be folded into a new snapshot. */
   readonly compactDue: boolean;
+  /**
+   * What the state files are now on disk (size, inode, mtime and ctime in ns of the snapshot and
+   * the journal), so a reader can tell they were not written since; undefined when there are none.
+   */
+  identity(): string | undefined;
 }
 
 /** One directory per (endpoint, bucket, prefix, root), so two remotes never share state. */
@@ -291,6 +296,10 @@ export function openStateStore(dir: string, workspace: string, log?: Logger): St
       for (const [s, l] of state.pending) if (now - l.at > PENDING_CONTENT_TTL_MS) state.pending.delete(s);
       return state;
     },
+    identity() {
+      const ids = [file, journalFile].map(fileIdentity);
+      return ids.every((id) => id === '-') ? undefined : ids.join('|');
+    },
     intent(paths) { append({ t: 'i', p: [...paths] }); },
     plain(p, o) { append({ t: 'w', p, o }); },
     content(s, l) { append({ t: 'b', s, l: { pack: l.pack, offset: l.offset, chunks: l.chunks }, at: Date.now() }); },
@@ -369,6 +378,12 @@ function writeSnapshot(fd: number, workspace: string, state: AgentState): void {
     pendingDeletes: [...state.pendingDeletes],
   };
   writeSync(fd, `],${JSON.stringify(rest).slice(1)}`);
+}
+
+/** A file's size, inode and times in ns: any write or replacement changes at least one of them. '-': no such file. */
+function fileIdentity(f: string): string {
+  const st = statSync(f, { bigint: true, throwIfNoEntry: false });
+  return st ? `${st.size}:${st.ino}:${st.mtimeNs}:${st.ctimeNs}` : '-';
 }
 
 /** Removes a file; one that cannot exist (no such directory, or a file where a directory would be) is not an error. */

@@ -62,6 +62,8 @@ export interface PushReport {
   generation: number;
   requests: number;
   trustedState: boolean;
+  /** Answered from the last push's clean marker (clean-marker.ts): the walk matched it, the head is unchanged, nothing else was read. */
+  marker: boolean;
   /** Other writers' commits this sync was rebased over. */
   conflicts: number;
   changes: { added: number; modified: number; deleted: number };
@@ -120,7 +122,7 @@ export async function syncSnapshot(
   const report: PushReport = {
     workspace, dryRun: !!opts.dryRun, uploaded: 0, copied: 0, deleted: 0, unchanged: 0, skipped: [...snap.skipped],
     bytes: 0, seconds: 0, hashed: snap.hashed, manifestWritten: false, manifestEtag: view.head?.etag,
-    generation: view.head?.generation ?? view.v1Generation, requests: base.requests, trustedState: base.trusted, conflicts: 0,
+    generation: view.head?.generation ?? view.v1Generation, requests: base.requests, trustedState: base.trusted, marker: false, conflicts: 0,
     changes: { added: plan.changes.added.length, modified: plan.changes.modified.length, deleted: plan.changes.deleted.length },
   };
   report.unchanged = snap.entries.size - new Set([...plan.changed, ...plan.plainWrites].map((e) => e.path)).size;

@@ -14,6 +14,25 @@ const head = (generation: number) => ({ etag: `h${generation}`, stem: `${String(
 const rec = (sha: string) => ({ size: 1, mtimeMs: 1, ctimeMs: 1, ino: 1, sha256: sha, hashedAtMs: 5 });
 
 describe('state index', () => {
+  it('says when its files were written since: identity', () => {
+    const d = dir();
+    const s = openStateStore(d, 'ws');
+    expect(s.identity()).toBeUndefined();
+    s.intent(['a']);
+    const afterIntent = s.identity();
+    expect(afterIntent).toBeDefined();
+    expect(openStateStore(d, 'ws').identity()).toBe(afterIntent);
+    s.plain('a', { etag: 'e', sha256: sha256Hex('a'), mode: 0o644 });
+    const afterPlain = s.identity();
+    expect(afterPlain).not.toBe(afterIntent);
+    s.save(s.load()!);
+    const afterSave = s.identity();
+    expect(afterSave).not.toBe(afterPlain);
+    // Saved again with the same content: the snapshot is a new file all the same.
+    s.save(s.load()!);
+    expect(s.identity()).not.toBe(afterSave);
+  });
+
   it('replays the journal over the snapshot: commits, plain intents and results, content, deletes', () => {
     const d = dir();
     const s = openStateStore(d, 'ws');
