@@ -82,7 +82,7 @@ async function answerFromMarker(opts: PushOptions, stateStore: StateStore, scan:
   const { config, store, workspace } = opts;
   if (scan.skipped.length > 0) return undefined;
   const marker = readMarker(stateStore, workspace);
-  if (!marker || marker.state !== stateStore.identity()) return undefined;
+  if (!marker || marker.files !== scan.entries.size || marker.state !== stateStore.identity()) return undefined;
   const now = digestOfScan(scan.entries.values());
   if (now.files !== marker.files || now.digest !== marker.digest) return undefined;
   const res = await store.get(headKey(config.prefix, workspace), { maxBytes: MAX_COMMIT_BYTES, ifNoneMatch: marker.head }).catch((err: unknown) => {
