@@ -83,8 +83,7 @@ async function answerFromMarker(opts: PushOptions, stateStore: StateStore, scan:
   if (scan.skipped.length > 0) return undefined;
   const marker = readMarker(stateStore, workspace);
   if (!marker || marker.files !== scan.entries.size || marker.state !== stateStore.identity()) return undefined;
-  const now = digestOfScan(scan.entries.values());
-  if (now.files !== marker.files || now.digest !== marker.digest) return undefined;
+  if (digestOfScan(scan.entries.values()).digest !== marker.digest) return undefined;
   const res = await store.get(headKey(config.prefix, workspace), { maxBytes: MAX_COMMIT_BYTES, ifNoneMatch: marker.head }).catch((err: unknown) => {
     if (isSyncError(err, 'OBJECT_NOT_FOUND')) return undefined;
     throw err;
@@ -94,7 +93,7 @@ async function answerFromMarker(opts: PushOptions, stateStore: StateStore, scan:
     changed: [], removed: [], newContent: [], plainWrites: [], plainDeletes: [], changes: { added: [], modified: [], deleted: [] }, uploadBytes: 0, commit: false,
   });
   return {
-    workspace, dryRun: !!opts.dryRun, uploaded: 0, copied: 0, deleted: 0, unchanged: now.files, skipped: [], bytes: 0,
+    workspace, dryRun: !!opts.dryRun, uploaded: 0, copied: 0, deleted: 0, unchanged: marker.files, skipped: [], bytes: 0,
     seconds: (performance.now() - started) / 1000, hashed: 0, manifestWritten: false, manifestEtag: marker.head, generation: marker.generation,
     requests: 1, trustedState: true, marker: true, conflicts: 0, changes: { added: 0, modified: 0, deleted: 0 },
     ...(opts.dryRun ? { plan: { uploads: [], deletes: [], uploadBytes: 0, changed: [] } } : {}),
