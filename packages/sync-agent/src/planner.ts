@@ -60,10 +60,8 @@ export interface Plan {
 
 export function planSync(input: PlanInput): Plan {
   const { local, view, plain, pending } = input;
-  const plan: Plan = {
-    changed: [], removed: [], newContent: [], plainWrites: [], plainDeletes: [],
-    changes: { added: [], modified: [], deleted: [] }, uploadBytes: 0, commit: view.head === undefined,
-  };
+  const plan = emptyPlan();
+  plan.commit = view.head === undefined;
   const queued = new Set<string>();
   const kept = keptMatcher(input.skipped);
   for (const p of input.paths) {
@@ -99,6 +97,14 @@ export function planSync(input: PlanInput): Plan {
   plan.commit ||= plan.changed.length > 0 || plan.removed.length > 0;
   plan.plainDeletes.sort();
   return plan;
+}
+
+/** A plan with nothing to do. */
+export function emptyPlan(): Plan {
+  return {
+    changed: [], removed: [], newContent: [], plainWrites: [], plainDeletes: [],
+    changes: { added: [], modified: [], deleted: [] }, uploadBytes: 0, commit: false,
+  };
 }
 
 /** Every path of the local side, the view and `extra`, once each (a full push looks at all of them). */

@@ -5,8 +5,10 @@
  */
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { createFilter, headKey, isSyncError, MAX_COMMIT_BYTES, SyncError, type Filter } from '@workspace-sync/shared';
+import { createFilter, SyncError, type Filter } from '@workspace-sync/shared';
 import { digestOfScan, leaveMarker, readMarker } from './clean-marker.js';
+import { emptyPlan } from './planner.js';
+import { readHead } from './remote.js';
 import { scanWorkspace, type ScanResult } from './scan.js';
 import { hashSnapshot } from './snapshot.js';
 import { openStateStore, stateDirFor, type StateStore } from './state.js';
@@ -17,16 +19,12 @@ export type { PushReport };
 
 export async function pushWorkspace(opts: PushOptions): Promise<PushReport> {
   const started = performance.now();
-  const { config, workspace } = opts;
-  const wsDir = path.join(config.root, workspace);
-  await assertWorkspaceDir(config.root, workspace);
-  const filter = createFilter({ root: config.root, workspace, excludes: config.exclude, gitIndex: config.gitIndex });
-  const walked: Walked = { scan: await scanOrThrow(wsDir, filter), started };
+  const walked: Walked = { scan: await walkWorkspace(opts), started };
   const stateStore = workspaceStateStore(opts);
   const unchanged = await answerFromMarker(opts, stateStore, walked.scan!, started);
   if (unchanged) return unchanged;
-  const outcome = await reconcileWorkspace({ ...opts, filter, stateStore }, walked);
-  if (!opts.dryRun) leaveMarker(stateStore, workspace, outcome.state, outcome.local, outcome.report.skipped.length);
+  const outcome = await reconcileWorkspace({ ...opts, stateStore }, walked);
+  if (!opts.dryRun) leaveMarker(stateStore, opts.workspace, outcome.state, outcome.local, outcome.report.skipped.length);
   return outcome.report;
 }
 
@@ -44,12 +42,7 @@ export async function reconcileWorkspace(opts: SyncOptions & { filter?: Filter; 
   const started = walked?.started ?? performance.now();
   const { config, workspace } = opts;
   const wsDir = path.join(config.root, workspace);
-  let scan: ScanResult | undefined = walked?.scan;
-  if (!scan) {
-    await assertWorkspaceDir(config.root, workspace);
-    const filter = opts.filter ?? createFilter({ root: config.root, workspace, excludes: config.exclude, gitIndex: config.gitIndex });
-    scan = await scanOrThrow(wsDir, filter);
-  }
+  let scan: ScanResult | undefined = walked?.scan ?? await walkWorkspace(opts, opts.filter);
   const stateStore = opts.stateStore ?? workspaceStateStore(opts);
   const state = stateStore.load();
   const snap = await hashSnapshot(wsDir, scan.entries, state?.records);
@@ -63,9 +56,13 @@ export async function reconcileWorkspace(opts: SyncOptions & { filter?: Filter; 
   }, stateStore, state, started);
 }
 
-async function scanOrThrow(wsDir: string, filter: Filter): Promise<ScanResult> {
+/** The stat walk of an existing workspace directory, with its filter (or `filter`, one a watch already has). */
+async function walkWorkspace(opts: Pick<SyncOptions, 'config' | 'workspace'>, filter?: Filter): Promise<ScanResult> {
+  const { config, workspace } = opts;
+  const wsDir = path.join(config.root, workspace);
+  await assertWorkspaceDir(config.root, workspace);
   try {
-    return await scanWorkspace(wsDir, filter);
+    return await scanWorkspace(wsDir, filter ?? createFilter({ root: config.root, workspace, excludes: config.exclude, gitIndex: config.gitIndex }));
   } catch (err) {
     throw new SyncError('WORKSPACE_UNREADABLE', `cannot read workspace directory ${wsDir} (${(err as NodeJS.ErrnoException).code})`, {
       hint: 'check its permissions; nothing was changed in the bucket', cause: err,
@@ -84,14 +81,8 @@ async function answerFromMarker(opts: PushOptions, stateStore: StateStore, scan:
   const marker = readMarker(stateStore, workspace);
   if (!marker || marker.files !== scan.entries.size || marker.state !== stateStore.identity()) return undefined;
   if (digestOfScan(scan.entries.values()).digest !== marker.digest) return undefined;
-  const res = await store.get(headKey(config.prefix, workspace), { maxBytes: MAX_COMMIT_BYTES, ifNoneMatch: marker.head }).catch((err: unknown) => {
-    if (isSyncError(err, 'OBJECT_NOT_FOUND')) return undefined;
-    throw err;
-  });
-  if (!res?.notModified) return undefined;
-  opts.onPlan?.({
-    changed: [], removed: [], newContent: [], plainWrites: [], plainDeletes: [], changes: { added: [], modified: [], deleted: [] }, uploadBytes: 0, commit: false,
-  });
+  if (!(await readHead(store, config.prefix, workspace, marker.head))?.notModified) return undefined;
+  opts.onPlan?.(emptyPlan());
   return {
     workspace, dryRun: !!opts.dryRun, uploaded: 0, copied: 0, deleted: 0, unchanged: marker.files, skipped: [], bytes: 0,
     seconds: (performance.now() - started) / 1000, hashed: 0, manifestWritten: false, manifestEtag: marker.head, generation: marker.generation,

@@ -13,7 +13,7 @@ import path from 'node:path';
 import PQueue from 'p-queue';
 import {
   createTreeReader, decodeCommit, decodeManifest, headKey, isSafeRelativePath, isSyncError, manifestKey, MAX_COMMIT_BYTES, SyncError, walkTree, workspacePrefix,
-  type Commit, type ObjectStore,
+  type Commit, type GetResult, type ObjectStore,
 } from '@workspace-sync/shared';
 import type { HashedEntry, PlainObject } from './planner.js';
 import { jobsOn } from './settle.js';
@@ -44,10 +44,7 @@ export async function loadBase(opts: LoadOptions): Promise<RemoteBase> {
   const { store, prefix, workspace, saved } = opts;
   const key = headKey(prefix, workspace);
   let requests = 1;
-  const res = await store.get(key, { maxBytes: MAX_COMMIT_BYTES, ...(saved?.view.head ? { ifNoneMatch: saved.view.head.etag } : {}) }).catch((err: unknown) => {
-    if (isSyncError(err, 'OBJECT_NOT_FOUND')) return undefined;
-    throw err;
-  });
+  const res = await readHead(store, prefix, workspace, saved?.view.head?.etag);
   if (res?.notModified) return { state: saved!, trusted: true, requests, v1Manifest: false };
 
   const state = emptyState();
@@ -67,6 +64,17 @@ export async function loadBase(opts: LoadOptions): Promise<RemoteBase> {
   }
   requests += await verifyPlain(state, opts);
   return { state, trusted: false, requests, v1Manifest };
+}
+
+/**
+ * The workspace's head, or undefined when it has none; with `ifNoneMatch` (the ETag last seen)
+ * an unchanged head answers `notModified` and costs no body.
+ */
+export async function readHead(store: ObjectStore, prefix: string, workspace: string, ifNoneMatch?: string): Promise<GetResult | undefined> {
+  return store.get(headKey(prefix, workspace), { maxBytes: MAX_COMMIT_BYTES, ...(ifNoneMatch ? { ifNoneMatch } : {}) }).catch((err: unknown) => {
+    if (isSyncError(err, 'OBJECT_NOT_FOUND')) return undefined;
+    throw err;
+  });
 }
 
 function checkWorkspace(commit: Commit, workspace: string, key: string): void {
