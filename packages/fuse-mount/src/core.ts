@@ -33,7 +33,7 @@ import { ROOT_INO, inodeOf } from './inode.js';
 import type { Poller } from './poller.js';
 import type { FileNode, Node, Tree, WorkspaceState } from './tree.js';
 import type { TreeStore } from './tree-store.js';
-import { CommitView, type Listed, type View } from './views.js';
+import { CommitView, listedNode, newListed, type Listed, type View } from './views.js';
 import { warmCommit } from './warm-up.js';
 
 export interface Stat {
@@ -131,6 +131,8 @@ export class MountCore {
   private readonly handles = new Map<number, Handle>();
   private nextHandle = 1;
   private readonly reports = new LRUCache<string, Report>({ max: REPORTS_MAX });
+  /** Filled and read at once by `statOf` (synchronous), never kept. */
+  private readonly scratch = newListed();
   private readonly startedAt: number;
   /** The mount root's mtime: the mount's clock at the last change it made visible (see `rootChanged`). */
   private rootMtimeMs: number;
@@ -481,14 +483,9 @@ export class MountCore {
    * remember which version it describes (v2 files; see the header).
    */
   private statOf(path: string, node: Node, report?: number): Stat {
-    switch (node.kind) {
-      case 'file':
-        return this.makeStat(S_IFREG | node.perm, node.ino, node.size, 1, this.reportedMtime(path, node, report));
-      case 'dir':
-        return this.makeStat(S_IFDIR | 0o755, node.ino, 4096, node.subdirs === undefined ? 1 : 2 + node.subdirs, node.mtimeMs);
-      case 'symlink':
-        return this.makeStat(S_IFLNK | 0o777, node.ino, Buffer.byteLength(node.target), 1, node.mtimeMs);
-    }
+    if (node.kind === 'file') return this.makeStat(S_IFREG | node.perm, node.ino, node.size, 1, this.reportedMtime(path, node, report));
+    // A directory or symlink has no reported version: its attributes are what a listing says.
+    return this.listedStat(listedNode(this.scratch, '', node));
   }
 
   /**
