@@ -80,6 +80,35 @@ export function loadLog() {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** Busy and total jiffies of all CPUs since boot (/proc/stat); iowait counts as busy: the disk is not quiet. */
+function cpuTicks() {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: total - f[3], total };
+}
+
+/**
+ * Waits for a quiet machine before a timed run: dirty pages written back (`sync`), then the CPUs
+ * at least 90% idle over two seconds in a row. A server still working through an initial push
+ * (RGW's background work, the kernel's writeback of what it stored) is what a short run would
+ * otherwise measure. Gives up after `timeoutMs`; returns how long it waited and the idle share last seen.
+ */
+export async function settle({ timeoutMs = 120_000 } = {}) {
+  const t0 = performance.now();
+  await run('sync', []);
+  let quiet = 0;
+  let idle = 0;
+  while (performance.now() - t0 < timeoutMs) {
+    const a = cpuTicks();
+    await sleep(1000);
+    const b = cpuTicks();
+    idle = 1 - (b.busy - a.busy) / Math.max(1, b.total - a.total);
+    quiet = idle >= 0.9 ? quiet + 1 : 0;
+    if (quiet === 2) break;
+  }
+  return { waitedSeconds: Number(((performance.now() - t0) / 1000).toFixed(1)), idle: Number(idle.toFixed(2)) };
+}
+
 /** Polls `fn` (sync or async) every `everyMs` until it returns something truthy. */
 export async function until(fn, { timeoutMs = 30_000, everyMs = 10, what = 'a condition' } = {}) {
   const deadline = performance.now() + timeoutMs;
