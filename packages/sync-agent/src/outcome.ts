@@ -33,7 +33,8 @@ export interface OutcomeInput {
   plain: ReadonlyMap<string, PlainObject | undefined>;
   /** The local side as hashed for the plan; updated in place. */
   local: MutableMap<string, HashedEntry>;
-  records: ReadonlyMap<string, HashRecord>;
+  /** The records of the files hashed for the plan; taken over: updated in place into the `records` to save. */
+  records: Map<string, HashRecord>;
   /** Paths that left the local side since the stat records were saved. */
   gone: Iterable<string>;
   plan: Pick<Plan, 'removed' | 'plainDeletes' | 'changes'>;
@@ -46,7 +47,7 @@ export function decideOutcome(input: OutcomeInput): Outcome {
   const upserts = new Map<string, ViewEntry>();
   const removes = new Set(input.plan.removed);
   const plainDeletes = new Set(input.plan.plainDeletes);
-  const records = new Map(input.records);
+  const { records } = input;
   const deleted = new Set(input.plan.changes.deleted);
   for (const s of transfers.skipped) {
     local.delete(s.path);

@@ -26,15 +26,19 @@ export function newObjectName(): string {
 
 export interface PackRecord {
   name: string;
-  /** [sha256, offset, size] of every file in it. */
-  members: Array<[string, number, number]>;
+  /** Every file in it: its sha256 and the location `add` returned for it. */
+  members: Array<[string, ContentLocation]>;
 }
 
 export interface PackWriterOptions {
   store: ObjectStore;
   prefix: string;
   workspace: string;
-  /** Called once a pack has landed (the journal records it so a crashed push does not send it again). */
+  /**
+   * Called once a pack has landed (the journal records it so a crashed push does not send it again).
+   * Its members' locations are the caller's from then on: the writer forgets them, so a push holds
+   * one location per file, not one here and one in its record of what landed.
+   */
   landed: (pack: PackRecord) => void;
   packSize?: number;
   maxFlights?: number;
@@ -43,6 +47,7 @@ export interface PackWriterOptions {
 interface OpenPack { name: string; buf: Buffer; size: number; members: PackRecord['members'] }
 
 export class PackWriter {
+  /** Files added whose pack has not landed yet. */
   readonly locations = new Map<string, ContentLocation>();
   readonly written: string[] = [];
   bytes = 0;
@@ -64,7 +69,7 @@ export class PackWriter {
     const pack = this.current;
     data.copy(pack.buf, pack.size);
     const loc: ContentLocation = { pack: pack.name, offset: pack.size, chunks: undefined };
-    pack.members.push([sha256, pack.size, data.length]);
+    pack.members.push([sha256, loc]);
     pack.size += data.length;
     this.locations.set(sha256, loc);
     return loc;
@@ -96,6 +101,7 @@ export class PackWriter {
       this.written.push(pack.name);
       this.bytes += body.length;
       this.opts.landed({ name: pack.name, members: pack.members });
+      for (const [sha256] of pack.members) this.locations.delete(sha256);
     }, (err: unknown) => { this.failure ??= err; }).finally(() => {
       this.inFlight--;
       for (const wake of this.waiting.splice(0)) wake();

@@ -52,6 +52,7 @@ export async function loadBase(opts: LoadOptions): Promise<RemoteBase> {
     // The stat cache is about local files, and content that landed is still there: both carry over.
     for (const [p, r] of saved.records) state.records.set(p, r);
     for (const [s, l] of saved.pending) state.pending.set(s, l);
+    state.pendingSince = saved.pendingSince;
   }
   let v1Manifest = false;
   if (res) {

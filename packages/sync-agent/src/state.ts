@@ -63,8 +63,13 @@ export interface AgentState {
   records: Map<string, HashRecord>;
   /** Plain objects whose state differs from what the view says: known (written, not committed) or unknown (undefined). */
   plain: Map<string, PlainObject | undefined>;
-  /** Content that landed in a run that did not commit, by sha256, with when it landed. */
-  pending: Map<string, ContentLocation & { at: number }>;
+  /** Content that landed in a run that did not commit, by sha256. */
+  pending: Map<string, ContentLocation>;
+  /**
+   * When the oldest of it landed (undefined when there is none): one time for all, not one per file,
+   * which is all garbage collection's check needs (sync.ts) and keeps a push at one location per file.
+   */
+  pendingSince: number | undefined;
   /** Plain objects a commit dropped whose deletion has not been confirmed. */
   pendingDeletes: Set<string>;
   /** Paths the server kept refusing, and until when they are not retried unless they change (not persisted). */
@@ -72,7 +77,19 @@ export interface AgentState {
 }
 
 export function emptyState(): AgentState {
-  return { view: emptyView(), records: new Map(), plain: new Map(), pending: new Map(), pendingDeletes: new Set(), rejected: new Map() };
+  return { view: emptyView(), records: new Map(), plain: new Map(), pending: new Map(), pendingSince: undefined, pendingDeletes: new Set(), rejected: new Map() };
+}
+
+/** Content that landed at `at` (ms since the epoch) without being committed yet. */
+export function addPending(state: AgentState, sha256: string, loc: ContentLocation, at: number): void {
+  state.pending.set(sha256, loc);
+  state.pendingSince = Math.min(state.pendingSince ?? at, at);
+}
+
+/** A commit names (or has dropped) everything that landed before it. */
+export function clearPending(state: AgentState): void {
+  state.pending.clear();
+  state.pendingSince = undefined;
 }
 
 /** What one commit changes in the state, as journaled. */
@@ -166,7 +183,7 @@ type Line =
   | { t: 'c'; head: HeadInfo; up: RawEntry[]; rm: string[]; dirs: Array<RawDir | [string, null]>; rec: RawRecord[]; rrm: string[]; del: string[] }
   | { t: 'g'; p: string[] };
 
-function replay(state: AgentState, line: Line): void {
+function replay(state: AgentState, line: Line, now: number): void {
   switch (line.t) {
     case 'i':
       for (const p of line.p) state.plain.set(p, undefined);
@@ -175,7 +192,7 @@ function replay(state: AgentState, line: Line): void {
       state.plain.set(line.p, line.o);
       return;
     case 'b':
-      state.pending.set(line.s, { pack: line.l.pack, offset: line.l.offset, chunks: line.l.chunks, at: line.at });
+      if (now - line.at <= PENDING_CONTENT_TTL_MS) addPending(state, line.s, { pack: line.l.pack, offset: line.l.offset, chunks: line.l.chunks }, line.at);
       return;
     case 'c': {
       const upserts = new Map(line.up.map(decEntry));
@@ -189,7 +206,7 @@ function replay(state: AgentState, line: Line): void {
       for (const p of line.rrm) state.records.delete(p);
       for (const p of upserts.keys()) state.plain.delete(p);
       for (const p of line.del) state.pendingDeletes.add(p);
-      state.pending.clear();
+      clearPending(state);
       return;
     }
     case 'g':
@@ -266,6 +283,7 @@ export function openStateStore(dir: string, workspace: string, log?: Logger): St
       if (!snap && text === undefined) return undefined;
       snap ??= { version: STATE_VERSION, workspace, head: null, v1Generation: 0, packs: [], entries: [], dirs: [], records: [], plain: [], pending: [], pendingDeletes: [] };
       const state = emptyState();
+      const now = Date.now();
       try {
         state.view.head = snap.head ?? undefined;
         state.view.v1Generation = snap.v1Generation;
@@ -278,13 +296,15 @@ export function openStateStore(dir: string, workspace: string, log?: Logger): St
         for (const r of snap.dirs) state.view.dirs.set(...decDir(r));
         for (const r of snap.records) state.records.set(...decRecord(r));
         for (const [p, o] of snap.plain) state.plain.set(p, o ?? undefined);
-        for (const [s, l] of snap.pending) state.pending.set(s, l);
+        for (const [s, l] of snap.pending) {
+          if (now - l.at <= PENDING_CONTENT_TTL_MS) addPending(state, s, { pack: l.pack, offset: l.offset, chunks: l.chunks }, l.at);
+        }
         for (const p of snap.pendingDeletes) state.pendingDeletes.add(p);
         for (const raw of (text ?? '').split('\n')) {
           if (!raw) continue;
           let line: Line;
           try { line = JSON.parse(raw) as Line; } catch { continue; }
-          replay(state, line);
+          replay(state, line, now);
           lines++;
         }
       } catch {
@@ -292,8 +312,6 @@ export function openStateStore(dir: string, workspace: string, log?: Logger): St
       }
       // The content index follows from the entries; so do the name sets, built when first needed.
       reindex(state.view);
-      const now = Date.now();
-      for (const [s, l] of state.pending) if (now - l.at > PENDING_CONTENT_TTL_MS) state.pending.delete(s);
       return state;
     },
     identity() {
@@ -374,7 +392,8 @@ function writeSnapshot(fd: number, workspace: string, state: AgentState): void {
     dirs: [...state.view.dirs].map(([p, d]) => encDir(p, d)),
     records: [...state.records].filter(([p]) => !inline.has(p)).map(([p, r]) => encRecord(p, r)),
     plain: [...state.plain].map(([p, o]) => [p, o ?? null]),
-    pending: [...state.pending],
+    // Each with the oldest time: it expires no later, and is checked no less, than with its own.
+    pending: [...state.pending].map(([s, l]) => [s, { ...l, at: state.pendingSince ?? 0 }]),
     pendingDeletes: [...state.pendingDeletes],
   };
   writeSync(fd, `],${JSON.stringify(rest).slice(1)}`);

@@ -21,7 +21,7 @@ import type { MutableMap } from './overlay.js';
 import { allPaths, checkDeleteGuard, planSync, type ContentLocation, type HashedEntry, type Plan } from './planner.js';
 import { loadBase } from './remote.js';
 import type { Skipped } from './scan.js';
-import type { AgentState, HashRecord, StateStore } from './state.js';
+import { addPending, clearPending, type AgentState, type HashRecord, type StateStore } from './state.js';
 import { buildTrees } from './trees.js';
 import { executeTransfers, type TransferContext, type TransferResult } from './uploader.js';
 import { applyCommit, contentAt, type ViewEntry } from './view.js';
@@ -75,7 +75,8 @@ export interface LocalSnapshot {
   wsDir: string;
   /** Owned by this sync, which updates it to what ends up in the bucket. */
   entries: MutableMap<string, HashedEntry>;
-  records: ReadonlyMap<string, HashRecord>;
+  /** Owned by this sync too: it becomes the records the sync saves. */
+  records: Map<string, HashRecord>;
   skipped: Skipped[];
   hashed: number;
   /** Paths that may have changed (a watch batch); undefined: look at everything. */
@@ -142,10 +143,10 @@ export async function syncSnapshot(
   const journal: TransferContext['journal'] = {
     intent(ps) { stateStore.intent(ps); for (const p of ps) st.plain.set(p, undefined); },
     plain(p, o) { stateStore.plain(p, o); st.plain.set(p, o); },
-    content(s, l) { stateStore.content(s, l); st.pending.set(s, { pack: l.pack, offset: l.offset, chunks: l.chunks, at: Date.now() }); },
+    content(s, l) { stateStore.content(s, l); addPending(st, s, l, Date.now()); },
   };
   const packs = new PackWriter({
-    ...target, landed: (pack) => { for (const [s, offset] of pack.members) journal.content(s, { pack: pack.name, offset, chunks: undefined }); },
+    ...target, landed: (pack) => { for (const [s, loc] of pack.members) journal.content(s, loc); },
   });
   const contentOf = (sha: string): ContentLocation | undefined =>
     (view.head !== undefined ? contentAt(view, sha) : undefined) ?? st.pending.get(sha) ?? packs.locations.get(sha);
@@ -154,8 +155,7 @@ export async function syncSnapshot(
     onBytes: opts.onBytes, onFile: opts.onFile, log, signal: opts.signal, recordOf: (p) => snap.records.get(p),
   };
   // When the oldest content this commit may name landed: this sync's start, or an interrupted run's upload.
-  let oldestContentAt = Date.now() - (performance.now() - started);
-  for (const c of st.pending.values()) oldestContentAt = Math.min(oldestContentAt, c.at);
+  const oldestContentAt = Math.min(Date.now() - (performance.now() - started), st.pendingSince ?? Infinity);
   const transfers = await executeTransfers(plan, ctx);
   count(report, transfers);
   for (const p of transfers.landed.keys()) st.rejected.delete(p);
@@ -214,7 +214,7 @@ export async function syncSnapshot(
   for (const [p, r] of records) st.records.set(p, r);
   for (const p of recordRemoves) st.records.delete(p);
   for (const p of plainDeletes) st.pendingDeletes.add(p);
-  st.pending.clear();
+  clearPending(st);
 
   // Plain objects the other writer touched and this tree has: written again now the head is ours. A path
   // this sync committed without writing its plain object (its content was known) is one of them too.

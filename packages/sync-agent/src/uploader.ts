@@ -124,12 +124,18 @@ export async function executeTransfers(plan: Pick<Plan, 'changed' | 'newContent'
     needsPlain.delete(p);
     result.notMirrored.push({ path: p, reason: `its object key would be longer than S3's ${MAX_KEY_BYTES} bytes; it is committed (the mount serves it) but has no plain object` });
   }
-  // One journal line before anything is sent: these plain objects are unknown until their results are recorded.
-  const intended = new Set(needsPlain);
-  if (intended.size > 0) ctx.journal.intent([...intended]);
+  // One journal line before anything is sent: these plain objects are unknown until their results are
+  // recorded. A write decided later (a file changed since it was hashed) gets its own line first.
+  if (needsPlain.size > 0) ctx.journal.intent([...needsPlain]);
+  const intendedLater = new Set<string>();
+  const intend = (p: string) => {
+    if (needsPlain.has(p) || intendedLater.has(p)) return;
+    ctx.journal.intent([p]);
+    intendedLater.add(p);
+  };
 
   const putPlain = async (entry: HashedEntry, body: Buffer, sha256?: string) => {
-    if (!intended.has(entry.path)) { ctx.journal.intent([entry.path]); intended.add(entry.path); }
+    intend(entry.path);
     const { etag } = await ctx.store.put(objectKey(ctx.prefix, ctx.workspace, entry.path), body, {
       contentType: contentTypeFor(entry), metadata: objectMetadata(entry), sha256,
     });
@@ -221,7 +227,7 @@ export async function executeTransfers(plan: Pick<Plan, 'changed' | 'newContent'
   };
 
   const copyFromBlob = async (entry: HashedFile, sourceEtag: string | undefined): Promise<PlainObject> => {
-    if (!intended.has(entry.path)) { ctx.journal.intent([entry.path]); intended.add(entry.path); }
+    intend(entry.path);
     const { etag } = await ctx.store.copy(blobKey(ctx.prefix, ctx.workspace, entry.sha256), objectKey(ctx.prefix, ctx.workspace, entry.path), {
       contentType: contentTypeFor(entry), metadata: objectMetadata(entry), sourceIfMatch: sourceEtag,
     });

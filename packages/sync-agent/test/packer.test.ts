@@ -61,6 +61,21 @@ describe('PackWriter', () => {
     expect(landed).toHaveLength(3);
   });
 
+  it('hands a landed pack\'s locations to `landed` and forgets them: one location per file, held by the caller', async () => {
+    const store = createMemoryStore({ bucket: 'b' });
+    const landed: Array<[string, unknown]> = [];
+    const w = new PackWriter({ store, prefix: 'p/', workspace: 'w', landed: (p) => landed.push(...p.members), packSize: 64 });
+    const a = w.add(sha256Hex('a'), Buffer.from('aaaa'));
+    const b = w.add(sha256Hex('b'), Buffer.from('bb'));
+    // Until it lands, the same bytes added again are found where they already are.
+    expect(w.add(sha256Hex('a'), Buffer.from('aaaa'))).toBe(a);
+    expect(b).toMatchObject({ pack: a.pack, offset: 4 });
+    await w.finish();
+    expect(landed).toEqual([[sha256Hex('a'), a], [sha256Hex('b'), b]]);
+    expect(landed[0]![1]).toBe(a);
+    expect(w.locations.size).toBe(0);
+  });
+
   it('a failed pack frees its place and finish() reports the failure', async () => {
     const inner = createMemoryStore({ bucket: 'b' });
     const store: ObjectStore = { ...inner, put: () => Promise.reject(new Error('refused')) };

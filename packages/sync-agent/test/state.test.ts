@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { sha256Hex } from '@workspace-sync/shared';
-import { openStateStore } from '../src/state.js';
+import { emptyState, openStateStore } from '../src/state.js';
 import { childrenOf, type ViewEntry } from '../src/view.js';
 
 const dir = () => mkdtempSync(path.join(tmpdir(), 'wsync-state-'));
@@ -100,6 +100,31 @@ describe('state index', () => {
     appendFileSync(path.join(d, 'ws.journal'), `${JSON.stringify({ t: 'b', s: sha256Hex('new'), l: { pack: 'aaaaaaaaaaaaaaaa', offset: 9 }, at: Date.now() })}\n`);
     const st = openStateStore(d, 'ws').load()!;
     expect([...st.pending.keys()]).toEqual([sha256Hex('new')]);
+  });
+
+  it('keeps when the oldest pending content landed, through a snapshot, until a commit names it', () => {
+    const d = dir();
+    const s = openStateStore(d, 'ws');
+    const now = Date.now();
+    s.save(emptyState());
+    appendFileSync(path.join(d, 'ws.journal'), [
+      { t: 'b', s: sha256Hex('later'), l: { pack: 'aaaaaaaaaaaaaaaa', offset: 0 }, at: now - 1_000 },
+      { t: 'b', s: sha256Hex('earlier'), l: { pack: 'aaaaaaaaaaaaaaaa', offset: 5 }, at: now - 600_000 },
+    ].map((l) => `${JSON.stringify(l)}\n`).join(''));
+    const st = s.load()!;
+    expect(st.pendingSince).toBe(now - 600_000);
+    expect(st.pending.get(sha256Hex('earlier'))).toEqual({ pack: 'aaaaaaaaaaaaaaaa', offset: 5, chunks: undefined });
+    // Folded into a snapshot: each entry is as old as the oldest, so none outlives its own time there.
+    s.save(st);
+    const again = openStateStore(d, 'ws').load()!;
+    expect(again.pendingSince).toBe(now - 600_000);
+    expect([...again.pending.keys()].sort()).toEqual([sha256Hex('earlier'), sha256Hex('later')].sort());
+    s.commit({
+      upserts: new Map(), removes: new Set(), dirs: new Map(), children: new Map(), head: head(1), records: new Map(), recordRemoves: [], deletes: [],
+    });
+    const committed = openStateStore(d, 'ws').load()!;
+    expect(committed.pending.size).toBe(0);
+    expect(committed.pendingSince).toBeUndefined();
   });
 
   it('folds the journal into a snapshot and starts a new journal', () => {
