@@ -8,6 +8,8 @@ function rng(seed) {
   return () => { s = (s + 0x6d2b79f5) >>> 0; let t = s; t = Math.imul(t ^ (t >>> 15), t | 1); t ^= t + Math.imul(t ^ (t >>> 7), t | 61); return ((t ^ (t >>> 14)) >>> 0) / 4294967296; };
 }
 
+const GITIGNORE = 'coverage/\n';
+
 /**
  * Writes <dir> with `sources` source files (200 B - 8 KiB) in nested folders, `nodeModules` files under
  * node_modules/, 20 assets (16-256 KiB), and a `bigMiB` file when asked. Returns the counts.
@@ -17,7 +19,11 @@ export function buildWorkspace(dir, { sources = 5000, nodeModules = 20000, bigMi
   // The marker sits beside the workspace so it is never part of what is synced or mounted.
   const marker = `${dir}.bench-fixture.json`;
   const spec = JSON.stringify({ sources, nodeModules, bigMiB, seed });
-  if (existsSync(marker) && readFileSync(marker, 'utf8') === spec) return JSON.parse(spec);
+  if (existsSync(marker) && readFileSync(marker, 'utf8') === spec) {
+    // Reused: the ignore file is written afresh, so no earlier run's edit of it changes what is synced.
+    writeFileSync(path.join(dir, '.gitignore'), GITIGNORE);
+    return JSON.parse(spec);
+  }
   // A fixture of other sizes (or a half-written one) is rebuilt from scratch.
   rmSync(dir, { recursive: true, force: true });
   const write = (rel, size) => {
@@ -34,7 +40,7 @@ export function buildWorkspace(dir, { sources = 5000, nodeModules = 20000, bigMi
   for (let i = 0; i < nodeModules; i++) write(`node_modules/pkg${i % 400}/lib/f${i}.js`, 100 + Math.floor(rand() * 2000));
   for (let i = 0; i < 20; i++) write(`assets/img${i}.bin`, 16384 + Math.floor(rand() * 240000));
   writeFileSync(path.join(dir, 'package.json'), '{"name":"bench","version":"1.0.0"}\n');
-  writeFileSync(path.join(dir, '.gitignore'), 'coverage/\n');
+  writeFileSync(path.join(dir, '.gitignore'), GITIGNORE);
   if (bigMiB > 0) {
     const fd = openSync(path.join(dir, 'assets/big.bin'), 'w');
     const chunk = Buffer.alloc(1024 * 1024);
