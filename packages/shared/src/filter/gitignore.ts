@@ -148,9 +148,13 @@ function matchBasename(path: string, baseOff: number, p: GitPattern): boolean {
 
 /** git's match_pathname(): the base, then the literal part, then the glob with WM_PATHNAME. */
 function matchPathname(path: string, p: GitPattern): boolean {
-  if (!path.startsWith(p.base)) return false;
-  const t = p.base.length + p.literal.length;
-  if (!path.startsWith(p.literal, p.base.length)) return false;
+  const { base, literal } = p;
+  // The paths a list is asked about are under its base, so they share it and differ (if at all)
+  // right after it: that byte first, before comparing the whole base for every pattern and path.
+  if (literal.length > 0 && path.charCodeAt(base.length) !== literal.charCodeAt(0)) return false;
+  if (!path.startsWith(base)) return false;
+  const t = base.length + literal.length;
+  if (!path.startsWith(literal, base.length)) return false;
   if (p.rest === '') return t === path.length;
   return wildmatch(p.rest, 0, path, t, true) === MATCH;
 }
