@@ -16,7 +16,7 @@
  * the sync stop with a clear error.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { sameStat, SyncError, type Logger, type StatVersion, type TreeRef } from '@workspace-sync/shared';
 import type { ContentLocation, PlainObject } from './planner.js';
@@ -274,6 +274,7 @@ export function openStateStore(dir: string, workspace: string, log?: Logger): St
     get compactDue() { return lines >= COMPACT_LINES; },
     load() {
       lines = 0;
+      removeStaleTemps(dir, encodeURIComponent(workspace));
       let snap: Snapshot | undefined;
       let text: string | undefined;
       try { snap = JSON.parse(readFileSync(file, 'utf8')) as Snapshot; } catch { /* none yet, or unreadable */ }
@@ -403,6 +404,30 @@ function writeSnapshot(fd: number, workspace: string, state: AgentState): void {
 function fileIdentity(f: string): string {
   const st = statSync(f, { bigint: true, throwIfNoEntry: false });
   return st ? `${st.size}:${st.ino}:${st.mtimeNs}:${st.ctimeNs}` : '-';
+}
+
+/**
+ * Temporary files a run killed while writing left behind (`<ws>.state.json.<pid>.tmp`, the clean
+ * marker's likewise; a snapshot's is megabytes at 100,000 files), once their process is gone: a live
+ * one is another run writing now. Best effort: what cannot be removed now is tried again next time.
+ */
+function removeStaleTemps(dir: string, stem: string): void {
+  let names: string[];
+  try { names = readdirSync(dir); } catch { return; }
+  for (const name of names) {
+    const m = /^(.*)\.(?:state|clean)\.json\.(\d+)\.tmp$/.exec(name);
+    if (!m || m[1] !== stem || isAlive(Number(m[2]))) continue;
+    try { rmSync(path.join(dir, name), { force: true }); } catch { /* next time */ }
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** Removes a file; one that cannot exist (no such directory, or a file where a directory would be) is not an error. */

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -125,6 +126,21 @@ describe('state index', () => {
     const committed = openStateStore(d, 'ws').load()!;
     expect(committed.pending.size).toBe(0);
     expect(committed.pendingSince).toBeUndefined();
+  });
+
+  it('removes the temporary files of a run killed while writing, never those of a run still writing', () => {
+    const d = dir();
+    const s = openStateStore(d, 'my ws');
+    s.intent(['a']);
+    // A process that has exited: its pid names no live process (until reused, when the file just waits).
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout;
+    const left = [`my%20ws.state.json.${dead}.tmp`, `my%20ws.clean.json.${dead}.tmp`];
+    const kept = [`my%20ws.state.json.${process.ppid}.tmp`, `other.state.json.${dead}.tmp`, `my%20ws.state.json`];
+    for (const f of [...left, ...kept.slice(0, 2)]) writeFileSync(path.join(d, f), '{');
+    s.save(s.load()!);
+    expect(s.load()!.plain.has('a')).toBe(true);
+    for (const f of left) expect(existsSync(path.join(d, f))).toBe(false);
+    for (const f of kept) expect(existsSync(path.join(d, f))).toBe(true);
   });
 
   it('folds the journal into a snapshot and starts a new journal', () => {
