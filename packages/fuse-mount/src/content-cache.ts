@@ -29,7 +29,7 @@ import { closeSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { LRUCache } from 'lru-cache';
-import { readFullySync, sha256Hex, SyncError, type Logger } from '@workspace-sync/shared';
+import { isProcessAlive, readFullySync, sha256Hex, SyncError, type Logger } from '@workspace-sync/shared';
 import type { MountMetrics } from './metrics.js';
 
 const LAYOUT = 'v1';
@@ -371,7 +371,7 @@ export class ContentCache {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
       }
       const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
-      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isProcessAlive(pid)) {
         throw new SyncError('MOUNT_FAILED', `cache directory ${this.opts.dir} is in use by process ${pid}`, {
           hint: 'give each mount its own --cache-dir, or stop the other mount first',
         });
@@ -415,11 +415,3 @@ export class ContentCache {
   }
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}

@@ -45,3 +45,4 @@ export {
 export {
   agentPolicy, mountPolicy, POLICY_SERVERS, type Policy, type PolicyOptions, type PolicyServer, type PolicyStatement,
 } from './policy.js';
+export { isProcessAlive } from './process.js';

@@ -18,7 +18,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import path from 'node:path';
-import { sameStat, SyncError, type Logger, type StatVersion, type TreeRef } from '@workspace-sync/shared';
+import { isProcessAlive, sameStat, SyncError, type Logger, type StatVersion, type TreeRef } from '@workspace-sync/shared';
 import type { ContentLocation, PlainObject } from './planner.js';
 import { applyCommit, emptyView, reindex, type DirInfo, type HeadInfo, type View, type ViewChange, type ViewEntry } from './view.js';
 
@@ -416,19 +416,11 @@ function removeStaleTemps(dir: string, stem: string): void {
   try { names = readdirSync(dir); } catch { return; }
   for (const name of names) {
     const m = /^(.*)\.(?:state|clean)\.json\.(\d+)\.tmp$/.exec(name);
-    if (!m || m[1] !== stem || isAlive(Number(m[2]))) continue;
+    if (!m || m[1] !== stem || isProcessAlive(Number(m[2]))) continue;
     try { rmSync(path.join(dir, name), { force: true }); } catch { /* next time */ }
   }
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Removes a file; one that cannot exist (no such directory, or a file where a directory would be) is not an error. */
 function removeIfThere(file: string): void {
