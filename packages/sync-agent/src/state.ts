@@ -406,21 +406,29 @@ function fileIdentity(f: string): string {
   return st ? `${st.size}:${st.ino}:${st.mtimeNs}:${st.ctimeNs}` : '-';
 }
 
+/** A temporary file this old is no run's write in progress (a snapshot of 100,000 files takes about a second). */
+const STALE_TEMP_MS = 60_000;
+
 /**
  * Temporary files a run killed while writing left behind (`<ws>.state.json.<pid>.tmp`, the clean
- * marker's likewise; a snapshot's is megabytes at 100,000 files), once their process is gone: a live
- * one is another run writing now. Best effort: what cannot be removed now is tried again next time.
+ * marker's likewise; a snapshot's is megabytes at 100,000 files), once their process is gone and
+ * they are a minute old: a live process is another run writing now, and the age covers a writer
+ * whose pid this process cannot see (another container sharing the directory). Best effort: what
+ * cannot be removed now is tried again next time.
  */
 function removeStaleTemps(dir: string, stem: string): void {
   let names: string[];
   try { names = readdirSync(dir); } catch { return; }
+  const now = Date.now();
   for (const name of names) {
     const m = /^(.*)\.(?:state|clean)\.json\.(\d+)\.tmp$/.exec(name);
     if (!m || m[1] !== stem || isProcessAlive(Number(m[2]))) continue;
-    try { rmSync(path.join(dir, name), { force: true }); } catch { /* next time */ }
+    try {
+      const file = path.join(dir, name);
+      if (now - statSync(file).mtimeMs > STALE_TEMP_MS) rmSync(file, { force: true });
+    } catch { /* gone meanwhile, or next time */ }
   }
 }
-
 
 /** Removes a file; one that cannot exist (no such directory, or a file where a directory would be) is not an error. */
 function removeIfThere(file: string): void {

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -133,10 +133,16 @@ describe('state index', () => {
     const s = openStateStore(d, 'my ws');
     s.intent(['a']);
     // A process that has exited: its pid names no live process (until reused, when the file just waits).
-    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout;
+    const exited = () => spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout;
+    const [dead, dead2] = [exited(), exited()];
     const left = [`my%20ws.state.json.${dead}.tmp`, `my%20ws.clean.json.${dead}.tmp`];
-    const kept = [`my%20ws.state.json.${process.ppid}.tmp`, `other.state.json.${dead}.tmp`, `my%20ws.state.json`];
-    for (const f of [...left, ...kept.slice(0, 2)]) writeFileSync(path.join(d, f), '{');
+    // A live writer's, another workspace's, and a gone pid's written just now (another container's writer, maybe).
+    const kept = [`my%20ws.state.json.${process.ppid}.tmp`, `other.state.json.${dead}.tmp`, `my%20ws.state.json.${dead2}.tmp`, `my%20ws.state.json`];
+    const old = new Date(Date.now() - 120_000);
+    for (const f of [...left, ...kept.slice(0, 3)]) {
+      writeFileSync(path.join(d, f), '{');
+      if (f !== kept[2]) utimesSync(path.join(d, f), old, old);
+    }
     s.save(s.load()!);
     expect(s.load()!.plain.has('a')).toBe(true);
     for (const f of left) expect(existsSync(path.join(d, f))).toBe(false);
