@@ -14,7 +14,7 @@
 import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import type { HashedEntry } from './planner.js';
 import { sameTreeEntry } from './planner.js';
-import type { LocalEntry } from './scan.js';
+import type { FileVisitor, ScanResult, SymlinkVisitor } from './scan.js';
 import { cachedHash, type AgentState, type HashRecord, type StateStore } from './state.js';
 
 const MARKER_VERSION = 1;
@@ -37,8 +37,8 @@ export interface StatDigest {
 }
 
 interface DigestBuilder {
-  file(path: string, size: number, mtimeMs: number, ctimeMs: number, ino: number, mode: number): void;
-  symlink(path: string, target: string, mtimeMs: number): void;
+  file: FileVisitor;
+  symlink: SymlinkVisitor;
   done(): StatDigest;
 }
 
@@ -84,7 +84,7 @@ function digestBuilder(): DigestBuilder {
     files++;
   };
   return {
-    file(path, size, mtimeMs, ctimeMs, ino, mode) {
+    file: (path, size, mtimeMs, ctimeMs, ino, mode) => {
       start(1);
       text(path);
       num(size);
@@ -94,7 +94,7 @@ function digestBuilder(): DigestBuilder {
       num(mode);
       end();
     },
-    symlink(path, target, mtimeMs) {
+    symlink: (path, target, mtimeMs) => {
       start(2);
       text(path);
       text(target);
@@ -105,13 +105,10 @@ function digestBuilder(): DigestBuilder {
   };
 }
 
-/** The digest of what a walk found. */
-export function digestOfScan(entries: Iterable<LocalEntry>): StatDigest {
+/** The digest of what a walk found, from its columns (no entry objects). */
+export function digestOfScan(scan: Pick<ScanResult, 'forEach'>): StatDigest {
   const d = digestBuilder();
-  for (const e of entries) {
-    if (e.type === 'file') d.file(e.path, e.size, e.mtimeMs, e.ctimeMs, e.ino, e.mode);
-    else d.symlink(e.path, e.target, e.mtimeMs);
-  }
+  scan.forEach(d.file, d.symlink);
   return d.done();
 }
 

@@ -79,8 +79,8 @@ async function answerFromMarker(opts: PushOptions, stateStore: StateStore, scan:
   const { config, store, workspace } = opts;
   if (scan.skipped.length > 0) return undefined;
   const marker = readMarker(stateStore, workspace);
-  if (!marker || marker.files !== scan.entries.size || marker.state !== stateStore.identity()) return undefined;
-  if (digestOfScan(scan.entries.values()).digest !== marker.digest) return undefined;
+  if (!marker || marker.files !== scan.size || marker.state !== stateStore.identity()) return undefined;
+  if (digestOfScan(scan).digest !== marker.digest) return undefined;
   if (!(await readHead(store, config.prefix, workspace, marker.head))?.notModified) return undefined;
   opts.onPlan?.(emptyPlan());
   return {

@@ -1,16 +1,28 @@
-import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createLogger, headKey, resolveConfig, type ObjectStore } from '@workspace-sync/shared';
+import { createFilter, createLogger, headKey, resolveConfig, type ObjectStore } from '@workspace-sync/shared';
 import { createMemoryStore, readCommitted, readCommittedFile, withFaults } from '@workspace-sync/testkit';
 import { digestOfScan } from '../src/clean-marker.js';
 import { pushWorkspace } from '../src/push.js';
-import type { LocalEntry } from '../src/scan.js';
+import { scanWorkspace, type LocalEntry, type ScanResult } from '../src/scan.js';
 
 const log = createLogger({ level: 'silent', name: 'test' });
 const PREFIX = 'p/';
+
+/** A walk that found `es`, in that order. */
+function walked(es: LocalEntry[]): Pick<ScanResult, 'forEach'> {
+  return {
+    forEach(file, symlink) {
+      for (const e of es) {
+        if (e.type === 'file') file(e.path, e.size, e.mtimeMs, e.ctimeMs, e.ino, e.mode);
+        else symlink(e.path, e.target, e.mtimeMs);
+      }
+    },
+  };
+}
 
 describe('the stat digest', () => {
   const entries = (): LocalEntry[] => [
@@ -19,14 +31,31 @@ describe('the stat digest', () => {
     { type: 'symlink', path: 'link', target: 'a.ts', mtimeMs: 3 },
   ];
 
+  it('is the same from a real walk\'s columns as from the entries built from them', async () => {
+    const ws = mkdtempSync(path.join(tmpdir(), 'wsync-walk-'));
+    mkdirSync(path.join(ws, 'src/deep'), { recursive: true });
+    writeFileSync(path.join(ws, 'a.ts'), 'a');
+    writeFileSync(path.join(ws, 'src/deep/b.ts'), 'bb');
+    chmodSync(path.join(ws, 'src/deep/b.ts'), 0o755);
+    symlinkSync('src/deep/b.ts', path.join(ws, 'link'));
+    const scan = await scanWorkspace(ws, createFilter({ root: path.dirname(ws), workspace: path.basename(ws) }));
+    expect(scan.size).toBe(3);
+    const st = statSync(path.join(ws, 'src/deep/b.ts'));
+    expect(scan.entries.get('src/deep/b.ts')).toEqual({
+      type: 'file', path: 'src/deep/b.ts', size: 2, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, mode: 0o755,
+    });
+    expect(scan.entries.get('link')).toMatchObject({ type: 'symlink', path: 'link', target: 'src/deep/b.ts' });
+    expect(digestOfScan(scan)).toEqual(digestOfScan(walked([...scan.entries.values()])));
+  });
+
   it('does not depend on the order of the walk', () => {
-    const d = digestOfScan(entries());
+    const d = digestOfScan(walked(entries()));
     expect(d.files).toBe(3);
-    expect(digestOfScan(entries().reverse())).toEqual(d);
+    expect(digestOfScan(walked(entries().reverse()))).toEqual(d);
   });
 
   it('moves with every field of every entry, and with an entry more or less', () => {
-    const d = digestOfScan(entries()).digest;
+    const d = digestOfScan(walked(entries())).digest;
     const changes: Array<(e: LocalEntry[]) => void> = [
       (e) => { e[0]!.path = 'a.tsx'; },
       (e) => { (e[0] as { size: number }).size = 11; },
@@ -45,7 +74,7 @@ describe('the stat digest', () => {
     for (const change of changes) {
       const e = entries();
       change(e);
-      const now = digestOfScan(e).digest;
+      const now = digestOfScan(walked(e)).digest;
       expect(seen.has(now)).toBe(false);
       seen.add(now);
     }
