@@ -111,6 +111,8 @@ describe('state index', () => {
     appendFileSync(path.join(d, 'ws.journal'), [
       { t: 'b', s: sha256Hex('later'), l: { pack: 'aaaaaaaaaaaaaaaa', offset: 0 }, at: now - 1_000 },
       { t: 'b', s: sha256Hex('earlier'), l: { pack: 'aaaaaaaaaaaaaaaa', offset: 5 }, at: now - 600_000 },
+      // Landed after both, as a retried run's would: the time kept is still the oldest.
+      { t: 'b', s: sha256Hex('last'), l: { pack: 'bbbbbbbbbbbbbbbb', offset: 0 }, at: now - 500 },
     ].map((l) => `${JSON.stringify(l)}\n`).join(''));
     const st = s.load()!;
     expect(st.pendingSince).toBe(now - 600_000);
@@ -119,7 +121,7 @@ describe('state index', () => {
     s.save(st);
     const again = openStateStore(d, 'ws').load()!;
     expect(again.pendingSince).toBe(now - 600_000);
-    expect([...again.pending.keys()].sort()).toEqual([sha256Hex('earlier'), sha256Hex('later')].sort());
+    expect([...again.pending.keys()].sort()).toEqual([sha256Hex('earlier'), sha256Hex('later'), sha256Hex('last')].sort());
     s.commit({
       upserts: new Map(), removes: new Set(), dirs: new Map(), children: new Map(), head: head(1), records: new Map(), recordRemoves: [], deletes: [],
     });
