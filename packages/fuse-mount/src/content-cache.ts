@@ -414,4 +414,3 @@ export class ContentCache {
     if (found.length) this.opts.logger.info({ blobs: this.entries, bytes: this.bytes }, 'reusing the content cache from an earlier run');
   }
 }
-

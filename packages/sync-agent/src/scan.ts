@@ -78,8 +78,9 @@ class Found implements ScanResult {
   }
 
   symlink(e: LocalSymlink): void {
-    this.targets.set(this.paths.length, e.target);
-    this.nums[this.slot(e.path) + 1] = e.mtimeMs;
+    const o = this.slot(e.path);
+    this.nums[o + 1] = e.mtimeMs;
+    this.targets.set(o / FIELDS, e.target);
   }
 
   forEach(file: FileVisitor, symlink: SymlinkVisitor): void {

@@ -86,6 +86,11 @@ export function addPending(state: AgentState, sha256: string, loc: ContentLocati
   state.pendingSince = Math.min(state.pendingSince ?? at, at);
 }
 
+/** Pending content as saved (a journal line, a snapshot), unless it landed too long ago to be reused. */
+function restorePending(state: AgentState, sha256: string, l: ContentLocation, at: number, now: number): void {
+  if (now - at <= PENDING_CONTENT_TTL_MS) addPending(state, sha256, { pack: l.pack, offset: l.offset, chunks: l.chunks }, at);
+}
+
 /** A commit names (or has dropped) everything that landed before it. */
 export function clearPending(state: AgentState): void {
   state.pending.clear();
@@ -192,7 +197,7 @@ function replay(state: AgentState, line: Line, now: number): void {
       state.plain.set(line.p, line.o);
       return;
     case 'b':
-      if (now - line.at <= PENDING_CONTENT_TTL_MS) addPending(state, line.s, { pack: line.l.pack, offset: line.l.offset, chunks: line.l.chunks }, line.at);
+      restorePending(state, line.s, line.l, line.at, now);
       return;
     case 'c': {
       const upserts = new Map(line.up.map(decEntry));
@@ -297,9 +302,7 @@ export function openStateStore(dir: string, workspace: string, log?: Logger): St
         for (const r of snap.dirs) state.view.dirs.set(...decDir(r));
         for (const r of snap.records) state.records.set(...decRecord(r));
         for (const [p, o] of snap.plain) state.plain.set(p, o ?? undefined);
-        for (const [s, l] of snap.pending) {
-          if (now - l.at <= PENDING_CONTENT_TTL_MS) addPending(state, s, { pack: l.pack, offset: l.offset, chunks: l.chunks }, l.at);
-        }
+        for (const [s, l] of snap.pending) restorePending(state, s, l, l.at, now);
         for (const p of snap.pendingDeletes) state.pendingDeletes.add(p);
         for (const raw of (text ?? '').split('\n')) {
           if (!raw) continue;
